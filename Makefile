@@ -1,0 +1,43 @@
+# The front door: make run, make test, make lint.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+FLASK := FLASK_APP=wsgi $(BIN)/flask
+PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
+.PHONY: run test test-sqlite test-postgres lint clean
+
+$(BIN)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ needed"'
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+## run: install, migrate the embedded SQLite database, seed demo data once, serve on :5000
+run: $(BIN)/.installed
+	$(FLASK) db upgrade
+	$(FLASK) demo seed --if-empty
+	@echo "trialmgr on http://$(HOST):$(PORT)  (Ctrl-C stops it)"
+	$(FLASK) run --host $(HOST) --port $(PORT)
+
+## test: the whole suite on SQLite, then on PostgreSQL
+test: test-sqlite test-postgres
+
+test-sqlite: $(BIN)/.installed
+	$(BIN)/python -m pytest
+
+test-postgres: $(BIN)/.installed
+	@$(BIN)/python -c 'import psycopg, sys; psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", connect_timeout=5).close()' \
+	  || { echo "PostgreSQL is not answering on 127.0.0.1:5432 (start it: pg_ctlcluster --skip-systemctl-redirect \$$(ls /etc/postgresql) main start)"; exit 1; }
+	TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/python -m pytest
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check trialmgr tests
+	$(BIN)/ruff format --check trialmgr tests
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) *.egg-info .mypy_cache .ruff_cache

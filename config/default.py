@@ -1,0 +1,46 @@
+"""Defaults: the embedded SQLite database under instance/, development-safe settings.
+
+Loaded first; a file named by TRIALMGR_CONFIG and then environment variables
+(DATABASE_URL, SECRET_KEY, TRIALMGR_ENV) override it.
+"""
+
+# None means: derive `sqlite:///<instance>/trialmgr.db` at start-up.
+SQLALCHEMY_DATABASE_URI = None
+SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+
+# In production a real SECRET_KEY must be given (env or config file); outside
+# production one is generated once and kept in instance/secret_key.
+PRODUCTION = False
+SECRET_KEY = None
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = False  # forced on in production
+REMEMBER_COOKIE_HTTPONLY = True
+PERMANENT_SESSION_LIFETIME = 8 * 3600
+WTF_CSRF_TIME_LIMIT = 8 * 3600
+
+# Accounts
+PASSWORD_MIN_LENGTH = 12
+LOGIN_MAX_FAILURES = 5
+LOGIN_LOCKOUT_MINUTES = 15
+API_TOKEN_TTL_HOURS = 12
+
+# Rate limits on credential endpoints (per client address).
+RATELIMIT_ENABLED = True
+RATELIMIT_STORAGE_URI = "memory://"
+RATELIMIT_HEADERS_ENABLED = True
+LOGIN_RATE_LIMIT = "20 per minute"
+
+# Uploaded documents (approval letters) and generated reports live under instance/.
+MAX_CONTENT_LENGTH = 12 * 1024 * 1024
+UPLOAD_MAX_BYTES = 10 * 1024 * 1024
+
+# API (flask-smorest)
+API_TITLE = "trialmgr"
+API_VERSION = "v1"
+OPENAPI_VERSION = "3.0.3"
+OPENAPI_URL_PREFIX = "/api/v1"
+OPENAPI_JSON_PATH = "openapi.json"
+API_PAGE_SIZE = 100
+API_MAX_PAGE_SIZE = 1000

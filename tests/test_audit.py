@@ -1,0 +1,199 @@
+"""The audit trail: written with the change, append-only, hash-chained, verifiable."""
+
+import csv
+import io
+
+import pytest
+import sqlalchemy as sa
+
+from tests.factories import make_user
+from trialmgr.audit import services as audit
+from trialmgr.audit.models import AuditEvent
+from trialmgr.auth.models import SystemActor, User
+from trialmgr.extensions import db
+
+
+def _actions(app):
+    with app.app_context():
+        return [
+            e.action
+            for e in db.session.execute(sa.select(AuditEvent).order_by(AuditEvent.id)).scalars()
+        ]
+
+
+def test_logins_failures_tokens_and_logouts_are_audited(app, client):
+    user = make_user(app, "admin")
+    client.post(
+        "/api/v1/auth/tokens", json={"email": user["email"], "password": "wrong-password-x"}
+    )
+    client.post("/login", data={"email": user["email"], "password": "correct-horse-battery"})
+    client.post("/logout")
+    client.post(
+        "/api/v1/auth/tokens", json={"email": user["email"], "password": "correct-horse-battery"}
+    )
+    assert _actions(app) == [
+        "user.create",
+        "login_failed",
+        "login",
+        "logout",
+        "login",
+        "token_issued",
+    ]
+
+
+def test_password_hash_never_enters_the_trail(app):
+    user = make_user(app, "admin")
+    with app.app_context():
+        event = db.session.execute(sa.select(AuditEvent)).scalars().first()
+        assert event.changes["password_hash"] == {"old": None, "new": "[redacted]"}
+        assert event.entity_id == str(user["id"])
+
+
+def test_audited_row_written_outside_a_context_is_refused(app):
+    with app.app_context():
+        db.session.add(User(email="x@example.org", name="X", role="admin", password_hash="x"))
+        with pytest.raises(audit.AuditContextMissing):
+            db.session.flush()
+        db.session.rollback()
+
+
+def test_audited_rows_cannot_be_deleted_through_the_orm(app):
+    user = make_user(app, "admin")
+    with app.app_context():
+        db.session.delete(db.session.get(User, user["id"]))
+        with pytest.raises(audit.AuditContextMissing):
+            db.session.flush()
+        db.session.rollback()
+
+
+def test_fresh_chain_verifies(app, runner):
+    make_user(app, "admin")
+    make_user(app, "coordinator")
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code == 0, result.output
+    assert "audit chain valid: 2 rows" in result.output
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_event SET reason = 'tampered'",
+        "DELETE FROM audit_event",
+    ],
+)
+def test_database_refuses_update_and_delete(app, statement):
+    make_user(app, "admin")
+    with app.app_context():
+        with pytest.raises(sa.exc.DatabaseError, match="append-only"):
+            db.session.execute(sa.text(statement))
+        db.session.rollback()
+        assert (
+            db.session.execute(sa.select(sa.func.count()).select_from(AuditEvent)).scalar_one() == 1
+        )
+
+
+def _drop_triggers():
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(sa.text("DROP TRIGGER audit_event_no_update_delete ON audit_event"))
+    else:
+        db.session.execute(sa.text("DROP TRIGGER audit_event_no_update"))
+        db.session.execute(sa.text("DROP TRIGGER audit_event_no_delete"))
+
+
+def test_tampering_with_a_row_breaks_verification(app, runner, api):
+    for role in ("admin", "coordinator", "safety_monitor"):
+        make_user(app, role)
+    with app.app_context():
+        _drop_triggers()
+        db.session.execute(sa.text("UPDATE audit_event SET reason = 'edited' WHERE id = 2"))
+        db.session.commit()
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code == 1
+    assert "BROKEN at row 2" in result.output
+    lead = api.as_role("consortium_lead")
+    body = lead.get("/audit/verify").json
+    assert body["valid"] is False
+    assert body["first_bad"]["id"] == 2
+
+
+def test_deleting_a_row_breaks_verification(app, runner):
+    for role in ("admin", "coordinator", "safety_monitor"):
+        make_user(app, role)
+    with app.app_context():
+        _drop_triggers()
+        db.session.execute(sa.text("DELETE FROM audit_event WHERE id = 2"))
+        db.session.commit()
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code == 1
+    assert "BROKEN at row 3" in result.output
+
+
+def test_verify_endpoint_reports_head(api):
+    lead = api.as_role("consortium_lead")
+    body = lead.get("/audit/verify").json
+    assert body["valid"] is True
+    assert body["checked"] >= 2
+    with api.app.app_context():
+        assert body["head"] == audit.head()
+
+
+def test_audit_list_filters(app, api):
+    admin = api.as_role("admin")
+    target = make_user(app, "coordinator", email="target@example.org")
+    admin.patch(f"/users/{target['id']}", json={"name": "Renamed", "reason": "typo"})
+    rows = admin.get(f"/audit?entity=user_account&entity_id={target['id']}").json
+    assert [r["action"] for r in rows] == ["update", "user.create"]
+    assert rows[0]["changes"] == {"name": {"old": "Target", "new": "Renamed"}}
+    assert rows[0]["reason"] == "typo"
+    by_actor = admin.get(f"/audit?actor={admin.user['email']}").json
+    assert {r["actor"] for r in by_actor} == {admin.user["email"]}
+    assert admin.get("/audit?since=2999-01-01").json == []
+    assert len(admin.get("/audit?until=2999-01-01").json) == len(admin.get("/audit").json)
+
+
+def test_audit_list_bad_filter_is_422(api):
+    lead = api.as_role("consortium_lead")
+    assert lead.get("/audit?since=yesterday").status_code == 422
+
+
+@pytest.mark.parametrize("role", ["coordinator", "safety_monitor"])
+def test_audit_is_for_admin_and_lead_only(api, role):
+    assert api.as_role(role).get("/audit").status_code == 403
+
+
+def test_audit_csv_export(app, api):
+    lead = api.as_role("consortium_lead")
+    make_user(app, "coordinator", email="=cmd@example.org")
+    resp = lead.get("/audit/export?entity=user_account")
+    assert resp.status_code == 200
+    assert resp.mimetype == "text/csv"
+    lines = resp.data.decode().splitlines()
+    assert lines[0] == "id,at,actor,action,entity,entity_id,changes,reason,hash"
+    assert len(lines) >= 3
+    assert all(",user_account," in line for line in lines[1:])
+
+
+def test_csv_cells_cannot_start_a_formula(app, api):
+    admin = api.as_role("admin")
+    target = make_user(app, "coordinator")
+    admin.patch(f"/users/{target['id']}", json={"name": "x", "reason": '=HYPERLINK("x")'})
+    rows = list(csv.DictReader(io.StringIO(admin.get("/audit/export").data.decode())))
+    assert rows[0]["reason"] == '\'=HYPERLINK("x")'
+
+
+def test_system_actor_is_named(app):
+    with app.app_context():
+        audit.record(SystemActor(email="system:scheduler"), "job", "report", 1, {"k": 1})
+        db.session.commit()
+        event = db.session.execute(sa.select(AuditEvent)).scalar_one()
+        assert (event.actor, event.actor_id) == ("system:scheduler", None)
+
+
+def test_audit_page_renders_and_exports(app, client):
+    lead = make_user(app, "consortium_lead")
+    client.post("/login", data={"email": lead["email"], "password": "correct-horse-battery"})
+    page = client.get("/audit")
+    assert page.status_code == 200
+    assert b"Audit trail" in page.data and b"login" in page.data
+    assert client.get("/audit?format=csv").mimetype == "text/csv"
+    assert b"intact" in client.get("/audit/verify").data

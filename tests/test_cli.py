@@ -1,0 +1,68 @@
+"""Command line: users create, demo seed."""
+
+import sqlalchemy as sa
+
+from trialmgr.auth.models import User
+from trialmgr.extensions import db
+
+
+def test_users_create_with_password_on_stdin(app, runner):
+    result = runner.invoke(
+        args=[
+            "users",
+            "create",
+            "--email",
+            "root@example.org",
+            "--name",
+            "Root",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        input="a-long-enough-password\n",
+    )
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        user = db.session.execute(sa.select(User)).scalar_one()
+        assert (user.email, user.role) == ("root@example.org", "admin")
+        assert user.password_hash.startswith("$argon2id$")
+
+
+def test_users_create_refuses_a_short_password(app, runner):
+    result = runner.invoke(
+        args=[
+            "users",
+            "create",
+            "--email",
+            "r@example.org",
+            "--name",
+            "R",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        input="short\n",
+    )
+    assert result.exit_code != 0
+    assert "12 characters" in result.output
+    with app.app_context():
+        assert db.session.execute(sa.select(sa.func.count()).select_from(User)).scalar_one() == 0
+
+
+def test_demo_seed_creates_one_user_per_role_and_prints_logins(app, runner):
+    result = runner.invoke(args=["demo", "seed"])
+    assert result.exit_code == 0, result.output
+    for email in (
+        "admin@example.org",
+        "lead@example.org",
+        "monitor@example.org",
+        "coordinator@example.org",
+    ):
+        assert email in result.output
+    with app.app_context():
+        roles = set(db.session.execute(sa.select(User.role)).scalars())
+    assert roles == {"admin", "consortium_lead", "safety_monitor", "coordinator"}
+    again = runner.invoke(args=["demo", "seed", "--if-empty"])
+    assert again.exit_code == 0 and "not seeding" in again.output
+    verify = runner.invoke(args=["audit", "verify"])
+    assert verify.exit_code == 0, verify.output

@@ -1,0 +1,186 @@
+"""trialmgr: the application factory."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, request
+
+from trialmgr.db import sqlite_begin_immediate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(overrides: dict[str, Any] | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        instance_path=os.environ.get("TRIALMGR_INSTANCE", str(ROOT / "instance")),
+        template_folder=str(ROOT / "templates"),
+    )
+    load_config(app, overrides)
+    register_extensions(app)
+    register_blueprints(app)
+    register_request_hooks(app)
+    register_commands(app)
+    return app
+
+
+def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
+    """config/default.py, then the TRIALMGR_CONFIG file, then env vars, then overrides."""
+    app.config.from_pyfile(str(ROOT / "config" / "default.py"))
+    if os.environ.get("TRIALMGR_CONFIG"):
+        app.config.from_pyfile(os.environ["TRIALMGR_CONFIG"])
+    if os.environ.get("DATABASE_URL"):
+        app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]
+    if os.environ.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = os.environ["SECRET_KEY"]
+    if os.environ.get("TRIALMGR_ENV") == "production":
+        app.config["PRODUCTION"] = True
+    app.config.update(overrides or {})
+
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    if not app.config.get("SQLALCHEMY_DATABASE_URI"):
+        app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{app.instance_path}/trialmgr.db"
+    if app.config["PRODUCTION"]:
+        key = app.config.get("SECRET_KEY") or ""
+        if len(key) < 32:
+            raise RuntimeError(
+                "Refusing to start in production without a real SECRET_KEY (32+ random characters)."
+            )
+        app.config["SESSION_COOKIE_SECURE"] = True
+        app.config["REMEMBER_COOKIE_SECURE"] = True
+    elif not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _local_secret(Path(app.instance_path) / "secret_key")
+
+
+def _local_secret(path: Path) -> str:
+    """Outside production, a random key kept in the instance folder (never committed)."""
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def register_extensions(app: Flask) -> None:
+    from trialmgr.audit.services import install_listeners
+    from trialmgr.auth.models import User
+    from trialmgr.extensions import api, csrf, db, limiter, login_manager, migrate
+    from trialmgr.templating import register_templating
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    csrf.init_app(app)
+    limiter.init_app(app)
+    api.init_app(app, spec_kwargs={"info": {"description": "trialmgr API (see ARCHITECTURE.md)"}})
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.session_protection = "strong"
+    install_listeners()
+    register_templating(app)
+
+    @login_manager.user_loader
+    def load_user(session_id: str) -> User | None:
+        user_id, _, _stamp = session_id.partition(":")
+        if not user_id.isdigit():
+            return None
+        user = db.session.get(User, int(user_id))
+        if user is None or not user.active or user.get_id() != session_id:
+            return None
+        return user
+
+
+def register_blueprints(app: Flask) -> None:
+    from trialmgr.audit import api as audit_api
+    from trialmgr.audit import views as audit_views
+    from trialmgr.auth import api as auth_api
+    from trialmgr.auth import views as auth_views
+    from trialmgr.dashboard import views as dashboard_views
+    from trialmgr.errors import register_error_handlers
+    from trialmgr.extensions import api, csrf
+
+    # API blueprints authenticate with bearer tokens only, so CSRF does not apply.
+    for module in (auth_api, audit_api):
+        api.register_blueprint(module.blp)
+        csrf.exempt(module.blp)
+    for module in (auth_views, audit_views, dashboard_views):
+        app.register_blueprint(module.bp)
+    register_error_handlers(app)
+
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+
+
+def register_request_hooks(app: Flask) -> None:
+    """One transaction per request: commit when the response is a success, else roll back."""
+    from trialmgr.extensions import db
+
+    @app.before_request
+    def refuse_nul_characters() -> None:
+        # PostgreSQL text cannot hold NUL; no clinical field needs one. Refuse them
+        # at the door for every route rather than as a database error later.
+        from trialmgr.errors import Problem
+
+        def has_nul(values: Any) -> bool:
+            return any("\x00" in v for _, vs in values.lists() for v in vs)
+
+        body_has_nul = False
+        if request.mimetype == "application/json":
+            raw = request.get_data(cache=True)
+            body_has_nul = b"\x00" in raw or b"\\u0000" in raw
+        elif request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            body_has_nul = has_nul(request.form)
+        if body_has_nul or has_nul(request.args):
+            raise Problem("NUL characters are not accepted.", title="Bad request")
+
+    @app.before_request
+    def choose_transaction_mode() -> None:
+        # SQLite: requests that may write take the write lock at BEGIN (see db.py).
+        sqlite_begin_immediate.set(request.method not in ("GET", "HEAD", "OPTIONS"))
+
+    @app.after_request
+    def finish(response: Response) -> Response:
+        if response.status_code < 400:
+            db.session.commit()
+        else:
+            db.session.rollback()
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if app.config["PRODUCTION"]:
+            response.headers.setdefault(
+                "Strict-Transport-Security", "max-age=31536000; includeSubDomains"
+            )
+        if request.path.startswith("/api/") or response.mimetype == "text/html":
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.teardown_request
+    def rollback_leftovers(exc: BaseException | None) -> None:
+        if exc is not None:
+            db.session.rollback()
+        sqlite_begin_immediate.set(True)
+
+
+def register_commands(app: Flask) -> None:
+    from trialmgr.audit.cli import audit_cli
+    from trialmgr.auth.cli import users_cli
+    from trialmgr.demo.cli import demo_cli
+
+    for group in (users_cli, audit_cli, demo_cli):
+        app.cli.add_command(group)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )

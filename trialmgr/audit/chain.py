@@ -1,0 +1,67 @@
+"""Canonical form and hashing of audit rows: what `verify` recomputes."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+
+def jsonable(value: Any) -> Any:
+    """The value as it is stored in `changes` (and therefore hashed)."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value
+    if isinstance(value, datetime):
+        return format_at(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return jsonable(value.value)
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [jsonable(v) for v in value]
+        return sorted(items, key=repr) if isinstance(value, set | frozenset) else items
+    return str(value)
+
+
+def format_at(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def row_hash(
+    *,
+    at: datetime,
+    actor_id: int | None,
+    actor: str,
+    action: str,
+    entity: str,
+    entity_id: str | None,
+    changes: dict[str, Any],
+    reason: str | None,
+    prev_hash: str,
+) -> str:
+    canonical = json.dumps(
+        {
+            "at": format_at(at),
+            "actor_id": actor_id,
+            "actor": actor,
+            "action": action,
+            "entity": entity,
+            "entity_id": entity_id,
+            "changes": changes,
+            "reason": reason,
+            "prev_hash": prev_hash,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

@@ -1,0 +1,254 @@
+"""Writing and checking the audit trail.
+
+Every change to an `Audited` model is recorded by a session listener inside
+the same transaction, with the actor and reason of the enclosing `audited()`
+block; a flush of audited changes outside such a block is refused, so no
+service can write trial data unaudited. Events that are not row changes
+(logins, token use) go through `record()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy import event, inspect
+from sqlalchemy.orm import Session
+
+from trialmgr.audit.chain import jsonable, row_hash
+from trialmgr.audit.models import GENESIS_HASH, AuditEvent
+from trialmgr.db import Audited, utcnow
+from trialmgr.extensions import db
+
+# Any constant works: all writers to the chain take this lock on PostgreSQL.
+_CHAIN_LOCK_KEY = 0x7A0D17
+
+
+class Actor(Protocol):
+    id: Any
+    email: str
+
+
+class AuditContextMissing(RuntimeError):
+    """An audited row was written outside `audited()`: a programming error."""
+
+
+@dataclass(frozen=True)
+class _Context:
+    actor: Actor | None
+    reason: str | None
+    action: str | None
+
+
+def _label(actor: Actor | None) -> tuple[int | None, str]:
+    if actor is None:
+        return None, "anonymous"
+    actor_id = actor.id if isinstance(actor.id, int) else None
+    return actor_id, actor.email
+
+
+@contextlib.contextmanager
+def audited(
+    actor: Actor | None, *, reason: str | None = None, action: str | None = None
+) -> Iterator[None]:
+    """Attribute every audited change made inside the block to `actor`, with `reason`."""
+    session = db.session()
+    session.flush()
+    previous = session.info.get("audit_context")
+    session.info["audit_context"] = _Context(actor, reason, action)
+    try:
+        yield
+        session.flush()
+    finally:
+        session.info["audit_context"] = previous
+
+
+def record(
+    actor: Actor | None,
+    action: str,
+    entity: str,
+    entity_id: Any = None,
+    changes: dict[str, Any] | None = None,
+    reason: str | None = None,
+) -> None:
+    """Append one event that is not a row change (login, logout, token issued...)."""
+    session = db.session()
+    actor_id, label = _label(actor)
+    _append(
+        session.connection(),
+        [(actor_id, label, action, entity, entity_id, changes or {}, reason)],
+    )
+
+
+def _append(conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK_KEY})
+    prev = (
+        conn.execute(
+            sa.select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
+        ).scalar_one_or_none()
+        or GENESIS_HASH
+    )
+    for actor_id, label, action, entity, entity_id, changes, reason in rows:
+        at = utcnow()
+        values = {
+            "at": at,
+            "actor_id": actor_id,
+            "actor": label,
+            "action": action,
+            "entity": entity,
+            "entity_id": None if entity_id is None else str(entity_id),
+            "changes": jsonable(changes),
+            "reason": reason,
+            "prev_hash": prev,
+        }
+        values["hash"] = prev = row_hash(**values)
+        conn.execute(sa.insert(AuditEvent).values(**values))
+
+
+def _column_changes(obj: Audited, op: str) -> dict[str, dict[str, Any]]:
+    state: Any = inspect(obj)
+    changes: dict[str, dict[str, Any]] = {}
+    for attr in state.mapper.column_attrs:
+        key = attr.key
+        if key in obj.__audit_skip__ or key == "id":
+            continue
+        if op == "create":
+            if key not in state.dict:
+                continue
+            old, new = None, state.dict[key]
+            if new is None:
+                continue
+        else:
+            hist = state.attrs[key].history
+            if not hist.has_changes():
+                continue
+            old = hist.deleted[0] if hist.deleted else None
+            new = hist.added[0] if hist.added else None
+            if old == new:
+                continue
+        if key in obj.__audit_redact__:
+            old, new = ("[redacted]" if old is not None else None), "[redacted]"
+        changes[key] = {"old": jsonable(old), "new": jsonable(new)}
+    return changes
+
+
+def _before_flush(session: Session, flush_context: Any, instances: Any) -> None:
+    for obj in session.deleted:
+        if isinstance(obj, Audited) and not obj.__audit_allow_delete__:
+            raise AuditContextMissing(
+                f"{type(obj).__name__} rows are never deleted; record a correction instead"
+            )
+
+
+def _after_flush(session: Session, flush_context: Any) -> None:
+    pending: list[tuple[str, Audited]] = []
+    pending += [("create", o) for o in session.new if isinstance(o, Audited)]
+    pending += [("update", o) for o in session.dirty if isinstance(o, Audited)]
+    pending += [("delete", o) for o in session.deleted if isinstance(o, Audited)]
+    rows = []
+    context: _Context | None = session.info.get("audit_context")
+    for op, obj in pending:
+        changes = _column_changes(obj, op) if op != "delete" else {}
+        if op == "update" and not changes:
+            continue
+        if context is None:
+            raise AuditContextMissing(f"{op} of {type(obj).__name__} outside an audited() block")
+        actor_id, label = _label(context.actor)
+        state: Any = inspect(obj)
+        key = [state.dict.get(prop.key) for prop in state.mapper.primary_key]
+        entity_id = key[0] if len(key) == 1 else key
+        table_name = type(obj).__table__.name  # type: ignore[attr-defined]
+        action = context.action or op
+        rows.append((actor_id, label, action, table_name, entity_id, changes, context.reason))
+    if rows:
+        _append(session.connection(), rows)
+
+
+def install_listeners() -> None:
+    """Attach the audit listeners to every ORM session (idempotent)."""
+    if not event.contains(Session, "after_flush", _after_flush):
+        event.listen(Session, "before_flush", _before_flush)
+        event.listen(Session, "after_flush", _after_flush)
+
+
+@dataclass
+class Verification:
+    valid: bool
+    checked: int
+    head: str
+    first_bad_id: int | None = None
+    problem: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"valid": self.valid, "checked": self.checked, "head": self.head}
+        if not self.valid:
+            out["first_bad"] = {"id": self.first_bad_id, "problem": self.problem}
+        return out
+
+
+def verify() -> Verification:
+    """Recompute every row's hash in order; report the first row that does not match."""
+    table = AuditEvent.__table__
+    prev = GENESIS_HASH
+    checked = 0
+    result = db.session.execute(
+        sa.select(table).order_by(table.c.id).execution_options(yield_per=2000)
+    )
+    for row in result.mappings():
+        checked += 1
+        if row["prev_hash"] != prev:
+            return Verification(False, checked, prev, row["id"], "prev_hash does not match")
+        expected = row_hash(
+            at=row["at"],
+            actor_id=row["actor_id"],
+            actor=row["actor"],
+            action=row["action"],
+            entity=row["entity"],
+            entity_id=row["entity_id"],
+            changes=row["changes"],
+            reason=row["reason"],
+            prev_hash=row["prev_hash"],
+        )
+        if expected != row["hash"]:
+            return Verification(False, checked, prev, row["id"], "hash does not match contents")
+        prev = row["hash"]
+    return Verification(True, checked, prev)
+
+
+def head() -> str:
+    """The newest row's hash: printed in every report's footer."""
+    table = AuditEvent.__table__
+    found = db.session.execute(
+        sa.select(table.c.hash).order_by(table.c.id.desc()).limit(1)
+    ).scalar_one_or_none()
+    return found or GENESIS_HASH
+
+
+@dataclass
+class AuditFilter:
+    entity: str | None = None
+    entity_id: str | None = None
+    actor: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def query(filters: AuditFilter) -> sa.Select[tuple[AuditEvent]]:
+    """Audit events matching the filters, newest first."""
+    q = sa.select(AuditEvent)
+    if filters.entity:
+        q = q.where(AuditEvent.entity == filters.entity)
+    if filters.entity_id:
+        q = q.where(AuditEvent.entity_id == filters.entity_id)
+    if filters.actor:
+        q = q.where(AuditEvent.actor == filters.actor.strip().lower())
+    if filters.since:
+        q = q.where(AuditEvent.at >= filters.since)
+    if filters.until:
+        q = q.where(AuditEvent.at < filters.until)
+    return q.order_by(AuditEvent.id.desc())

@@ -1,0 +1,60 @@
+"""The audit trail page: filters, CSV export, chain verification."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, render_template, request
+from marshmallow import ValidationError
+
+from trialmgr.audit import services
+from trialmgr.audit.export import audit_csv
+from trialmgr.audit.schemas import AuditQuery
+from trialmgr.auth.models import ADMIN, CONSORTIUM_LEAD
+from trialmgr.auth.policies import roles
+from trialmgr.extensions import db
+from trialmgr.forms import load_form
+
+bp = Blueprint("audit", __name__)
+
+PAGE_SIZE = 50
+
+
+@bp.route("/audit")
+@roles(ADMIN, CONSORTIUM_LEAD)
+def audit_list() -> Any:
+    errors: dict[str, Any] = {}
+    try:
+        args = load_form(AuditQuery(), request.args)
+    except ValidationError as exc:
+        errors, args = exc.normalized_messages(), {}
+    filters = services.AuditFilter(
+        entity=args.get("entity"),
+        entity_id=args.get("entity_id"),
+        actor=args.get("actor"),
+        since=args.get("since"),
+        until=args.get("until"),
+    )
+    query = services.query(filters)
+    if request.args.get("format") == "csv":
+        return audit_csv(query)
+    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    events = (
+        db.session.execute(query.limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE))
+        .scalars()
+        .all()
+    )
+    return render_template(
+        "audit/list.html",
+        events=events[:PAGE_SIZE],
+        has_next=len(events) > PAGE_SIZE,
+        page=page,
+        args=request.args,
+        errors=errors,
+    ), (422 if errors else 200)
+
+
+@bp.route("/audit/verify")
+@roles(ADMIN, CONSORTIUM_LEAD)
+def audit_verify() -> str:
+    return render_template("audit/verify.html", result=services.verify())

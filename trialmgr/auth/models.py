@@ -1,0 +1,129 @@
+"""Users, roles, site memberships and API tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, object_session, relationship
+
+from trialmgr.db import Audited, Base, IdMixin, TimestampMixin, utcnow
+
+ADMIN = "admin"
+CONSORTIUM_LEAD = "consortium_lead"
+COORDINATOR = "coordinator"
+SAFETY_MONITOR = "safety_monitor"
+ROLES = (ADMIN, CONSORTIUM_LEAD, COORDINATOR, SAFETY_MONITOR)
+ROLE_LABELS = {
+    ADMIN: "Administrator",
+    CONSORTIUM_LEAD: "Consortium lead",
+    COORDINATOR: "Trial coordinator",
+    SAFETY_MONITOR: "Safety monitor",
+}
+
+# How a user wants clinical dates shown; ISO 8601 is the default, DD-MMM-YYYY is
+# the unambiguous form most CRFs use.
+DATE_FORMATS = {
+    "YYYY-MM-DD": "%Y-%m-%d",
+    "DD-MMM-YYYY": "%d-%b-%Y",
+    "DD/MM/YYYY": "%d/%m/%Y",
+    "MM/DD/YYYY": "%m/%d/%Y",
+}
+
+# Memberships scope coordinators to sites. The site table belongs to the
+# partners domain; only its name is known here.
+site_membership = sa.Table(
+    "site_membership",
+    Base.metadata,
+    sa.Column(
+        "user_id",
+        sa.ForeignKey("user_account.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("site_id", sa.Integer, primary_key=True, index=True),
+)
+
+
+class User(IdMixin, TimestampMixin, Audited, Base):
+    __tablename__ = "user_account"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "role IN ('admin', 'consortium_lead', 'coordinator', 'safety_monitor')",
+            name="role_known",
+        ),
+    )
+    __audit_redact__ = frozenset({"password_hash"})
+    __audit_skip__ = frozenset(
+        {"created_at", "updated_at", "failed_logins", "locked_until", "last_login_at"}
+    )
+
+    email: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(120))
+    role: Mapped[str] = mapped_column(sa.String(32))
+    active: Mapped[bool] = mapped_column(default=True)
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
+    password_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    failed_logins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None]
+    last_login_at: Mapped[datetime | None]
+    date_format: Mapped[str] = mapped_column(sa.String(16), default="YYYY-MM-DD")
+    timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
+
+    tokens: Mapped[list[ApiToken]] = relationship(back_populates="user")
+
+    # Flask-Login protocol
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        # The password-change time is part of the session id, so changing a
+        # password ends every other session of that user.
+        return f"{self.id}:{self.password_changed_at.timestamp():.6f}"
+
+    @property
+    def site_ids(self) -> list[int]:
+        session = object_session(self)
+        if session is None or self.id is None:
+            return []
+        rows = session.execute(
+            sa.select(site_membership.c.site_id).where(site_membership.c.user_id == self.id)
+        )
+        return sorted(r[0] for r in rows)
+
+    def is_locked(self, now: datetime) -> bool:
+        return self.locked_until is not None and self.locked_until > now
+
+
+class ApiToken(IdMixin, Base):
+    __tablename__ = "api_token"
+
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(120), default="api")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship(back_populates="tokens")
+
+    def is_valid(self, now: datetime) -> bool:
+        return self.revoked_at is None and self.expires_at > now and self.user.active
+
+
+@dataclass(frozen=True)
+class SystemActor:
+    """The actor for command-line and scheduler work, where no user is signed in."""
+
+    email: str = "system"
+    role: str = "system"
+    id: None = None

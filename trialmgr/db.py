@@ -1,0 +1,141 @@
+"""Declarative base, column types and mixins shared by every domain's models."""
+
+from __future__ import annotations
+
+import contextvars
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend.
+
+    SQLite keeps no zone, so naive values coming back are UTC by construction;
+    values going in must be aware and are normalised to UTC.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; trialmgr stores aware UTC timestamps")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    registry = registry(
+        metadata=sa.MetaData(naming_convention=NAMING_CONVENTION),
+        type_annotation_map={datetime: UTCDateTime()},
+    )
+
+
+class IdMixin:
+    id: Mapped[int] = mapped_column(primary_key=True)
+
+
+class TimestampMixin:
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# --- SQLite: foreign keys, WAL, and write transactions that lock first -------------
+#
+# pysqlite's own transaction handling is switched off so that we emit BEGIN
+# ourselves. Requests that may write (and CLI commands) begin IMMEDIATE: the
+# write lock is taken before the first read, so a check-then-insert (cohort
+# capacity, audit chain head) can never act on a stale snapshot. Reads begin
+# DEFERRED and run concurrently under WAL.
+
+sqlite_begin_immediate: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "sqlite_begin_immediate", default=True
+)
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+
+@event.listens_for(Engine, "begin")
+def _sqlite_on_begin(conn: sa.Connection) -> None:
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if sqlite_begin_immediate.get() else "BEGIN")
+
+
+def lock_rows(session: Any, model: type, *ids: int) -> None:
+    """Serialise a check-then-write on the given parent rows.
+
+    PostgreSQL: SELECT ... FOR UPDATE on the rows. SQLite: the transaction
+    already holds the database write lock (BEGIN IMMEDIATE), nothing to add.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        return
+    session.execute(
+        sa.select(model.id).where(model.id.in_(ids)).with_for_update()  # type: ignore[attr-defined]
+    ).all()
+
+
+def paginate(session: Any, query: sa.Select[Any], pagination: Any) -> list[Any]:
+    """Apply flask-smorest pagination parameters to a select and count the total."""
+    total = session.execute(sa.select(sa.func.count()).select_from(query.order_by(None).subquery()))
+    pagination.item_count = total.scalar_one()
+    page_query = query.limit(pagination.page_size).offset(pagination.first_item)
+    return list(session.execute(page_query).scalars())
+
+
+class Audited:
+    """Marks a model whose every insert, update and delete lands in the audit trail.
+
+    `__audit_redact__` fields are logged as changed without their values;
+    `__audit_allow_delete__` must be set for a row to be deletable at all
+    (trial data is never hard-deleted: corrections are audited edits).
+    """
+
+    __audit_redact__: frozenset[str] = frozenset()
+    __audit_skip__: frozenset[str] = frozenset({"created_at", "updated_at"})
+    __audit_allow_delete__: bool = False
+
+
+def render_migration_type(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+    """Alembic: write UTCDateTime as a plain timezone-aware DateTime, so that
+    migrations do not import application code."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False

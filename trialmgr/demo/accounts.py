@@ -1,0 +1,24 @@
+"""Demo users, one per role."""
+
+from __future__ import annotations
+
+from trialmgr.auth import services
+from trialmgr.auth.models import SystemActor
+
+DEMO_PASSWORD = "demo-password-2026"
+
+USERS = [
+    ("admin@example.org", "Ada Admin", "admin"),
+    ("lead@example.org", "Lena Lead", "consortium_lead"),
+    ("monitor@example.org", "Sam Safety", "safety_monitor"),
+    ("coordinator@example.org", "Carla Coordinator", "coordinator"),
+]
+
+
+def seed() -> list[tuple[str, str]]:
+    actor = SystemActor(email="system:demo")
+    for email, name, role in USERS:
+        services.create_user(
+            actor, {"email": email, "name": name, "role": role, "password": DEMO_PASSWORD}
+        )
+    return [(email, role) for email, _, role in USERS]

@@ -1,0 +1,182 @@
+"""One place that turns exceptions into problem+json (API) or an HTML page.
+
+Services raise the `Problem` subclasses below; routes never build error
+responses by hand.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from flask import Flask, Response, json, render_template, request
+from marshmallow import ValidationError
+from sqlalchemy.exc import IntegrityError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger("trialmgr.errors")
+
+PROBLEM_MIMETYPE = "application/problem+json"
+
+
+class Problem(Exception):
+    """A refusal a client can act on: carries status, title, detail, field errors."""
+
+    status = 400
+    title = "Bad request"
+    headers: dict[str, str] = {}
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        title: str | None = None,
+        errors: dict[str, Any] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        if title:
+            self.title = title
+        self.errors = errors or {}
+        self.extra = extra
+
+
+class Unauthorized(Problem):
+    status = 401
+    title = "Authentication required"
+    headers = {"WWW-Authenticate": 'Bearer realm="trialmgr"'}
+
+
+class Forbidden(Problem):
+    status = 403
+    title = "Forbidden"
+
+
+class NotFound(Problem):
+    status = 404
+    title = "Not found"
+
+
+class Conflict(Problem):
+    """A rule forbids this now (gate closed, cohort full, trial paused, record locked)."""
+
+    status = 409
+    title = "Conflict"
+
+
+class Invalid(Problem):
+    """Field-level validation failed outside a schema (e.g. a cross-field rule)."""
+
+    status = 422
+    title = "Validation failed"
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def problem_response(
+    status: int,
+    title: str,
+    detail: str | None = None,
+    errors: dict[str, Any] | None = None,
+    reference: str | None = None,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    if wants_json():
+        body: dict[str, Any] = {"status": status, "title": title, "detail": detail or title}
+        body["errors"] = errors or {}
+        if reference:
+            body["reference"] = reference
+        if extra:
+            body.update(extra)
+        resp = Response(json.dumps(body), status=status, mimetype=PROBLEM_MIMETYPE)
+    else:
+        html = render_template(
+            "errors/error.html",
+            status=status,
+            title=title,
+            detail=detail,
+            errors=errors or {},
+            reference=reference,
+        )
+        resp = Response(html, status=status, mimetype="text/html")
+    for key, value in (headers or {}).items():
+        resp.headers[key] = value
+    return resp
+
+
+def _flatten_webargs(messages: dict[str, Any]) -> dict[str, Any]:
+    """webargs nests errors by location ({"json": {...}}); clients want fields."""
+    flat: dict[str, Any] = {}
+    for location, fields in messages.items():
+        if isinstance(fields, dict):
+            flat.update(fields)
+        else:
+            flat[location] = fields
+    return flat
+
+
+def handle_http_exception(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    data = getattr(exc, "data", None) or {}
+    errors = {}
+    if "messages" in data:
+        errors = _flatten_webargs(data["messages"])
+    title = exc.name
+    detail = exc.description
+    if status == 422:
+        title, detail = "Validation failed", "One or more fields are invalid."
+    elif status == 400 and "json" in (data.get("messages") or {}):
+        errors = _flatten_webargs(data["messages"])
+    headers = dict(data.get("headers") or {})
+    if status == 405 and exc.get_response().headers.get("Allow"):
+        headers["Allow"] = exc.get_response().headers["Allow"]
+    if status == 429:
+        detail = "Too many attempts; wait a minute and try again."
+    return problem_response(status, title, detail, errors, headers=headers)
+
+
+def handle_problem(exc: Problem) -> Response:
+    headers = exc.headers if wants_json() else {}
+    return problem_response(
+        exc.status, exc.title, exc.detail, exc.errors, extra=exc.extra, headers=headers
+    )
+
+
+def handle_validation_error(exc: ValidationError) -> Response:
+    messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+    return problem_response(422, "Validation failed", "One or more fields are invalid.", messages)
+
+
+def handle_integrity_error(exc: IntegrityError) -> Response:
+    # Services check uniqueness first; this catches the race that slips past.
+    log.warning("integrity error: %s", exc.orig)
+    return problem_response(409, "Conflict", "The change conflicts with an existing record.")
+
+
+def handle_unexpected(exc: Exception) -> Response:
+    reference = uuid.uuid4().hex[:12]
+    log.exception("unhandled error, reference %s", reference)
+    if isinstance(exc, OperationalError) and "locked" in str(exc.orig).lower():
+        return problem_response(
+            503, "Busy", "The database is busy; try again.", reference=reference
+        )
+    return problem_response(
+        500,
+        "Internal error",
+        f"Something went wrong on our side. Quote reference {reference}.",
+        reference=reference,
+    )
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Registered after flask-smorest so that its JSON error shape is replaced."""
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(Problem, handle_problem)
+    app.register_error_handler(ValidationError, handle_validation_error)
+    app.register_error_handler(IntegrityError, handle_integrity_error)
+    app.register_error_handler(Exception, handle_unexpected)

@@ -1,0 +1,79 @@
+"""Jinja filters and globals: dates in the user's chosen format and zone, navigation by role."""
+
+from __future__ import annotations
+
+import zoneinfo
+from datetime import date, datetime
+from typing import Any
+
+from flask import Flask
+from flask_login import current_user
+
+from trialmgr.auth.models import DATE_FORMATS, ROLE_LABELS
+
+# (label, endpoint, roles); endpoints that are not registered yet are skipped,
+# so a domain's menu entry appears when the domain does.
+NAVIGATION: list[tuple[str, str, tuple[str, ...]]] = [
+    ("Home", "dashboard.home", ("admin", "consortium_lead", "coordinator", "safety_monitor")),
+    ("Partners", "partners.partner_list", ("admin", "consortium_lead", "safety_monitor")),
+    ("Sites", "partners.site_list", ("admin", "consortium_lead", "coordinator", "safety_monitor")),
+    (
+        "Trials",
+        "enrollment.trial_list",
+        ("admin", "consortium_lead", "coordinator", "safety_monitor"),
+    ),
+    ("Screening", "enrollment.screening_list", ("admin", "consortium_lead", "coordinator")),
+    (
+        "Subjects",
+        "enrollment.subject_list",
+        ("admin", "consortium_lead", "coordinator", "safety_monitor"),
+    ),
+    ("Visits due", "enrollment.visits_due", ("coordinator", "admin")),
+    ("Users", "auth.user_list", ("admin",)),
+    ("Audit trail", "audit.audit_list", ("admin", "consortium_lead")),
+]
+
+
+def _user_pref(name: str, default: str) -> str:
+    if current_user and getattr(current_user, "is_authenticated", False):
+        return getattr(current_user, name, default) or default
+    return default
+
+
+def format_date(value: date | datetime | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        value = _localise(value).date()
+    return value.strftime(DATE_FORMATS.get(_user_pref("date_format", "YYYY-MM-DD"), "%Y-%m-%d"))
+
+
+def _localise(value: datetime) -> datetime:
+    try:
+        zone = zoneinfo.ZoneInfo(_user_pref("timezone", "UTC"))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        zone = zoneinfo.ZoneInfo("UTC")
+    return value.astimezone(zone)
+
+
+def format_datetime(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    local = _localise(value)
+    return f"{format_date(local.date())} {local.strftime('%H:%M')} {local.tzname()}"
+
+
+def register_templating(app: Flask) -> None:
+    app.jinja_env.filters["d"] = format_date
+    app.jinja_env.filters["dt"] = format_datetime
+
+    @app.context_processor
+    def navigation() -> dict[str, Any]:
+        items = []
+        if getattr(current_user, "is_authenticated", False):
+            items = [
+                (label, endpoint)
+                for label, endpoint, allowed in NAVIGATION
+                if current_user.role in allowed and endpoint in app.view_functions
+            ]
+        return {"nav_items": items, "role_labels": ROLE_LABELS}

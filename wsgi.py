@@ -1,0 +1,5 @@
+"""gunicorn wsgi:app"""
+
+from trialmgr import create_app
+
+app = create_app()
