@@ -66,3 +66,29 @@ def test_demo_seed_creates_one_user_per_role_and_prints_logins(app, runner):
     assert again.exit_code == 0 and "not seeding" in again.output
     verify = runner.invoke(args=["audit", "verify"])
     assert verify.exit_code == 0, verify.output
+
+
+def test_demo_seed_builds_the_consortium(app, runner):
+    from trialmgr.partners.models import Partner, Site
+
+    assert runner.invoke(args=["demo", "seed"]).exit_code == 0
+    with app.app_context():
+        kinds = set(db.session.execute(sa.select(Partner.kind)).scalars())
+        sites = {s.code: s for s in db.session.execute(sa.select(Site)).scalars()}
+        assert {
+            "sponsor",
+            "academic",
+            "manufacturer",
+            "laboratory",
+            "patient_organisation",
+        } <= kinds
+        assert {s.country for s in sites.values()} == {"IT", "FR", "DE"}
+        assert sorted(s.status for s in sites.values()) == ["active", "active", "pending"]
+        from trialmgr.db import today
+        from trialmgr.partners.services import missing_approvals
+
+        assert missing_approvals(sites["DE01"], today()) == ["ibc"]
+        coordinator = db.session.execute(
+            sa.select(User).where(User.role == "coordinator")
+        ).scalar_one()
+        assert coordinator.site_ids == [sites["IT01"].id]

@@ -101,9 +101,10 @@ def register_blueprints(app: Flask) -> None:
     from trialmgr.dashboard import views as dashboard_views
     from trialmgr.errors import register_error_handlers
     from trialmgr.extensions import api, csrf
+    from trialmgr.partners import api as partners_api
 
     # API blueprints authenticate with bearer tokens only, so CSRF does not apply.
-    for module in (auth_api, audit_api):
+    for module in (auth_api, audit_api, partners_api):
         api.register_blueprint(module.blp)
         csrf.exempt(module.blp)
     for module in (auth_views, audit_views, dashboard_views):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextvars
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -139,3 +139,8 @@ def render_migration_type(type_: str, obj: Any, autogen_context: Any) -> str | b
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
     return False
+
+
+def today() -> date:
+    """Today's date in UTC: the reference for 'not in the future' and expiry checks."""
+    return utcnow().date()

@@ -32,7 +32,7 @@ DATE_FORMATS = {
 }
 
 # Memberships scope coordinators to sites. The site table belongs to the
-# partners domain; only its name is known here.
+# partners domain; only its name is known here (auth sits below partners).
 site_membership = sa.Table(
     "site_membership",
     Base.metadata,
@@ -41,7 +41,9 @@ site_membership = sa.Table(
         sa.ForeignKey("user_account.id", ondelete="CASCADE"),
         primary_key=True,
     ),
-    sa.Column("site_id", sa.Integer, primary_key=True, index=True),
+    sa.Column(
+        "site_id", sa.ForeignKey("site.id", ondelete="CASCADE"), primary_key=True, index=True
+    ),
 )
 
 

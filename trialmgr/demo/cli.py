@@ -7,7 +7,8 @@ import sqlalchemy as sa
 from flask.cli import AppGroup
 
 from trialmgr.auth.models import User
-from trialmgr.demo import accounts
+from trialmgr.db import today
+from trialmgr.demo import accounts, consortium
 from trialmgr.extensions import db
 
 demo_cli = AppGroup("demo", help="Demo data.")
@@ -25,6 +26,8 @@ def seed_command(if_empty: bool) -> None:
             "The database already has accounts; demo seed needs an empty one."
         )
     logins = accounts.seed()
+    sites = consortium.seed(today())
+    consortium.assign_coordinator("coordinator@example.org", [sites["IT01"].id])
     db.session.commit()
     click.echo(f"Demo accounts (password for all: {accounts.DEMO_PASSWORD}):")
     for email, role in logins:

@@ -1,0 +1,94 @@
+"""Demo consortium: sponsor, institute, manufacturer, central lab, patient organisation,
+and three clinical sites in three countries (two active, one still missing its IBC)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from trialmgr.auth import services as auth_services
+from trialmgr.auth.models import SystemActor
+from trialmgr.partners import services
+from trialmgr.partners.models import Site
+
+PARTNERS = [
+    ("Lumen Gene Therapeutics", "LGT", "sponsor", "NL", "Sponsor; holds the IND/CTA"),
+    ("Institute of Genetics and Biophysics", "IGB", "academic", "IT", "Scientific coordination"),
+    ("Vectora Biomanufacturing", "VEC", "manufacturer", "DE", "AAV vector GMP manufacture"),
+    ("Central Lab Services Europe", "CLS", "laboratory", "BE", "Central safety and efficacy labs"),
+    (
+        "Hemophilia B Families Network",
+        "HBFN",
+        "patient_organisation",
+        "FR",
+        "Patient advisory board",
+    ),
+    ("Ospedale Pediatrico Roma", "OPR", "clinical_site", "IT", "Lead clinical site"),
+    ("Hôpital Universitaire Lyon", "HUL", "clinical_site", "FR", "Clinical site"),
+    ("Universitätsklinikum Hamburg", "UKH", "clinical_site", "DE", "Clinical site"),
+]
+
+# code, partner short name, site name, country, PI, target, months since activation (None = pending)
+SITES = [
+    ("IT01", "OPR", "Rome paediatric gene therapy unit", "IT", "Dr. Giulia Ferri", 4, 9),
+    ("FR01", "HUL", "Lyon haemophilia centre", "FR", "Dr. Marc Lefèvre", 3, 6),
+    ("DE01", "UKH", "Hamburg clinical trials unit", "DE", "Dr. Anna Vogel", 3, None),
+]
+
+
+def seed(today: date) -> dict[str, Site]:
+    actor = SystemActor(email="system:demo")
+    by_short: dict[str, Any] = {}
+    for name, short, kind, country, role in PARTNERS:
+        by_short[short] = services.create_partner(
+            actor,
+            {
+                "name": name,
+                "short_name": short,
+                "kind": kind,
+                "country": country,
+                "consortium_role": role,
+                "contact_email": f"trials@{short.lower()}.example.org",
+                "website": f"https://{short.lower()}.example.org",
+            },
+        )
+    sites: dict[str, Site] = {}
+    for code, short, name, country, pi, target, months in SITES:
+        site = services.create_site(
+            actor,
+            {
+                "partner_id": by_short[short].id,
+                "code": code,
+                "name": name,
+                "country": country,
+                "principal_investigator": pi,
+                "target_enrollment": target,
+            },
+        )
+        granted = today - timedelta(days=(months or 2) * 30 + 20)
+        kinds = ("irb", "ibc", "contract", "siv") if months else ("irb", "contract", "siv")
+        for kind in kinds:
+            expires = granted + timedelta(days=730) if kind in ("irb", "ibc") else None
+            if code == "FR01" and kind == "irb":
+                expires = today + timedelta(days=21)  # renewal due: shows amber
+            services.add_approval(
+                actor,
+                site,
+                {
+                    "kind": kind,
+                    "reference": f"{code}-{kind.upper()}-{granted.year}",
+                    "granted_on": granted,
+                    "expires_on": expires,
+                },
+                today,
+            )
+        if months:
+            services.activate_site(actor, site, today, today - timedelta(days=months * 30))
+        sites[code] = site
+    return sites
+
+
+def assign_coordinator(email: str, site_ids: list[int]) -> None:
+    user = auth_services.find_user_by_email(email)
+    assert user is not None
+    auth_services.update_user(SystemActor(email="system:demo"), user, {"site_ids": site_ids})

@@ -1,0 +1,108 @@
+"""Consortium partners, clinical sites and their approvals."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from trialmgr.db import Audited, Base, IdMixin, TimestampMixin
+
+PARTNER_KINDS = (
+    "sponsor",
+    "clinical_site",
+    "laboratory",
+    "manufacturer",
+    "patient_organisation",
+    "academic",
+    "regulatory",
+)
+SITE_STATUSES = ("pending", "active", "suspended", "closed")
+# Ethics (IRB/EC), biosafety (IBC), a signed clinical trial agreement, and the
+# site initiation visit: all four current before a site may screen.
+APPROVAL_KINDS = ("irb", "ibc", "contract", "siv")
+APPROVAL_LABELS = {
+    "irb": "Ethics committee / IRB",
+    "ibc": "Institutional Biosafety Committee",
+    "contract": "Clinical trial agreement",
+    "siv": "Site initiation visit",
+}
+SITE_CODE_PATTERN = r"^[A-Z0-9]{2,10}$"
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Partner(IdMixin, TimestampMixin, Audited, Base):
+    __tablename__ = "partner"
+    __table_args__ = (sa.CheckConstraint(_in("kind", PARTNER_KINDS), name="kind_known"),)
+
+    name: Mapped[str] = mapped_column(sa.String(200), unique=True)
+    short_name: Mapped[str] = mapped_column(sa.String(40))
+    kind: Mapped[str] = mapped_column(sa.String(32), index=True)
+    country: Mapped[str] = mapped_column(sa.String(2), index=True)
+    contact_email: Mapped[str | None] = mapped_column(sa.String(255))
+    website: Mapped[str | None] = mapped_column(sa.String(255))
+    consortium_role: Mapped[str | None] = mapped_column(sa.Text)
+    active: Mapped[bool] = mapped_column(default=True)
+
+    sites: Mapped[list[Site]] = relationship(back_populates="partner", order_by="Site.code")
+
+
+class Site(IdMixin, TimestampMixin, Audited, Base):
+    __tablename__ = "site"
+    __table_args__ = (
+        sa.CheckConstraint(_in("status", SITE_STATUSES), name="status_known"),
+        sa.CheckConstraint("target_enrollment >= 0", name="target_not_negative"),
+    )
+
+    partner_id: Mapped[int] = mapped_column(sa.ForeignKey("partner.id"), index=True)
+    code: Mapped[str] = mapped_column(sa.String(10), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    country: Mapped[str] = mapped_column(sa.String(2))
+    principal_investigator: Mapped[str | None] = mapped_column(sa.String(120))
+    target_enrollment: Mapped[int] = mapped_column(default=0)
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending", index=True)
+    activated_on: Mapped[date | None]
+    closed_on: Mapped[date | None]
+    status_reason: Mapped[str | None] = mapped_column(sa.Text)
+
+    partner: Mapped[Partner] = relationship(back_populates="sites")
+    approvals: Mapped[list[SiteApproval]] = relationship(
+        back_populates="site", order_by="(SiteApproval.kind, SiteApproval.granted_on)"
+    )
+
+
+class SiteApproval(IdMixin, TimestampMixin, Audited, Base):
+    __tablename__ = "site_approval"
+    __table_args__ = (
+        sa.CheckConstraint(_in("kind", APPROVAL_KINDS), name="kind_known"),
+        sa.CheckConstraint(
+            "expires_on IS NULL OR expires_on >= granted_on", name="expiry_after_grant"
+        ),
+    )
+
+    site_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id"), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    reference: Mapped[str] = mapped_column(sa.String(120))
+    granted_on: Mapped[date]
+    # Valid through this date; None for approvals that do not lapse (a signed
+    # contract, a completed initiation visit).
+    expires_on: Mapped[date | None]
+    withdrawn_on: Mapped[date | None]
+    withdrawn_reason: Mapped[str | None] = mapped_column(sa.Text)
+    document_name: Mapped[str | None] = mapped_column(sa.String(255))
+    document_sha256: Mapped[str | None] = mapped_column(sa.String(64))
+    document_size: Mapped[int | None]
+
+    site: Mapped[Site] = relationship(back_populates="approvals")
+
+    def is_current(self, on: date) -> bool:
+        """Granted on or before `on`, not expired before it, not withdrawn by then."""
+        if self.granted_on > on:
+            return False
+        if self.expires_on is not None and self.expires_on < on:
+            return False
+        return not (self.withdrawn_on is not None and self.withdrawn_on <= on)
