@@ -310,3 +310,33 @@ def test_users_list_is_paginated(api):
     assert resp.status_code == 200
     assert len(resp.json) == 2
     assert '"total": 4' in resp.headers["X-Pagination"]
+
+
+def test_admin_assigns_sites_through_the_user_form(app, api, client):
+    lead = api.as_role("consortium_lead")
+    partner = lead.post(
+        "/partners",
+        json={"name": "Hospital", "short_name": "H", "kind": "clinical_site", "country": "IT"},
+    ).json
+    site = lead.post(
+        "/sites", json={"partner_id": partner["id"], "code": "S01", "name": "Site", "country": "IT"}
+    ).json
+    admin = make_user(app, "admin")
+    login_page(client, admin["email"])
+    resp = client.post(
+        "/admin/users/new",
+        data={
+            "email": "new.coord@example.org",
+            "name": "New Coord",
+            "role": "coordinator",
+            "password": "long-enough-password",
+            "site_ids": ["", str(site["id"])],
+            "active": "true",
+        },
+    )
+    assert resp.status_code == 302, resp.data
+    with app.app_context():
+        user = db.session.execute(
+            sa.select(User).where(User.email == "new.coord@example.org")
+        ).scalar_one()
+        assert user.site_ids == [site["id"]]

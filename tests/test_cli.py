@@ -89,6 +89,26 @@ def test_demo_seed_builds_the_consortium(app, runner):
 
         assert missing_approvals(sites["DE01"], today()) == ["ibc"]
         coordinator = db.session.execute(
-            sa.select(User).where(User.role == "coordinator")
+            sa.select(User).where(User.email == "coordinator@example.org")
         ).scalar_one()
         assert coordinator.site_ids == [sites["IT01"].id]
+
+
+def test_demo_seed_builds_a_trial_at_several_stages(app, runner):
+    from trialmgr.db import today
+    from trialmgr.enrollment import services
+    from trialmgr.enrollment.models import Screening, Subject, Trial
+
+    assert runner.invoke(args=["demo", "seed"]).exit_code == 0
+    with app.app_context():
+        trial = db.session.execute(sa.select(Trial)).scalar_one()
+        assert (trial.status, trial.vector_type, len(trial.cohorts)) == ("open", "aav", 3)
+        assert len(trial.visit_definitions) >= 5
+        outcomes = [s.outcome for s in db.session.execute(sa.select(Screening)).scalars()]
+        assert outcomes.count("screen_failed") >= 2
+        subjects = db.session.execute(sa.select(Subject)).scalars().all()
+        assert sum(s.reconsent_due for s in subjects) == 1
+        assert {s.status for s in subjects} >= {"enrolled", "completed"}
+        board = services.cohort_board(trial, today())
+        waiting = board[1]["next_allowed"]
+        assert waiting is not None and 0 < (waiting.date() - today()).days <= 5

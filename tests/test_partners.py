@@ -526,3 +526,23 @@ def test_upload_above_request_limit_is_413(app_factory):
     resp = _upload(lead, approval["id"], PDF + b"0" * 10000)
     assert resp.status_code == 413
     assert resp.mimetype == "application/problem+json"
+
+
+def test_csv_export_lists_only_the_coordinators_site_codes(api, lead, partner):
+    s1 = new_site(lead, partner, "S01")
+    new_site(lead, partner, "S02")
+    coord = api.as_role("coordinator", site_ids=[s1["id"]])
+    data = coord.get("/partners/export").data.decode()
+    assert "S01" in data and "S02" not in data
+
+
+def test_withdrawn_approval_cannot_be_withdrawn_again(lead, partner):
+    site = new_site(lead, partner)
+    irb = grant(lead, site, "irb")
+    body = {"withdrawn_on": iso(TODAY - timedelta(days=2)), "reason": "EC suspended"}
+    assert lead.patch(f"/approvals/{irb['id']}", json=body).status_code == 200
+    again = lead.patch(f"/approvals/{irb['id']}", json={**body, "withdrawn_on": iso(TODAY)})
+    assert again.status_code == 409
+    assert (
+        lead.get(f"/sites/{site['id']}/approvals").json[0]["withdrawn_on"] == body["withdrawn_on"]
+    )

@@ -6,19 +6,34 @@ so a rule about a field is written once for the API and the page.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from marshmallow import Schema, fields
 from werkzeug.datastructures import MultiDict
 
 _TRUE = {"on", "true", "1", "yes", "y"}
+_INTEGER = re.compile(r"-?[0-9]{1,12}")
+
+
+def _value(field: fields.Field, raw: str) -> Any:
+    """A form's text as the schema's strict fields expect it: digits become integers
+    for Integer fields; anything else stays text for the schema to judge."""
+    text = raw.strip()
+    if isinstance(field, fields.Integer) and _INTEGER.fullmatch(text):
+        return int(text)
+    return raw if isinstance(field, fields.String) else text
 
 
 def load_form(
-    schema: Schema, form: MultiDict[str, str], extra: dict[str, Any] | None = None
+    schema: Schema,
+    form: MultiDict[str, str],
+    extra: dict[str, Any] | None = None,
+    clearable: bool = False,
 ) -> Any:
-    """Empty inputs count as absent; a checkbox follows a hidden "false" input of the same
-    name, so the last value wins; a list field present with only empty values clears it."""
+    """Empty inputs count as absent (on an edit form, `clearable`, an emptied optional field
+    means None); a checkbox follows a hidden "false" input of the same name, so the last
+    value wins; a list field present with only empty values clears the list."""
     data: dict[str, Any] = {}
     for name, field in schema.fields.items():
         if field.dump_only:
@@ -27,12 +42,15 @@ def load_form(
         if key not in form:
             continue
         if isinstance(field, fields.List):
-            data[key] = [v for v in form.getlist(key) if v.strip() != ""]
+            inner = field.inner
+            data[key] = [_value(inner, v) for v in form.getlist(key) if v.strip() != ""]
         elif isinstance(field, fields.Boolean):
             data[key] = form.getlist(key)[-1].strip().lower() in _TRUE
         else:
-            value = form.get(key, "")
-            if value.strip() != "":
-                data[key] = value.strip() if not isinstance(field, fields.String) else value
+            raw = form.get(key, "")
+            if raw.strip() != "":
+                data[key] = _value(field, raw)
+            elif clearable and field.allow_none:
+                data[key] = None
     data.update(extra or {})
     return schema.load(data)

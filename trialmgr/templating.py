@@ -15,7 +15,11 @@ from trialmgr.auth.models import DATE_FORMATS, ROLE_LABELS
 # so a domain's menu entry appears when the domain does.
 NAVIGATION: list[tuple[str, str, tuple[str, ...]]] = [
     ("Home", "dashboard.home", ("admin", "consortium_lead", "coordinator", "safety_monitor")),
-    ("Partners", "partners.partner_list", ("admin", "consortium_lead", "safety_monitor")),
+    (
+        "Partners",
+        "partners.partner_list",
+        ("admin", "consortium_lead", "coordinator", "safety_monitor"),
+    ),
     ("Sites", "partners.site_list", ("admin", "consortium_lead", "coordinator", "safety_monitor")),
     (
         "Trials",

@@ -285,3 +285,13 @@ def change_password(actor: User, current: str, new: str) -> None:
     with audit.audited(actor, action="user.password_change"):
         actor.password_hash = hash_password(new)
         actor.password_changed_at = utcnow()
+
+
+def verify_signature(actor: User, password: str) -> None:
+    """An electronic signature: the signer re-enters their password (21 CFR 11.200)."""
+    if not _verify_hash(actor.password_hash, password or ""):
+        raise Invalid(
+            "The signature password does not match.",
+            title="Signature not verified",
+            errors={"password": ["Re-enter your own password to sign."]},
+        )

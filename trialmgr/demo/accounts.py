@@ -12,6 +12,7 @@ USERS = [
     ("lead@example.org", "Lena Lead", "consortium_lead"),
     ("monitor@example.org", "Sam Safety", "safety_monitor"),
     ("coordinator@example.org", "Carla Coordinator", "coordinator"),
+    ("coordinator.fr@example.org", "Camille Coordinatrice", "coordinator"),
 ]
 
 

@@ -8,7 +8,7 @@ from flask.cli import AppGroup
 
 from trialmgr.auth.models import User
 from trialmgr.db import today
-from trialmgr.demo import accounts, consortium
+from trialmgr.demo import accounts, consortium, trial
 from trialmgr.extensions import db
 
 demo_cli = AppGroup("demo", help="Demo data.")
@@ -28,6 +28,8 @@ def seed_command(if_empty: bool) -> None:
     logins = accounts.seed()
     sites = consortium.seed(today())
     consortium.assign_coordinator("coordinator@example.org", [sites["IT01"].id])
+    consortium.assign_coordinator("coordinator.fr@example.org", [sites["FR01"].id])
+    trial.seed(sites, today())
     db.session.commit()
     click.echo(f"Demo accounts (password for all: {accounts.DEMO_PASSWORD}):")
     for email, role in logins:

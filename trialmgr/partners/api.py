@@ -57,7 +57,7 @@ def list_partners(filters: dict[str, Any], pagination_parameters: Any) -> list[A
 @blp.response(200, content_type="text/csv")
 def export_partners(filters: dict[str, Any]) -> Any:
     """The directory as CSV (same filters as the list)."""
-    return partners_csv(services.partner_query(filters))
+    return partners_csv(current_actor(), services.partner_query(filters))
 
 
 @blp.route("/partners", methods=["POST"])

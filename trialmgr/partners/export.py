@@ -9,6 +9,7 @@ from flask import Response
 
 from trialmgr.export import csv_response
 from trialmgr.extensions import db
+from trialmgr.partners.services import visible_sites_of
 
 HEADER = [
     "id",
@@ -24,7 +25,8 @@ HEADER = [
 ]
 
 
-def partners_csv(query: sa.Select[Any]) -> Response:
+def partners_csv(actor: Any, query: sa.Select[Any]) -> Response:
+    """Site codes are listed only for the sites the actor may see."""
     rows = (
         (
             p.id,
@@ -36,7 +38,7 @@ def partners_csv(query: sa.Select[Any]) -> Response:
             p.website,
             p.consortium_role,
             "yes" if p.active else "no",
-            " ".join(s.code for s in p.sites),
+            " ".join(s.code for s in visible_sites_of(actor, p)),
         )
         for p in db.session.execute(query).scalars()
     )

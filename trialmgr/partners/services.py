@@ -335,6 +335,11 @@ def update_approval(
     reason = data.pop("reason")
     if data.get("withdrawn_on"):
         _check_not_future("withdrawn_on", data["withdrawn_on"], today)
+        if approval.withdrawn_on is not None:
+            raise Conflict(
+                "The approval is already withdrawn; record a new approval instead.",
+                title="Already withdrawn",
+            )
     expires = data.get("expires_on", approval.expires_on)
     if expires is not None and expires < approval.granted_on:
         raise Invalid(

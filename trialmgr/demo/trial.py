@@ -1,0 +1,214 @@
+"""Demo trial: an open AAV factor IX pilot with three dose cohorts, a visit schedule, a
+screening log with screen failures, and subjects at several stages: the first cohort
+dosed and in follow-up, the second cohort's sentinel dosed with its next dosing allowed
+in a few days, one subject due for re-consent."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from trialmgr.auth.models import SystemActor
+from trialmgr.auth.services import find_user_by_email
+from trialmgr.demo.accounts import DEMO_PASSWORD
+from trialmgr.enrollment import services
+from trialmgr.enrollment.models import Subject, Trial
+from trialmgr.partners.models import Site
+
+COHORTS = [("C1", "1e13", 3), ("C2", "3e13", 3), ("C3", "1e14", 3)]
+CRITERIA = [
+    ("I1", "inclusion", "Male, 6 to 17 years, severe haemophilia B (FIX activity <= 2 IU/dL)"),
+    ("I2", "inclusion", "At least 150 exposure days to FIX concentrates"),
+    ("E1", "exclusion", "Neutralising antibodies to AAV8 above 1:5"),
+    ("E2", "exclusion", "Active hepatitis B or C, or liver fibrosis stage 3-4"),
+]
+VISITS = [
+    ("Day 1", 1, 0, 0, False),
+    ("Day 7", 7, 1, 1, False),
+    ("Week 2", 14, 2, 2, False),
+    ("Week 4", 28, 3, 3, False),
+    ("Week 8", 56, 4, 4, False),
+    ("Week 12", 84, 7, 7, True),
+    ("Week 26", 182, 14, 14, False),
+    ("Week 52", 364, 14, 14, False),
+]
+ELIGIBLE = {"I1": True, "I2": True, "E1": False, "E2": False}
+
+
+def _at(day: date, hour: int = 9) -> datetime:
+    return datetime.combine(day, time(hour), tzinfo=UTC)
+
+
+def seed(sites: dict[str, Site], today: date) -> Trial:
+    lead = SystemActor(email="system:demo")
+    ago = lambda n: today - timedelta(days=n)  # noqa: E731
+    trial = services.create_trial(
+        lead,
+        {
+            "code": "GT-01",
+            "title": "AAV8 factor IX gene transfer in severe haemophilia B: a first-in-human pilot",
+            "phase": "1/2",
+            "orphacode": 98879,
+            "indication": "Haemophilia B",
+            "vector_type": "aav",
+            "stagger_days": 14,
+        },
+    )
+    for seq, (label, dose, capacity) in enumerate(COHORTS, start=1):
+        services.add_cohort(
+            lead,
+            trial,
+            {
+                "label": label,
+                "dose": dose,
+                "dose_unit": "vg/kg",
+                "capacity": capacity,
+                "sequence": seq,
+            },
+        )
+    for code, kind, text in CRITERIA:
+        services.add_criterion(lead, trial, {"code": code, "kind": kind, "text": text})
+    services.add_consent_version(lead, trial, {"version": "1.0", "approved_on": ago(320)}, today)
+    for name, day, before, after, primary in VISITS:
+        services.add_visit_definition(
+            lead,
+            trial,
+            {
+                "name": name,
+                "day": day,
+                "window_before": before,
+                "window_after": after,
+                "primary_endpoint": primary,
+            },
+        )
+    services.update_trial(
+        lead, trial, {"status": "open", "reason": "Ethics, IBC and CTA approvals in place"}
+    )
+
+    it_coord = find_user_by_email("coordinator@example.org")
+    fr_coord = find_user_by_email("coordinator.fr@example.org")
+    it, fr = sites["IT01"], sites["FR01"]
+    _screen(
+        it_coord,
+        trial,
+        it,
+        ago(250),
+        {"I1": True, "I2": False, "E1": False, "E2": False},
+        "screen_failed",
+    )
+    _screen(
+        it_coord,
+        trial,
+        it,
+        ago(240),
+        {"I1": True, "I2": True, "E1": True, "E2": False},
+        "screen_failed",
+    )
+    _screen(it_coord, trial, it, ago(230), ELIGIBLE, "declined", "Family declined: travel burden")
+    a = _enrol(it_coord, trial, it, 0, ago(225), today)
+    b = _enrol(it_coord, trial, it, 0, ago(215), today)
+    c = _enrol(fr_coord, trial, fr, 0, ago(170), today)
+    _dose(it_coord, a, ago(200), today)
+    _dose(it_coord, b, ago(186), today)
+    _dose(fr_coord, c, ago(160), today)
+    monitor = find_user_by_email("monitor@example.org")
+    services.record_safety_review(
+        monitor,
+        trial,
+        {
+            "cohort_id": trial.cohorts[0].id,
+            "decision": "escalate",
+            "password": DEMO_PASSWORD,
+            "rationale": "No dose-limiting toxicity in C1 through week 4; "
+            "transaminases within 1.5x ULN.",
+        },
+        _at(ago(40), 15),
+    )
+    d = _enrol(fr_coord, trial, fr, 1, ago(30), today)
+    e = _enrol(it_coord, trial, it, 1, ago(20), today)
+    _dose(fr_coord, d, ago(11), today)
+    _screen(
+        fr_coord,
+        trial,
+        fr,
+        ago(9),
+        {"I1": False, "I2": True, "E1": False, "E2": False},
+        "screen_failed",
+    )
+    _screen(it_coord, trial, it, ago(3), {"I1": True, "I2": True}, None)
+    for subject in (a, b, c, d):
+        _record_visits(it_coord if subject.site_id == it.id else fr_coord, subject, today)
+    services.add_consent_version(
+        lead, trial, {"version": "1.1", "approved_on": ago(6), "reconsent_required": True}, today
+    )
+    v11 = trial.consent_versions[-1]
+    for subject in (a, c, d, e):  # b stays due for re-consent
+        actor = it_coord if subject.site_id == it.id else fr_coord
+        services.record_consent(
+            actor, subject, {"consent_version_id": v11.id, "consented_on": ago(2)}, today
+        )
+    return trial
+
+
+def _screen(
+    actor: Any,
+    trial: Trial,
+    site: Site,
+    on: date,
+    answers: dict[str, bool],
+    outcome: str | None,
+    reason: str | None = None,
+) -> Any:
+    data: dict[str, Any] = {
+        "trial_id": trial.id,
+        "site_id": site.id,
+        "screened_on": on,
+        "orphacode": 98879,
+        "birth_year": 2012 + on.day % 6,
+        "sex": "M",
+        "answers": answers,
+    }
+    if outcome:
+        data["outcome"] = outcome
+    if reason:
+        data["fail_reason"] = reason
+    return services.create_screening(actor, data, on)
+
+
+def _enrol(actor: Any, trial: Trial, site: Site, cohort: int, on: date, today: date) -> Subject:
+    screening = _screen(actor, trial, site, on - timedelta(days=5), ELIGIBLE, "eligible")
+    version = services.current_consent_version(trial, on)
+    assert version is not None
+    return services.enrol(
+        actor,
+        {
+            "screening_id": screening.id,
+            "cohort_id": trial.cohorts[cohort].id,
+            "consent_version_id": version.id,
+            "consented_on": on,
+            "enrolled_on": on,
+        },
+        today,
+    )
+
+
+def _dose(actor: Any, subject: Subject, on: date, today: date) -> None:
+    services.record_dosing(
+        actor,
+        subject,
+        {"dosed_at": _at(on), "dose": subject.cohort.dose, "lot_number": "VEC-AAV8-2026-03"},
+        _at(today, 23),
+    )
+
+
+def _record_visits(actor: Any, subject: Subject, today: date) -> None:
+    """Visits whose window has closed: done in window, except one late (a deviation)."""
+    for visit in subject.visits:
+        if visit.kind != "protocol" or visit.window_end >= today:
+            continue
+        done_on = visit.scheduled_on
+        if visit.name == "Week 8" and subject.code.startswith("IT01"):
+            done_on = visit.window_end + timedelta(days=2)
+        services.record_visit(
+            actor, visit, {"status": "done", "done_on": done_on}, today, _at(done_on, 12)
+        )

@@ -1,0 +1,339 @@
+"""/api/v1/trials, /screenings, /subjects, /visits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trialmgr.auth.models import ADMIN, CONSORTIUM_LEAD, COORDINATOR, SAFETY_MONITOR
+from trialmgr.auth.policies import ANY_ROLE, current_actor, roles
+from trialmgr.db import paginate, today, utcnow
+from trialmgr.enrollment import services
+from trialmgr.enrollment.schemas import (
+    CohortIn,
+    CohortOut,
+    ConsentIn,
+    ConsentOut,
+    ConsentVersionIn,
+    ConsentVersionOut,
+    CriterionIn,
+    CriterionOut,
+    DeviationOut,
+    DosingIn,
+    DosingOut,
+    EndIn,
+    EnrolIn,
+    PauseIn,
+    PauseOut,
+    ResumeIn,
+    SafetyReviewIn,
+    SafetyReviewOut,
+    ScreeningIn,
+    ScreeningOut,
+    ScreeningPatch,
+    ScreeningQuery,
+    SubjectOut,
+    SubjectQuery,
+    TrialIn,
+    TrialOut,
+    TrialPatch,
+    TrialQuery,
+    VisitDefinitionIn,
+    VisitDefinitionOut,
+    VisitDueQuery,
+    VisitOut,
+    VisitPatch,
+    WithdrawalIn,
+)
+from trialmgr.extensions import ApiBlueprint, db
+
+blp = ApiBlueprint(
+    "enrollment_api", __name__, url_prefix="/api/v1", description="Trials and subjects"
+)
+MANAGERS = (ADMIN, CONSORTIUM_LEAD)
+SITE_WORK = (COORDINATOR, ADMIN)
+SCREENING_READERS = (COORDINATOR, ADMIN, CONSORTIUM_LEAD)
+
+
+# --- trials ------------------------------------------------------------------------
+
+
+@blp.route("/trials", methods=["GET"])
+@roles(*ANY_ROLE)
+@blp.arguments(TrialQuery, location="query")
+@blp.response(200, TrialOut(many=True))
+@blp.paginate()
+def list_trials(filters: dict[str, Any], pagination_parameters: Any) -> Any:
+    return paginate(db.session, services.trial_query(filters), pagination_parameters)
+
+
+@blp.route("/trials", methods=["POST"])
+@roles(*MANAGERS)
+@blp.arguments(TrialIn)
+@blp.response(201, TrialOut)
+def create_trial(data: dict[str, Any]) -> Any:
+    return services.create_trial(current_actor(), data)
+
+
+@blp.route("/trials/<int:trial_id>", methods=["GET"])
+@roles(*ANY_ROLE)
+@blp.response(200, TrialOut)
+def get_trial(trial_id: int) -> Any:
+    return services.get_trial(trial_id)
+
+
+@blp.route("/trials/<int:trial_id>", methods=["PATCH"])
+@roles(*MANAGERS)
+@blp.arguments(TrialPatch)
+@blp.response(200, TrialOut)
+def update_trial(data: dict[str, Any], trial_id: int) -> Any:
+    """Edit, open or close a trial (reason required); pausing has its own endpoints."""
+    return services.update_trial(current_actor(), services.get_trial(trial_id), data)
+
+
+@blp.route("/trials/<int:trial_id>/cohorts", methods=["POST"])
+@roles(*MANAGERS)
+@blp.arguments(CohortIn)
+@blp.response(201, CohortOut)
+def add_cohort(data: dict[str, Any], trial_id: int) -> Any:
+    return services.add_cohort(current_actor(), services.get_trial(trial_id), data)
+
+
+@blp.route("/trials/<int:trial_id>/eligibility-criteria", methods=["POST"])
+@roles(*MANAGERS)
+@blp.arguments(CriterionIn)
+@blp.response(201, CriterionOut)
+def add_criterion(data: dict[str, Any], trial_id: int) -> Any:
+    return services.add_criterion(current_actor(), services.get_trial(trial_id), data)
+
+
+@blp.route("/trials/<int:trial_id>/consent-versions", methods=["POST"])
+@roles(*MANAGERS)
+@blp.arguments(ConsentVersionIn)
+@blp.response(201, ConsentVersionOut)
+def add_consent_version(data: dict[str, Any], trial_id: int) -> Any:
+    """With `reconsent_required`, active subjects on older versions become due for re-consent."""
+    return services.add_consent_version(
+        current_actor(), services.get_trial(trial_id), data, today()
+    )
+
+
+@blp.route("/trials/<int:trial_id>/visit-definitions", methods=["POST"])
+@roles(*MANAGERS)
+@blp.arguments(VisitDefinitionIn)
+@blp.response(201, VisitDefinitionOut)
+def add_visit_definition(data: dict[str, Any], trial_id: int) -> Any:
+    return services.add_visit_definition(current_actor(), services.get_trial(trial_id), data)
+
+
+@blp.route("/trials/<int:trial_id>/safety-reviews", methods=["GET"])
+@roles(*ANY_ROLE)
+@blp.response(200, SafetyReviewOut(many=True))
+def list_safety_reviews(trial_id: int) -> Any:
+    return services.reviews_of(services.get_trial(trial_id))
+
+
+@blp.route("/trials/<int:trial_id>/safety-reviews", methods=["POST"])
+@roles(SAFETY_MONITOR)
+@blp.arguments(SafetyReviewIn)
+@blp.response(201, SafetyReviewOut)
+def record_safety_review(data: dict[str, Any], trial_id: int) -> Any:
+    """DSMB/SRC decision on a cohort, e-signed (password re-entry)."""
+    return services.record_safety_review(
+        current_actor(), services.get_trial(trial_id), data, utcnow()
+    )
+
+
+@blp.route("/trials/<int:trial_id>/pauses", methods=["GET"])
+@roles(*ANY_ROLE)
+@blp.response(200, PauseOut(many=True))
+def list_pauses(trial_id: int) -> Any:
+    return services.pauses_of(services.get_trial(trial_id))
+
+
+@blp.route("/trials/<int:trial_id>/pause", methods=["POST"])
+@roles(SAFETY_MONITOR, ADMIN)
+@blp.arguments(PauseIn)
+@blp.response(200, TrialOut)
+def pause_trial(data: dict[str, Any], trial_id: int) -> Any:
+    trial = services.get_trial(trial_id)
+    services.pause_trial(current_actor(), trial, data["reason"], utcnow())
+    return trial
+
+
+@blp.route("/trials/<int:trial_id>/resume", methods=["POST"])
+@roles(SAFETY_MONITOR)
+@blp.arguments(ResumeIn)
+@blp.response(200, TrialOut)
+def resume_trial(data: dict[str, Any], trial_id: int) -> Any:
+    """Only a safety monitor resumes, signing with their password and giving a reason."""
+    trial = services.get_trial(trial_id)
+    return services.resume_trial(current_actor(), trial, data["reason"], data["password"], utcnow())
+
+
+# --- screening ---------------------------------------------------------------------
+
+
+@blp.route("/screenings", methods=["POST"])
+@roles(*SITE_WORK)
+@blp.arguments(ScreeningIn)
+@blp.response(201, ScreeningOut)
+def create_screening(data: dict[str, Any]) -> Any:
+    return services.create_screening(current_actor(), data, today())
+
+
+@blp.route("/screenings", methods=["GET"])
+@roles(*SCREENING_READERS)
+@blp.arguments(ScreeningQuery, location="query")
+@blp.response(200, ScreeningOut(many=True))
+@blp.paginate()
+def list_screenings(filters: dict[str, Any], pagination_parameters: Any) -> Any:
+    return paginate(
+        db.session, services.screening_query(current_actor(), filters), pagination_parameters
+    )
+
+
+@blp.route("/screenings/export", methods=["GET"])
+@roles(*SCREENING_READERS)
+@blp.arguments(ScreeningQuery, location="query")
+@blp.response(200, content_type="text/csv")
+def export_screenings(filters: dict[str, Any]) -> Any:
+    """The screening log as CSV (same filters as the list)."""
+    from trialmgr.enrollment.export import screening_csv
+
+    return screening_csv(services.screening_query(current_actor(), filters))
+
+
+@blp.route("/screenings/<int:screening_id>", methods=["GET"])
+@roles(*SCREENING_READERS)
+@blp.response(200, ScreeningOut)
+def get_screening(screening_id: int) -> Any:
+    return services.get_screening(current_actor(), screening_id)
+
+
+@blp.route("/screenings/<int:screening_id>", methods=["PATCH"])
+@roles(*SITE_WORK)
+@blp.arguments(ScreeningPatch)
+@blp.response(200, ScreeningOut)
+def update_screening(data: dict[str, Any], screening_id: int) -> Any:
+    actor = current_actor()
+    return services.set_screening_outcome(actor, services.get_screening(actor, screening_id), data)
+
+
+# --- subjects ----------------------------------------------------------------------
+
+
+@blp.route("/subjects", methods=["POST"])
+@roles(*SITE_WORK)
+@blp.arguments(EnrolIn)
+@blp.response(201, SubjectOut)
+def enrol(data: dict[str, Any]) -> Any:
+    """Enrol from an eligible screening: 409 when the cohort is full, the site not open,
+    the screening not eligible or the trial not open."""
+    return services.enrol(current_actor(), data, today())
+
+
+@blp.route("/subjects", methods=["GET"])
+@roles(*ANY_ROLE)
+@blp.arguments(SubjectQuery, location="query")
+@blp.response(200, SubjectOut(many=True))
+@blp.paginate()
+def list_subjects(filters: dict[str, Any], pagination_parameters: Any) -> Any:
+    return paginate(
+        db.session, services.subject_query(current_actor(), filters), pagination_parameters
+    )
+
+
+@blp.route("/subjects/<code>", methods=["GET"])
+@roles(*ANY_ROLE)
+@blp.response(200, SubjectOut)
+def get_subject(code: str) -> Any:
+    return services.get_subject(current_actor(), code)
+
+
+@blp.route("/subjects/<code>/consents", methods=["GET"])
+@roles(*ANY_ROLE)
+@blp.response(200, ConsentOut(many=True))
+def list_consents(code: str) -> Any:
+    return services.get_subject(current_actor(), code).consents
+
+
+@blp.route("/subjects/<code>/consents", methods=["POST"])
+@roles(*SITE_WORK)
+@blp.arguments(ConsentIn)
+@blp.response(201, ConsentOut)
+def record_consent(data: dict[str, Any], code: str) -> Any:
+    actor = current_actor()
+    return services.record_consent(actor, services.get_subject(actor, code), data, today())
+
+
+@blp.route("/subjects/<code>/dosing", methods=["POST"])
+@roles(*SITE_WORK)
+@blp.arguments(DosingIn)
+@blp.response(201, DosingOut)
+def record_dosing(data: dict[str, Any], code: str) -> Any:
+    """Dose once every gate holds; 409 names the gate (and the next allowed date)."""
+    actor = current_actor()
+    return services.record_dosing(actor, services.get_subject(actor, code), data, utcnow())
+
+
+@blp.route("/subjects/<code>/visits", methods=["GET"])
+@roles(*ANY_ROLE)
+@blp.response(200, VisitOut(many=True))
+def list_visits(code: str) -> Any:
+    return services.get_subject(current_actor(), code).visits
+
+
+@blp.route("/subjects/<code>/deviations", methods=["GET"])
+@roles(*ANY_ROLE)
+@blp.response(200, DeviationOut(many=True))
+def list_deviations(code: str) -> Any:
+    return services.deviations_of(services.get_subject(current_actor(), code))
+
+
+@blp.route("/subjects/<code>/withdrawal", methods=["POST"])
+@roles(*SITE_WORK)
+@blp.arguments(WithdrawalIn)
+@blp.response(200, SubjectOut)
+def withdraw(data: dict[str, Any], code: str) -> Any:
+    actor = current_actor()
+    return services.withdraw(actor, services.get_subject(actor, code), data, today())
+
+
+@blp.route("/subjects/<code>/end", methods=["POST"])
+@roles(*SITE_WORK)
+@blp.arguments(EndIn)
+@blp.response(200, SubjectOut)
+def end_participation(data: dict[str, Any], code: str) -> Any:
+    """Lost to follow-up, or death (also recorded from a grade 5 adverse event)."""
+    actor = current_actor()
+    subject = services.get_subject(actor, code)
+    return services.end_participation(
+        actor, subject, data["status"], data["on"], data["reason"], today()
+    )
+
+
+@blp.route("/visits/<int:visit_id>", methods=["PATCH"])
+@roles(*SITE_WORK)
+@blp.arguments(VisitPatch)
+@blp.response(200, VisitOut)
+def record_visit(data: dict[str, Any], visit_id: int) -> Any:
+    """Done (date; LTFU contacts answer the delayed-event questions) or missed. Out of window
+    or missed records a deviation."""
+    actor = current_actor()
+    return services.record_visit(
+        actor, services.get_visit(actor, visit_id), data, today(), utcnow()
+    )
+
+
+@blp.route("/visits/due", methods=["GET"])
+@roles(*SITE_WORK)
+@blp.arguments(VisitDueQuery, location="query")
+@blp.response(200, VisitOut(many=True))
+@blp.paginate()
+def visits_due(args: dict[str, Any], pagination_parameters: Any) -> Any:
+    """Visits due in the next `days` (default 14) or overdue, in your sites."""
+    return paginate(
+        db.session,
+        services.visits_due(current_actor(), today(), args["days"]),
+        pagination_parameters,
+    )

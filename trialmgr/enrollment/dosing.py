@@ -1,0 +1,136 @@
+"""Dosing and its gates: trial open, site open, consent current, sentinel stagger,
+escalation only after a signed safety review."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from trialmgr.audit import services as audit
+from trialmgr.db import lock_rows
+from trialmgr.enrollment import schedule
+from trialmgr.enrollment.models import Cohort, Dosing, SafetyReview, Subject, Trial
+from trialmgr.errors import Conflict, Invalid
+from trialmgr.extensions import db
+from trialmgr.partners.services import assert_site_open
+
+
+def _cohort_dosings(cohort: Cohort) -> list[Dosing]:
+    return list(
+        db.session.execute(
+            sa.select(Dosing).where(Dosing.cohort_id == cohort.id).order_by(Dosing.dosed_at)
+        ).scalars()
+    )
+
+
+def _previous_cohort(trial: Trial, cohort: Cohort) -> Cohort | None:
+    earlier = [c for c in trial.cohorts if c.sequence < cohort.sequence]
+    return max(earlier, key=lambda c: c.sequence) if earlier else None
+
+
+def _escalation_review(previous: Cohort) -> SafetyReview | None:
+    """The latest signed review of the previous cohort."""
+    return db.session.execute(
+        sa.select(SafetyReview)
+        .where(SafetyReview.cohort_id == previous.id)
+        .order_by(SafetyReview.signed_at.desc(), SafetyReview.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def next_dosing_allowed(trial: Trial, cohort: Cohort) -> datetime | None:
+    """When the next subject of this cohort may be dosed by the stagger rule
+    (None: nobody dosed yet)."""
+    dosings = _cohort_dosings(cohort)
+    if not dosings:
+        return None
+    return dosings[-1].dosed_at + timedelta(days=trial.stagger_days)
+
+
+def check_gates(subject: Subject, dosed_at: datetime, now: datetime) -> None:
+    """Every rule that must hold before this subject may be dosed at `dosed_at`; the first
+    that fails is raised as a 409 naming the reason (and the next allowed date, if any)."""
+    trial, cohort = subject.trial, subject.cohort
+    if subject.dosing is not None:
+        raise Conflict(f"Subject {subject.code} was already dosed.", title="Already dosed")
+    if subject.status != "enrolled":
+        raise Conflict(f"Subject {subject.code} is {subject.status}.", title="Subject not enrolled")
+    if trial.status == "paused":
+        raise Conflict(f"Dosing is paused trial-wide: {trial.paused_reason}", title="Trial paused")
+    if trial.status != "open":
+        raise Conflict(f"The trial is {trial.status}.", title="Trial not open")
+    if dosed_at > now:
+        raise Invalid(
+            "Dosing cannot be in the future.", errors={"dosed_at": ["Must not be in the future."]}
+        )
+    if dosed_at.date() < max(subject.consented_on, subject.enrolled_on):
+        raise Invalid(
+            "Dosing before consent and enrolment.",
+            errors={"dosed_at": ["Before the consent or enrolment date."]},
+        )
+    assert_site_open(subject.site, dosed_at.date())
+    if subject.reconsent_due:
+        raise Conflict(
+            f"Subject {subject.code} must re-consent to the current consent version before dosing.",
+            title="Re-consent required",
+        )
+    _check_stagger(trial, cohort, dosed_at)
+    _check_escalation(trial, cohort, dosed_at)
+
+
+def _check_stagger(trial: Trial, cohort: Cohort, dosed_at: datetime) -> None:
+    """Sentinel dosing: subjects of one cohort are dosed at least `stagger_days` apart."""
+    stagger = timedelta(days=trial.stagger_days)
+    for other in _cohort_dosings(cohort):
+        if abs(dosed_at - other.dosed_at) < stagger:
+            allowed = max(d.dosed_at for d in _cohort_dosings(cohort)) + stagger
+            raise Conflict(
+                f"next dosing allowed on {allowed.date().isoformat()}",
+                title="Sentinel stagger",
+                next_allowed_at=allowed.isoformat(),
+            )
+
+
+def _check_escalation(trial: Trial, cohort: Cohort, dosed_at: datetime) -> None:
+    """The first subject of a higher-dose cohort only after a signed review of the previous
+    cohort decided to escalate (and not after it)."""
+    previous = _previous_cohort(trial, cohort)
+    if previous is None or _cohort_dosings(cohort):
+        return
+    review = _escalation_review(previous)
+    if review is None or review.decision != "escalate":
+        decided = f" (latest decision: {review.decision})" if review else ""
+        raise Conflict(
+            f"Cohort {cohort.label} opens only after a safety review of cohort {previous.label} "
+            f"decides to escalate{decided}.",
+            title="Safety review required",
+        )
+    if dosed_at < review.signed_at:
+        raise Conflict(
+            f"Dosing time is before the escalation decision ({review.signed_at.isoformat()}).",
+            title="Safety review required",
+        )
+
+
+def record_dosing(actor: Any, subject: Subject, data: dict[str, Any], now: datetime) -> Dosing:
+    """Record the dose (date-time, actual dose, lot) once every gate holds, and generate
+    the subject's visit and long-term follow-up schedule from the dosing date."""
+    lock_rows(
+        db.session, Cohort, subject.cohort_id
+    )  # no two dosings pass the stagger check at once
+    check_gates(subject, data["dosed_at"], now)
+    with audit.audited(actor, action="subject.dose"):
+        dosing = Dosing(
+            subject=subject,
+            cohort_id=subject.cohort_id,
+            dosed_at=data["dosed_at"],
+            dose=data["dose"],
+            dose_unit=data.get("dose_unit") or subject.cohort.dose_unit,
+            lot_number=data["lot_number"],
+        )
+        db.session.add(dosing)
+        subject.status = "dosed"
+        schedule.generate(subject, data["dosed_at"].date())
+    return dosing

@@ -1,0 +1,82 @@
+"""The enrolment domain's operations, for the API, the pages and other domains.
+
+Design (trials.py), subjects (subjects.py), dosing gates (dosing.py), schedules
+(schedule.py) and visits (visits.py) live in their own modules; this is the door."""
+
+from trialmgr.enrollment.dosing import check_gates, next_dosing_allowed, record_dosing
+from trialmgr.enrollment.subjects import (
+    assert_may_enter_data,
+    create_screening,
+    end_participation,
+    enrol,
+    get_screening,
+    get_subject,
+    record_consent,
+    screening_query,
+    set_screening_outcome,
+    subject_query,
+    withdraw,
+)
+from trialmgr.enrollment.trials import (
+    add_cohort,
+    add_consent_version,
+    add_criterion,
+    add_visit_definition,
+    cohort_board,
+    create_trial,
+    current_consent_version,
+    get_cohort,
+    get_trial,
+    pause_trial,
+    pauses_of,
+    record_safety_review,
+    resume_trial,
+    reviews_of,
+    trial_query,
+    update_trial,
+)
+from trialmgr.enrollment.visits import (
+    deviations_of,
+    get_visit,
+    record_visit,
+    visit_state,
+    visits_due,
+)
+
+__all__ = [
+    "add_cohort",
+    "add_consent_version",
+    "add_criterion",
+    "add_visit_definition",
+    "assert_may_enter_data",
+    "check_gates",
+    "cohort_board",
+    "create_screening",
+    "create_trial",
+    "current_consent_version",
+    "deviations_of",
+    "end_participation",
+    "enrol",
+    "get_cohort",
+    "get_screening",
+    "get_subject",
+    "get_trial",
+    "get_visit",
+    "next_dosing_allowed",
+    "pause_trial",
+    "pauses_of",
+    "record_consent",
+    "record_dosing",
+    "record_safety_review",
+    "record_visit",
+    "resume_trial",
+    "reviews_of",
+    "screening_query",
+    "set_screening_outcome",
+    "subject_query",
+    "trial_query",
+    "update_trial",
+    "visit_state",
+    "visits_due",
+    "withdraw",
+]

@@ -1,0 +1,387 @@
+"""Pages: the partner directory, sites, their approvals and the activation gate.
+
+Every write goes through the same service the API calls; a refused form is
+re-rendered with its errors and the refusal's status (422 fields, 409 a rule).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Blueprint, flash, redirect, render_template, request, send_file, url_for
+from marshmallow import Schema, ValidationError
+from werkzeug.datastructures import MultiDict
+from werkzeug.wrappers import Response
+
+from trialmgr.audit import services as audit
+from trialmgr.auth.policies import ANY_ROLE, current_actor, roles
+from trialmgr.db import today
+from trialmgr.errors import NotFound, Problem
+from trialmgr.extensions import db
+from trialmgr.forms import load_form
+from trialmgr.partners import services
+from trialmgr.partners.export import partners_csv
+from trialmgr.partners.models import (
+    APPROVAL_KINDS,
+    APPROVAL_LABELS,
+    PARTNER_KINDS,
+    SITE_STATUSES,
+    Partner,
+    Site,
+)
+from trialmgr.partners.policies import MANAGERS, can_manage
+from trialmgr.partners.schemas import (
+    ActivateIn,
+    ApprovalIn,
+    ApprovalPatch,
+    PartnerIn,
+    PartnerPatch,
+    PartnerQuery,
+    SiteIn,
+    SitePatch,
+    SiteQuery,
+    StatusChangeIn,
+)
+
+bp = Blueprint("partners", __name__)
+
+PAGE_SIZE = 50
+
+
+# --- form plumbing --------------------------------------------------------------
+
+
+def _refused(exc: ValidationError | Problem) -> tuple[dict[str, Any], int]:
+    """Errors and status of a refused form. The attempt is rolled back first, so the page
+    re-rendered in this request shows what is stored, not what was half-written."""
+    db.session.rollback()
+    if isinstance(exc, ValidationError):
+        return exc.normalized_messages(), 422
+    return {"_schema": [exc.detail], **exc.errors}, exc.status
+
+
+def _load(schema: Schema, form: MultiDict[str, str], clearable: bool = False) -> Any:
+    return load_form(schema, form, clearable=clearable)
+
+
+def _form_values(form: MultiDict[str, str], checkboxes: tuple[str, ...] = ()) -> dict[str, Any]:
+    """What the user typed, to put back in a re-rendered form (a checkbox's last value wins)."""
+    values: dict[str, Any] = form.to_dict()
+    for name in checkboxes:
+        values[name] = form.getlist(name)[-1:] == ["true"]
+    return values
+
+
+def _one_page(query: sa.Select[Any]) -> tuple[list[Any], int, bool]:
+    """The `?page=` of a list: its rows, the page number, whether another page follows."""
+    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    rows = db.session.execute(query.limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE))
+    items = list(rows.scalars())
+    return items[:PAGE_SIZE], page, len(items) > PAGE_SIZE
+
+
+def _filters(schema: Schema) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A list page's filters from the query string; bad ones are reported and ignored."""
+    try:
+        return load_form(schema, request.args), {}
+    except ValidationError as exc:
+        return {}, exc.normalized_messages()
+
+
+def _filter_args() -> dict[str, str]:
+    return {k: v for k, v in request.args.items() if k != "page" and v != ""}
+
+
+def _partner_choices() -> list[tuple[int, str]]:
+    return [
+        (p.id, f"{p.short_name} · {p.name}")
+        for p in db.session.execute(services.partner_query({})).scalars()
+    ]
+
+
+# --- partners -------------------------------------------------------------------
+
+
+@bp.route("/partners")
+@roles(*ANY_ROLE)
+def partner_list() -> Any:
+    filters, errors = _filters(PartnerQuery())
+    partners, page, has_next = _one_page(services.partner_query(filters))
+    everyone = services.partner_query({}).order_by(None).subquery()
+    countries = db.session.execute(
+        sa.select(everyone.c.country).distinct().order_by(everyone.c.country)
+    ).scalars()
+    actor = current_actor()
+    return render_template(
+        "partners/partner_list.html",
+        partners=[(p, services.visible_sites_of(actor, p)) for p in partners],
+        kinds=PARTNER_KINDS,
+        countries=list(countries),
+        args=_filter_args(),
+        filtered=bool(filters),
+        page=page,
+        has_next=has_next,
+        errors=errors,
+        manager=can_manage(actor),
+    ), (422 if errors else 200)
+
+
+@bp.route("/partners/export.csv")
+@roles(*ANY_ROLE)
+def partner_export() -> Response:
+    """The directory as shown (same search and filters), every page."""
+    filters, errors = _filters(PartnerQuery())
+    if errors:
+        raise ValidationError(errors)
+    return partners_csv(current_actor(), services.partner_query(filters))
+
+
+def _partner_form(
+    partner: Partner | None, values: dict[str, Any], errors: dict[str, Any], status: int
+) -> tuple[str, int]:
+    return render_template(
+        "partners/partner_form.html",
+        partner=partner,
+        values=values,
+        errors=errors,
+        kinds=PARTNER_KINDS,
+    ), status
+
+
+@bp.route("/partners/new", methods=["GET", "POST"])
+@roles(*MANAGERS)
+def partner_new() -> Any:
+    if request.method == "GET":
+        return _partner_form(None, {"active": True}, {}, 200)
+    try:
+        partner = services.create_partner(current_actor(), _load(PartnerIn(), request.form))
+        flash(f"Partner {partner.name} added.", "success")
+        return redirect(url_for("partners.partner_detail", partner_id=partner.id))
+    except (ValidationError, Problem) as exc:
+        errors, status = _refused(exc)
+    return _partner_form(None, _form_values(request.form, ("active",)), errors, status)
+
+
+@bp.route("/partners/<int:partner_id>/edit", methods=["GET", "POST"])
+@roles(*MANAGERS)
+def partner_edit(partner_id: int) -> Any:
+    partner = services.get_partner(partner_id)
+    if request.method == "GET":
+        return _partner_form(partner, {f: getattr(partner, f) for f in PartnerIn().fields}, {}, 200)
+    try:
+        data = _load(PartnerPatch(), request.form, clearable=True)
+        services.update_partner(current_actor(), partner, data)
+        flash(f"Partner {partner.name} updated.", "success")
+        return redirect(url_for("partners.partner_detail", partner_id=partner.id))
+    except (ValidationError, Problem) as exc:
+        errors, status = _refused(exc)
+    return _partner_form(partner, _form_values(request.form, ("active",)), errors, status)
+
+
+@bp.route("/partners/<int:partner_id>")
+@roles(*ANY_ROLE)
+def partner_detail(partner_id: int) -> str:
+    actor = current_actor()
+    partner = services.get_partner(partner_id)
+    return render_template(
+        "partners/partner_detail.html",
+        partner=partner,
+        sites=services.visible_sites_of(actor, partner),
+        manager=can_manage(actor),
+    )
+
+
+# --- sites ----------------------------------------------------------------------
+
+
+@bp.route("/sites")
+@roles(*ANY_ROLE)
+def site_list() -> Any:
+    actor = current_actor()
+    filters, errors = _filters(SiteQuery())
+    sites, page, has_next = _one_page(services.site_query(actor, filters))
+    ref = today()
+    return render_template(
+        "partners/site_list.html",
+        sites=[(s, services.site_view(s, ref)) for s in sites],
+        statuses=SITE_STATUSES,
+        args=_filter_args(),
+        filtered=bool(filters),
+        page=page,
+        has_next=has_next,
+        errors=errors,
+        manager=can_manage(actor),
+    ), (422 if errors else 200)
+
+
+def _site_form(
+    site: Site | None, values: dict[str, Any], errors: dict[str, Any], status: int
+) -> tuple[str, int]:
+    return render_template(
+        "partners/site_form.html",
+        site=site,
+        values=values,
+        errors=errors,
+        partners=_partner_choices(),
+    ), status
+
+
+@bp.route("/sites/new", methods=["GET", "POST"])
+@roles(*MANAGERS)
+def site_new() -> Any:
+    if request.method == "GET":
+        values = {"partner_id": request.args.get("partner_id", ""), "target_enrollment": 0}
+        return _site_form(None, values, {}, 200)
+    try:
+        site = services.create_site(current_actor(), _load(SiteIn(), request.form))
+        flash(f"Site {site.code} created; it stays pending until activated.", "success")
+        return redirect(url_for("partners.site_detail", site_id=site.id))
+    except (ValidationError, Problem) as exc:
+        errors, status = _refused(exc)
+    return _site_form(None, _form_values(request.form), errors, status)
+
+
+@bp.route("/sites/<int:site_id>/edit", methods=["GET", "POST"])
+@roles(*MANAGERS)
+def site_edit(site_id: int) -> Any:
+    actor = current_actor()
+    site = services.get_site(actor, site_id)
+    if request.method == "GET":
+        return _site_form(site, {f: getattr(site, f) for f in SiteIn().fields}, {}, 200)
+    try:
+        services.update_site(actor, site, _load(SitePatch(), request.form, clearable=True))
+        flash(f"Site {site.code} updated.", "success")
+        return redirect(url_for("partners.site_detail", site_id=site.id))
+    except (ValidationError, Problem) as exc:
+        errors, status = _refused(exc)
+    return _site_form(site, _form_values(request.form), errors, status)
+
+
+def _site_page(
+    site: Site, failed: str | None = None, errors: dict[str, Any] | None = None, status: int = 200
+) -> tuple[str, int]:
+    """The site page; `failed` names the form whose errors are shown next to it."""
+    actor = current_actor()
+    ref = today()
+    manager = can_manage(actor)
+    history: list[Any] = []
+    if manager:
+        history = list(
+            db.session.execute(
+                audit.query(audit.AuditFilter(entity="site", entity_id=str(site.id))).limit(50)
+            ).scalars()
+        )
+    view = services.site_view(site, ref)
+    return render_template(
+        "partners/site_detail.html",
+        site=site,
+        view=view,
+        # the required kinds in the order of the gate (irb, ibc, contract, siv)
+        approvals=sorted(view["approvals"], key=lambda a: APPROVAL_KINDS.index(a["kind"])),
+        missing=services.missing_approvals(site, ref),
+        today=ref,
+        kinds=APPROVAL_KINDS,
+        labels=APPROVAL_LABELS,
+        manager=manager,
+        history=history,
+        failed=failed,
+        errors=errors or {},
+        values=request.form.to_dict(),
+    ), status
+
+
+@bp.route("/sites/<int:site_id>")
+@roles(*ANY_ROLE)
+def site_detail(site_id: int) -> tuple[str, int]:
+    return _site_page(services.get_site(current_actor(), site_id))
+
+
+def _site_action(site_id: int, name: str, act: Callable[[Any, Site], None], done: str) -> Any:
+    """Run one form of the site page: PRG on success, the page with errors otherwise."""
+    actor = current_actor()
+    site = services.get_site(actor, site_id)
+    try:
+        act(actor, site)
+    except (ValidationError, Problem) as exc:
+        errors, status = _refused(exc)
+        return _site_page(site, name, errors, status)
+    flash(done.format(site=site), "success")
+    return redirect(url_for("partners.site_detail", site_id=site.id))
+
+
+@bp.route("/sites/<int:site_id>/approvals", methods=["POST"])
+@roles(*MANAGERS)
+def approval_new(site_id: int) -> Any:
+    """Record an approval and, in the same transaction, its letter if one is attached."""
+
+    def act(actor: Any, site: Site) -> None:
+        approval = services.add_approval(actor, site, _load(ApprovalIn(), request.form), today())
+        upload = request.files.get("file")
+        if upload is not None and upload.filename:
+            services.attach_document(actor, approval, upload.filename, upload.read())
+
+    return _site_action(site_id, "approval", act, "Approval recorded for {site.code}.")
+
+
+@bp.route("/sites/<int:site_id>/approvals/withdraw", methods=["POST"])
+@roles(*MANAGERS)
+def approval_withdraw(site_id: int) -> Any:
+    def act(actor: Any, site: Site) -> None:
+        chosen = request.form.get("approval_id", "")
+        approval = next((a for a in site.approvals if str(a.id) == chosen), None)
+        if approval is None:
+            raise ValidationError({"approval_id": ["Choose an approval of this site."]})
+        data = _load(ApprovalPatch(only=("withdrawn_on", "reason")), request.form)
+        if not data.get("withdrawn_on"):
+            raise ValidationError({"withdrawn_on": ["Give the date of the withdrawal."]})
+        services.update_approval(actor, approval, data, today())
+
+    return _site_action(site_id, "withdraw", act, "Approval withdrawal recorded for {site.code}.")
+
+
+@bp.route("/sites/<int:site_id>/activate", methods=["POST"])
+@roles(*MANAGERS)
+def site_activate(site_id: int) -> Any:
+    def act(actor: Any, site: Site) -> None:
+        data = _load(ActivateIn(), request.form)
+        services.activate_site(actor, site, today(), data.get("activated_on"))
+
+    return _site_action(site_id, "activate", act, "Site {site.code} is active.")
+
+
+@bp.route("/sites/<int:site_id>/suspend", methods=["POST"])
+@roles(*MANAGERS)
+def site_suspend(site_id: int) -> Any:
+    def act(actor: Any, site: Site) -> None:
+        data = _load(StatusChangeIn(only=("reason",)), request.form)
+        services.suspend_site(actor, site, data["reason"])
+
+    return _site_action(site_id, "suspend", act, "Site {site.code} is suspended.")
+
+
+@bp.route("/sites/<int:site_id>/close", methods=["POST"])
+@roles(*MANAGERS)
+def site_close(site_id: int) -> Any:
+    def act(actor: Any, site: Site) -> None:
+        data = _load(StatusChangeIn(), request.form)
+        services.close_site(actor, site, data["reason"], today(), data.get("on"))
+
+    return _site_action(site_id, "close", act, "Site {site.code} is closed.")
+
+
+@bp.route("/approvals/<int:approval_id>/document")
+@roles(*ANY_ROLE)
+def approval_document(approval_id: int) -> Response:
+    """The approval letter, for anyone who may see the site (others: 404)."""
+    approval = services.get_approval(current_actor(), approval_id)
+    path = services.document_path(approval)
+    if not path.exists():
+        raise NotFound("The stored document is missing.")
+    return send_file(
+        path,
+        mimetype="application/pdf",
+        as_attachment=True,
+        download_name=approval.document_name or "approval.pdf",
+    )
