@@ -44,3 +44,5 @@ OPENAPI_URL_PREFIX = "/api/v1"
 OPENAPI_JSON_PATH = "openapi.json"
 API_PAGE_SIZE = 100
 API_MAX_PAGE_SIZE = 1000
+# Every operation needs a bearer token unless it says otherwise (POST /auth/tokens).
+API_SPEC_OPTIONS = {"security": [{"bearerAuth": []}]}

@@ -11,6 +11,8 @@ def test_openapi_document_is_valid(client):
     validate(spec)
     assert "/api/v1/auth/tokens" in spec["paths"]
     assert "/api/v1/users/{user_id}" in spec["paths"]
+    assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    assert spec["paths"]["/api/v1/auth/tokens"]["post"]["security"] == []
 
 
 def test_docs_page_loads_no_cdn(client):

@@ -76,6 +76,8 @@ def register_extensions(app: Flask) -> None:
     csrf.init_app(app)
     limiter.init_app(app)
     api.init_app(app, spec_kwargs={"info": {"description": "trialmgr API (see ARCHITECTURE.md)"}})
+    if "bearerAuth" not in api.spec.components.security_schemes:
+        api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.session_protection = "strong"

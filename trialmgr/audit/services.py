@@ -236,6 +236,8 @@ class AuditFilter:
     actor: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    # Any of these (entity, ids) pairs, e.g. a site and its approvals on one page.
+    related: list[tuple[str, list[str]]] | None = None
 
 
 def query(filters: AuditFilter) -> sa.Select[tuple[AuditEvent]]:
@@ -245,6 +247,15 @@ def query(filters: AuditFilter) -> sa.Select[tuple[AuditEvent]]:
         q = q.where(AuditEvent.entity == filters.entity)
     if filters.entity_id:
         q = q.where(AuditEvent.entity_id == filters.entity_id)
+    if filters.related:
+        q = q.where(
+            sa.or_(
+                *(
+                    sa.and_(AuditEvent.entity == entity, AuditEvent.entity_id.in_(ids))
+                    for entity, ids in filters.related
+                )
+            )
+        )
     if filters.actor:
         q = q.where(AuditEvent.actor == filters.actor.strip().lower())
     if filters.since:

@@ -32,6 +32,7 @@ def _login_limit() -> str:
 
 @blp.route("/auth/tokens", methods=["POST"])
 @public
+@blp.doc(security=[])
 @limiter.limit(_login_limit)
 @blp.arguments(TokenIn)
 @blp.response(201, TokenOut)

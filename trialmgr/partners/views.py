@@ -270,7 +270,14 @@ def _site_page(
     if manager:
         history = list(
             db.session.execute(
-                audit.query(audit.AuditFilter(entity="site", entity_id=str(site.id))).limit(50)
+                audit.query(
+                    audit.AuditFilter(
+                        related=[
+                            ("site", [str(site.id)]),
+                            ("site_approval", [str(a.id) for a in site.approvals]),
+                        ]
+                    )
+                ).limit(50)
             ).scalars()
         )
     view = services.site_view(site, ref)
