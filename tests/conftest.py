@@ -38,6 +38,10 @@ def _base_config(uri: str, tmp: Path) -> dict[str, Any]:
 
     cfg = {k: v for k, v in runpy.run_path(str(ROOT / "config" / "test.py")).items() if k.isupper()}
     cfg["SQLALCHEMY_DATABASE_URI"] = uri
+    if uri.startswith("postgresql"):
+        # Durability of a throwaway test database does not matter; commit latency does.
+        options = "-c synchronous_commit=off"
+        cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"options": options}}
     return cfg
 
 
@@ -71,9 +75,15 @@ class _SqliteDatabases:
 
 
 class _PostgresDatabases:
+    """CREATE DATABASE ... TEMPLATE costs ~0.2 s on this server (its checkpoint), so a used
+    database is emptied instead (DELETE from every table with triggers off, sequences
+    restarted: ~20 ms) and handed to the next test in the state the migrations left it."""
+
     def __init__(self, url: str, tmp: Path) -> None:
         self.url = sa.engine.make_url(url)
-        self.admin = sa.create_engine(self.url, isolation_level="AUTOCOMMIT")
+        self.admin = sa.create_engine(
+            self.url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool
+        )
         try:
             with self.admin.connect() as conn:
                 conn.execute(sa.text("SELECT 1"))
@@ -83,24 +93,56 @@ class _PostgresDatabases:
             )
         self.prefix = f"tm_{os.getpid()}_{uuid.uuid4().hex[:6]}"
         self.template = f"{self.prefix}_tpl"
-        with self.admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{self.template}"'))
-        _migrate(self.url.set(database=self.template).render_as_string(False), tmp)
+        self._sql(f'CREATE DATABASE "{self.template}"')
+        _migrate(self._uri(self.template), tmp)
+        self.free: list[str] = []
+        self.made: list[str] = []
 
-    def new(self) -> str:
-        name = f"{self.prefix}_{next(_counter)}"
-        with self.admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"'))
+    def _uri(self, name: str) -> str:
         return self.url.set(database=name).render_as_string(False)
 
-    def drop(self, uri: str) -> None:
-        name = sa.engine.make_url(uri).database
+    def _sql(self, statement: str) -> None:
         with self.admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(sa.text(statement))
+
+    def new(self) -> str:
+        if self.free:
+            return self._uri(self.free.pop())
+        name = f"{self.prefix}_{next(_counter)}"
+        self._sql(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+        self.made.append(name)
+        return self._uri(name)
+
+    def drop(self, uri: str) -> None:
+        from trialmgr.db import Base
+
+        tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+        name = sa.engine.make_url(uri).database or ""
+        engine = sa.create_engine(uri, poolclass=sa.pool.NullPool)
+        with engine.connect() as conn:
+            triggers = conn.execute(
+                sa.text("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'audit_event_no_%'")
+            ).scalar_one()
+        if triggers != 2:  # a tampering test dropped them: this database is spoilt
+            engine.dispose()
+            self._sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+            self.made.remove(name)
+            return
+        with engine.begin() as conn:
+            conn.execute(sa.text("SET LOCAL session_replication_role = replica"))  # no triggers
+            for table in tables:
+                conn.execute(sa.text(f'DELETE FROM "{table}"'))
+            sequences = conn.execute(
+                sa.text("SELECT sequence_name FROM information_schema.sequences")
+            ).scalars()
+            for seq in list(sequences):
+                conn.execute(sa.text(f'ALTER SEQUENCE "{seq}" RESTART WITH 1'))
+        engine.dispose()
+        self.free.append(name)
 
     def close(self) -> None:
-        with self.admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{self.template}" WITH (FORCE)'))
+        for name in [*self.made, self.template]:
+            self._sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         self.admin.dispose()
 
 

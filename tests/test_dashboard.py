@@ -30,10 +30,15 @@ def test_lead_home_shows_enrolment_against_target_and_expiring_approvals(app, ap
 def test_pause_banner_on_every_page_for_every_role(app, api):
     w = world(api)
     monitor = api.as_role("safety_monitor")
-    monitor.post(f"/trials/{w['trial']['id']}/pause", json={"reason": "grade 4 ALT increase under review"})
+    monitor.post(
+        f"/trials/{w['trial']['id']}/pause", json={"reason": "grade 4 ALT increase under review"}
+    )
     for user in (w["coord"].user, w["lead"].user, monitor.user):
         client = app.test_client()
         login_page(client, user["email"])
         for path in ("/", "/sites", "/account"):
             page = client.get(path).data.decode()
-            assert "Dosing paused in" in page and "grade 4 ALT increase under review" in page, (user, path)
+            assert "Dosing paused in" in page and "grade 4 ALT increase under review" in page, (
+                user,
+                path,
+            )

@@ -515,9 +515,14 @@ def test_pages_have_no_inline_scripts_or_styles(app, admin):
 
 def test_site_history_includes_its_approvals(app, admin):
     site = new_site(admin, new_partner(admin))
-    resp = admin.post(f"/sites/{site['id']}/approvals", json={"kind": "ibc", "reference": "IBC-77",
-                                                              "granted_on": "2026-01-10"})
-    admin.patch(f"/approvals/{resp.json['id']}", json={"withdrawn_on": "2026-02-01", "reason": "IBC suspended us"})
+    resp = admin.post(
+        f"/sites/{site['id']}/approvals",
+        json={"kind": "ibc", "reference": "IBC-77", "granted_on": "2026-01-10"},
+    )
+    admin.patch(
+        f"/approvals/{resp.json['id']}",
+        json={"withdrawn_on": "2026-02-01", "reason": "IBC suspended us"},
+    )
     html = signed_in(app, "consortium_lead").get(f"/sites/{site['id']}").get_data(as_text=True)
     history = html.split('id="history"')[1]
     assert "approval.create" in history and "IBC suspended us" in history

@@ -102,6 +102,7 @@ def register_blueprints(app: Flask) -> None:
     from trialmgr.auth import views as auth_views
     from trialmgr.dashboard import views as dashboard_views
     from trialmgr.enrollment import api as enrollment_api
+    from trialmgr.enrollment import views as enrollment_views
     from trialmgr.errors import register_error_handlers
     from trialmgr.extensions import api, csrf
     from trialmgr.partners import api as partners_api
@@ -111,7 +112,7 @@ def register_blueprints(app: Flask) -> None:
     for module in (auth_api, audit_api, partners_api, enrollment_api):
         api.register_blueprint(module.blp)
         csrf.exempt(module.blp)
-    for module in (auth_views, audit_views, dashboard_views, partners_views):
+    for module in (auth_views, audit_views, dashboard_views, partners_views, enrollment_views):
         app.register_blueprint(module.bp)
     register_error_handlers(app)
 

@@ -32,11 +32,10 @@ def paused_trials() -> dict[str, Any]:
 def _site_rows(actor: Any) -> list[dict[str, Any]]:
     """Each visible site with its enrolment against target and approvals needing attention."""
     on = today()
-    counts = dict(
-        db.session.execute(
-            sa.select(Subject.site_id, sa.func.count()).group_by(Subject.site_id)
-        ).all()
-    )
+    counted = db.session.execute(
+        sa.select(Subject.site_id, sa.func.count()).group_by(Subject.site_id)
+    ).tuples()
+    counts: dict[int, int] = {site_id: n for site_id, n in counted}
     rows = []
     for site in db.session.execute(partners.site_query(actor, {})).scalars():
         attention = [
@@ -45,13 +44,15 @@ def _site_rows(actor: Any) -> list[dict[str, Any]]:
             for state, days in [partners.approval_state(a, on)]
             if state in ("expiring", "expired", "withdrawn")
         ]
-        rows.append({
-            "site": site,
-            "enrolled": counts.get(site.id, 0),
-            "open": partners.open_for_screening(site, on),
-            "missing": partners.missing_approvals(site, on),
-            "attention": attention,
-        })
+        rows.append(
+            {
+                "site": site,
+                "enrolled": counts.get(site.id, 0),
+                "open": partners.open_for_screening(site, on),
+                "missing": partners.missing_approvals(site, on),
+                "attention": attention,
+            }
+        )
     return rows
 
 
