@@ -21,7 +21,7 @@ def at(d: date, hour: int = 9) -> str:
 
 
 def active_site(
-    lead: ApiClient, code: str = "S01", activated_on: date | None = None
+    lead: ApiClient, code: str = "S01", activated_on: date | None = None, timezone: str = "UTC"
 ) -> dict[str, Any]:
     activated_on = activated_on or days_ago(400)
     partner = lead.post(
@@ -41,6 +41,7 @@ def active_site(
             "name": f"Site {code}",
             "country": "IT",
             "target_enrollment": 4,
+            "timezone": timezone,
         },
     ).json
     for kind in ("irb", "ibc", "contract", "siv"):

@@ -95,7 +95,7 @@ def test_demo_seed_builds_the_consortium(app, runner):
 
 
 def test_demo_seed_builds_a_trial_at_several_stages(app, runner):
-    from trialmgr.db import today
+    from trialmgr.db import today, utcnow
     from trialmgr.enrollment import services
     from trialmgr.enrollment.models import Screening, Subject, Trial
 
@@ -109,6 +109,6 @@ def test_demo_seed_builds_a_trial_at_several_stages(app, runner):
         subjects = db.session.execute(sa.select(Subject)).scalars().all()
         assert sum(s.reconsent_due for s in subjects) == 1
         assert {s.status for s in subjects} >= {"enrolled", "completed"}
-        board = services.cohort_board(trial, today())
+        board = services.cohort_board(trial, utcnow())
         waiting = board[1]["next_allowed"]
         assert waiting is not None and 0 < (waiting.date() - today()).days <= 5

@@ -4,7 +4,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from tests.builders import active_site, days_ago, dose, enrol, world
+from tests.builders import active_site, days_ago, dose, enrol, open_trial, world
 from trialmgr.enrollment.models import Trial, VisitDefinition
 from trialmgr.enrollment.schedule import plan
 
@@ -308,3 +308,108 @@ def test_visit_correction_is_audited_with_reason(dosed):
         "old": week4["scheduled_on"],
         "new": corrected.isoformat(),
     }
+
+
+def test_correcting_a_late_visit_into_its_window_voids_the_deviation(dosed):
+    coord, week4, code = dosed["coord"], dosed["visits"]["Week 4"], dosed["subject"]["code"]
+    late = date.fromisoformat(week4["window_end"]) + timedelta(days=12)
+    coord.patch(
+        f"/visits/{week4['id']}",
+        json={"status": "done", "done_on": late.isoformat(), "reason": "visit"},
+    )
+    assert len(coord.get(f"/subjects/{code}/deviations").json) == 1
+    coord.patch(
+        f"/visits/{week4['id']}",
+        json={"status": "done", "done_on": week4["scheduled_on"], "reason": "date mistyped"},
+    )
+    assert coord.get(f"/subjects/{code}/deviations").json == []
+
+
+def test_correcting_a_late_visit_to_another_late_date_keeps_one_deviation(dosed):
+    coord, week4, code = dosed["coord"], dosed["visits"]["Week 4"], dosed["subject"]["code"]
+    end = date.fromisoformat(week4["window_end"])
+    coord.patch(
+        f"/visits/{week4['id']}",
+        json={
+            "status": "done",
+            "done_on": (end + timedelta(days=12)).isoformat(),
+            "reason": "visit",
+        },
+    )
+    coord.patch(
+        f"/visits/{week4['id']}",
+        json={
+            "status": "done",
+            "done_on": (end + timedelta(days=2)).isoformat(),
+            "reason": "date mistyped",
+        },
+    )
+    deviations = coord.get(f"/subjects/{code}/deviations").json
+    assert len(deviations) == 1 and "2 day(s) late" in deviations[0]["description"]
+
+
+def test_end_of_participation_before_enrolment_is_422(dosed):
+    resp = dosed["coord"].post(
+        f"/subjects/{dosed['subject']['code']}/end",
+        json={"status": "died", "on": days_ago(399).isoformat(), "reason": "typo"},
+    )
+    assert resp.status_code == 422 and "on" in resp.json["errors"]
+
+
+def test_unknown_subject_status_filter_is_422(dosed):
+    assert dosed["coord"].get("/subjects?status=zombie").status_code == 422
+
+
+def test_dosing_day_is_the_sites_local_day(api):
+    from datetime import UTC, datetime
+
+    lead = api.as_role("consortium_lead")
+    site = active_site(lead, "US01", timezone="America/Los_Angeles")
+
+    trial = open_trial(lead)
+    coord = api.as_role("coordinator", site_ids=[site["id"]])
+    subject = enrol(coord, trial, site)
+    d = days_ago(100)
+    # 01:30 UTC is 17:30 or 18:30 of the previous day in California
+    moment = datetime(d.year, d.month, d.day, 1, 30, tzinfo=UTC)
+    resp = coord.post(
+        f"/subjects/{subject['code']}/dosing",
+        json={"dosed_at": moment.isoformat(), "dose": "1e13", "lot_number": "L1"},
+    )
+    assert resp.status_code == 201
+    day7 = next(
+        v for v in coord.get(f"/subjects/{subject['code']}/visits").json if v["name"] == "Day 7"
+    )
+    assert day7["scheduled_on"] == (d - timedelta(days=1) + timedelta(days=7)).isoformat()
+
+
+def test_the_same_moment_in_any_offset_gives_the_same_schedule(api):
+    from datetime import UTC, datetime, timezone
+
+    lead = api.as_role("consortium_lead")
+    site = active_site(lead, "IT09", timezone="Europe/Rome")
+
+    trial = open_trial(lead, stagger_days=0)
+    coord = api.as_role("coordinator", site_ids=[site["id"]])
+    a, b = enrol(coord, trial, site), enrol(coord, trial, site)
+    d = days_ago(100)
+    moment = datetime(d.year, d.month, d.day, 23, 30, tzinfo=UTC)  # next day in Rome
+    for subject, offset in ((a, UTC), (b, timezone(timedelta(hours=-5)))):
+        resp = coord.post(
+            f"/subjects/{subject['code']}/dosing",
+            json={
+                "dosed_at": moment.astimezone(offset).isoformat(),
+                "dose": "1e13",
+                "lot_number": "L1",
+            },
+        )
+        assert resp.status_code == 201, resp.json
+    days = {
+        s["code"]: next(
+            v["scheduled_on"]
+            for v in coord.get(f"/subjects/{s['code']}/visits").json
+            if v["name"] == "Day 7"
+        )
+        for s in (a, b)
+    }
+    assert days[a["code"]] == days[b["code"]] == (d + timedelta(days=8)).isoformat()

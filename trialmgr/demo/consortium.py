@@ -28,11 +28,30 @@ PARTNERS = [
     ("Universitätsklinikum Hamburg", "UKH", "clinical_site", "DE", "Clinical site"),
 ]
 
-# code, partner short name, site name, country, PI, target, months since activation (None = pending)
+# code, partner short name, site name, country, time zone, PI, target,
+# months since activation (None = pending)
 SITES = [
-    ("IT01", "OPR", "Rome paediatric gene therapy unit", "IT", "Dr. Giulia Ferri", 4, 9),
-    ("FR01", "HUL", "Lyon haemophilia centre", "FR", "Dr. Marc Lefèvre", 3, 6),
-    ("DE01", "UKH", "Hamburg clinical trials unit", "DE", "Dr. Anna Vogel", 3, None),
+    (
+        "IT01",
+        "OPR",
+        "Rome paediatric gene therapy unit",
+        "IT",
+        "Europe/Rome",
+        "Dr. Giulia Ferri",
+        4,
+        9,
+    ),
+    ("FR01", "HUL", "Lyon haemophilia centre", "FR", "Europe/Paris", "Dr. Marc Lefèvre", 3, 6),
+    (
+        "DE01",
+        "UKH",
+        "Hamburg clinical trials unit",
+        "DE",
+        "Europe/Berlin",
+        "Dr. Anna Vogel",
+        3,
+        None,
+    ),
 ]
 
 
@@ -53,7 +72,7 @@ def seed(today: date) -> dict[str, Site]:
             },
         )
     sites: dict[str, Site] = {}
-    for code, short, name, country, pi, target, months in SITES:
+    for code, short, name, country, zone, pi, target, months in SITES:
         site = services.create_site(
             actor,
             {
@@ -62,6 +81,7 @@ def seed(today: date) -> dict[str, Site]:
                 "name": name,
                 "country": country,
                 "principal_investigator": pi,
+                "timezone": zone,
                 "target_enrollment": target,
             },
         )

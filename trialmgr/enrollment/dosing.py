@@ -14,7 +14,7 @@ from trialmgr.enrollment import schedule
 from trialmgr.enrollment.models import Cohort, Dosing, SafetyReview, Subject, Trial
 from trialmgr.errors import Conflict, Invalid
 from trialmgr.extensions import db
-from trialmgr.partners.services import assert_site_open
+from trialmgr.partners.services import assert_site_open, site_local_date
 
 
 def _cohort_dosings(cohort: Cohort) -> list[Dosing]:
@@ -65,12 +65,13 @@ def check_gates(subject: Subject, dosed_at: datetime, now: datetime) -> None:
         raise Invalid(
             "Dosing cannot be in the future.", errors={"dosed_at": ["Must not be in the future."]}
         )
-    if dosed_at.date() < max(subject.consented_on, subject.enrolled_on):
+    day = site_local_date(subject.site, dosed_at)
+    if day < max(subject.consented_on, subject.enrolled_on):
         raise Invalid(
             "Dosing before consent and enrolment.",
             errors={"dosed_at": ["Before the consent or enrolment date."]},
         )
-    assert_site_open(subject.site, dosed_at.date())
+    assert_site_open(subject.site, day)
     if subject.reconsent_due:
         raise Conflict(
             f"Subject {subject.code} must re-consent to the current consent version before dosing.",
@@ -93,25 +94,29 @@ def _check_stagger(trial: Trial, cohort: Cohort, dosed_at: datetime) -> None:
             )
 
 
-def _check_escalation(trial: Trial, cohort: Cohort, dosed_at: datetime) -> None:
-    """The first subject of a higher-dose cohort only after a signed review of the previous
-    cohort decided to escalate (and not after it)."""
+def escalation_block(trial: Trial, cohort: Cohort, dosed_at: datetime) -> str | None:
+    """Why the first subject of this higher-dose cohort may not be dosed at `dosed_at`
+    (None when nothing blocks): it needs a signed review of the previous cohort that
+    decided to escalate, signed before the dosing."""
     previous = _previous_cohort(trial, cohort)
     if previous is None or _cohort_dosings(cohort):
-        return
+        return None
     review = _escalation_review(previous)
     if review is None or review.decision != "escalate":
         decided = f" (latest decision: {review.decision})" if review else ""
-        raise Conflict(
+        return (
             f"Cohort {cohort.label} opens only after a safety review of cohort {previous.label} "
-            f"decides to escalate{decided}.",
-            title="Safety review required",
+            f"decides to escalate{decided}."
         )
     if dosed_at < review.signed_at:
-        raise Conflict(
-            f"Dosing time is before the escalation decision ({review.signed_at.isoformat()}).",
-            title="Safety review required",
-        )
+        return f"Dosing time is before the escalation decision ({review.signed_at.isoformat()})."
+    return None
+
+
+def _check_escalation(trial: Trial, cohort: Cohort, dosed_at: datetime) -> None:
+    block = escalation_block(trial, cohort, dosed_at)
+    if block:
+        raise Conflict(block, title="Safety review required")
 
 
 def record_dosing(actor: Any, subject: Subject, data: dict[str, Any], now: datetime) -> Dosing:
@@ -132,5 +137,5 @@ def record_dosing(actor: Any, subject: Subject, data: dict[str, Any], now: datet
         )
         db.session.add(dosing)
         subject.status = "dosed"
-        schedule.generate(subject, data["dosed_at"].date())
+        schedule.generate(subject, site_local_date(subject.site, data["dosed_at"]))
     return dosing

@@ -318,3 +318,5 @@ class Deviation(IdMixin, Audited, Base):
     description: Mapped[str] = mapped_column(sa.Text)
     occurred_on: Mapped[date]
     recorded_at: Mapped[datetime]
+    voided_at: Mapped[datetime | None]
+    void_reason: Mapped[str | None] = mapped_column(sa.Text)

@@ -7,7 +7,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from trialmgr.db import today
-from trialmgr.enrollment.models import REVIEW_DECISIONS, VECTOR_TYPES
+from trialmgr.enrollment.models import REVIEW_DECISIONS, SUBJECT_STATUSES, VECTOR_TYPES
 
 
 def reason_field() -> fields.String:
@@ -279,7 +279,7 @@ class SubjectQuery(Schema):
     trial_id = fields.Integer()
     site_id = fields.Integer()
     cohort_id = fields.Integer()
-    status = fields.String()
+    status = fields.String(validate=validate.OneOf(SUBJECT_STATUSES))
     reconsent_due = fields.Boolean()
 
 
@@ -353,3 +353,5 @@ class DeviationOut(Schema):
     kind = fields.String()
     description = fields.String()
     occurred_on = fields.Date()
+    voided_at = fields.DateTime(allow_none=True)
+    void_reason = fields.String(allow_none=True)

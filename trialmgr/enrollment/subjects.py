@@ -352,6 +352,10 @@ def end_participation(
 ) -> Subject:
     """Lost to follow-up, or died (the safety domain calls this for a grade 5 event)."""
     _not_future("on", on, today)
+    if on < subject.enrolled_on:
+        raise Invalid(
+            "Before enrolment.", errors={"on": [f"Before enrolment ({subject.enrolled_on})."]}
+        )
     if status not in ("lost_to_follow_up", "died"):
         raise Invalid(
             "Unknown end of participation.", errors={"status": ["lost_to_follow_up or died."]}

@@ -280,9 +280,10 @@ def pauses_of(trial: Trial) -> list[TrialPause]:
     )
 
 
-def cohort_board(trial: Trial, today: date) -> list[dict[str, Any]]:
-    """Each cohort's slots, dosing dates and next allowed dosing date."""
-    from trialmgr.enrollment.dosing import next_dosing_allowed
+def cohort_board(trial: Trial, now: datetime) -> list[dict[str, Any]]:
+    """Each cohort's slots, dosing dates, next allowed dosing date, and what (if anything)
+    keeps its first dosing waiting for a safety review at `now`."""
+    from trialmgr.enrollment.dosing import escalation_block, next_dosing_allowed
 
     board = []
     for cohort in trial.cohorts:
@@ -307,6 +308,7 @@ def cohort_board(trial: Trial, today: date) -> list[dict[str, Any]]:
                 "filled": sum(1 for s in subjects if counts_against_capacity(s)),
                 "dosings": dosings,
                 "next_allowed": next_dosing_allowed(trial, cohort),
+                "waiting_review": None if dosings else escalation_block(trial, cohort, now),
             }
         )
     return board

@@ -13,6 +13,7 @@ from trialmgr.enrollment.subjects import assert_may_enter_data
 from trialmgr.errors import Conflict, Invalid, NotFound
 from trialmgr.extensions import db
 from trialmgr.partners.policies import may_see_site, scope_sites
+from trialmgr.partners.services import site_local_date
 
 
 def get_visit(actor: Any, visit_id: int) -> Visit:
@@ -62,7 +63,7 @@ def record_visit(
                 errors={"done_on": ["Must not be in the future."]},
             )
         dosing = subject.dosing
-        if dosing is not None and done_on < dosing.dosed_at.date():
+        if dosing is not None and done_on < site_local_date(subject.site, dosing.dosed_at):
             raise Invalid("Visit before dosing.", errors={"done_on": ["Before the dosing date."]})
     answers = data.get("answers")
     if status == "done" and visit.kind == "ltfu":
@@ -87,11 +88,21 @@ def record_visit(
             visit.answers = answers
         if "notes" in data:
             visit.notes = data["notes"]
+        _void_deviations(visit, reason, now)
         deviation = _deviation_for(visit, today, now)
         if deviation is not None:
             db.session.add(deviation)
         _advance_subject(subject)
     return visit
+
+
+def _void_deviations(visit: Visit, reason: str | None, now: datetime) -> None:
+    """A corrected visit's earlier deviations no longer stand; they are voided, not deleted."""
+    for deviation in db.session.execute(
+        sa.select(Deviation).where(Deviation.visit_id == visit.id, Deviation.voided_at.is_(None))
+    ).scalars():
+        deviation.voided_at = now
+        deviation.void_reason = reason
 
 
 def _deviation_for(visit: Visit, today: date, now: datetime) -> Deviation | None:
@@ -135,14 +146,12 @@ def _advance_subject(subject: Subject) -> None:
         subject.status = "in_follow_up"
 
 
-def deviations_of(subject: Subject) -> list[Deviation]:
-    return list(
-        db.session.execute(
-            sa.select(Deviation)
-            .where(Deviation.subject_id == subject.id)
-            .order_by(Deviation.occurred_on)
-        ).scalars()
-    )
+def deviations_of(subject: Subject, include_voided: bool = False) -> list[Deviation]:
+    """The subject's protocol deviations (voided ones, superseded by a correction, on request)."""
+    q = sa.select(Deviation).where(Deviation.subject_id == subject.id)
+    if not include_voided:
+        q = q.where(Deviation.voided_at.is_(None))
+    return list(db.session.execute(q.order_by(Deviation.occurred_on)).scalars())
 
 
 def visits_due(actor: Any, today: date, days: int = 14) -> sa.Select[tuple[Visit]]:

@@ -68,6 +68,8 @@ class Site(IdMixin, TimestampMixin, Audited, Base):
     activated_on: Mapped[date | None]
     closed_on: Mapped[date | None]
     status_reason: Mapped[str | None] = mapped_column(sa.Text)
+    # IANA zone: the calendar day of a dosing (study day 0) is the site's local day.
+    timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC", server_default="UTC")
 
     partner: Mapped[Partner] = relationship(back_populates="sites")
     approvals: Mapped[list[SiteApproval]] = relationship(

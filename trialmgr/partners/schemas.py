@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from typing import Any
 
 import pycountry
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
 from trialmgr.partners.models import APPROVAL_KINDS, PARTNER_KINDS, SITE_CODE_PATTERN, SITE_STATUSES
+
+
+def time_zone(value: str) -> None:
+    """An IANA time zone name (Europe/Rome, America/New_York...)."""
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValidationError("Not an IANA time zone (e.g. Europe/Rome).") from exc
 
 
 def country_code(value: str) -> None:
@@ -83,6 +92,7 @@ class SiteIn(Schema):
     target_enrollment = fields.Integer(
         load_default=0, strict=True, validate=validate.Range(min=0, max=1000)
     )
+    timezone = fields.String(load_default="UTC", validate=[validate.Length(max=64), time_zone])
 
 
 class SitePatch(Schema):
@@ -90,6 +100,7 @@ class SitePatch(Schema):
     country = fields.String(validate=country_code)
     principal_investigator = fields.String(allow_none=True, validate=validate.Length(max=120))
     target_enrollment = fields.Integer(strict=True, validate=validate.Range(min=0, max=1000))
+    timezone = fields.String(validate=[validate.Length(max=64), time_zone])
     reason = fields.String(required=True, validate=validate.Length(min=3, max=2000))
 
 
@@ -145,6 +156,7 @@ class SiteOut(Schema):
     code = fields.String()
     name = fields.String()
     country = fields.String()
+    timezone = fields.String()
     principal_investigator = fields.String(allow_none=True)
     target_enrollment = fields.Integer()
     status = fields.String()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from datetime import date
+import zoneinfo
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -236,6 +237,11 @@ def assert_site_open(site: Site, on: date) -> None:
         )
 
 
+def site_local_date(site: Site, moment: datetime) -> date:
+    """The calendar day at the site when `moment` happened (dosing day 0, study days)."""
+    return moment.astimezone(zoneinfo.ZoneInfo(site.timezone)).date()
+
+
 def months_open(site: Site, until: date) -> float:
     """Months the site has been open since activation (to closure or `until`)."""
     if site.activated_on is None or site.activated_on > until:
@@ -287,6 +293,7 @@ def site_view(site: Site, today: date) -> dict[str, Any]:
         "code",
         "name",
         "country",
+        "timezone",
         "principal_investigator",
         "target_enrollment",
         "status",

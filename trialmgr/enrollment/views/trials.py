@@ -1,0 +1,227 @@
+"""Trial pages: list, design forms, safety reviews, pause and resume, the cohort board."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import flash, redirect, render_template, request, url_for
+from marshmallow import ValidationError
+
+from trialmgr.auth.models import ADMIN, SAFETY_MONITOR
+from trialmgr.auth.policies import ANY_ROLE, current_actor, roles
+from trialmgr.db import today, utcnow
+from trialmgr.enrollment import services
+from trialmgr.enrollment.models import (
+    TRIAL_STATUSES,
+    VECTOR_TYPES,
+    Trial,
+)
+from trialmgr.enrollment.schemas import (
+    CohortIn,
+    ConsentVersionIn,
+    CriterionIn,
+    PauseIn,
+    ResumeIn,
+    SafetyReviewIn,
+    TrialIn,
+    TrialPatch,
+    TrialQuery,
+    VisitDefinitionIn,
+)
+from trialmgr.enrollment.trials import RESUME_MEANING, REVIEW_MEANING
+from trialmgr.enrollment.views.common import (
+    MANAGERS,
+    Refusal,
+    _filter_args,
+    _filters,
+    _load,
+    _one_page,
+    _refused,
+    _trial_choices,
+    _typed,
+    bp,
+)
+from trialmgr.errors import Problem
+from trialmgr.partners.policies import can_manage, may_see_site
+
+# --- trials ---------------------------------------------------------------------
+
+
+@bp.route("/trials")
+@roles(*ANY_ROLE)
+def trial_list() -> Any:
+    filters, errors = _filters(TrialQuery())
+    trials, page, has_next = _one_page(services.trial_query(filters))
+    return render_template(
+        "enrollment/trial_list.html",
+        trials=trials,
+        statuses=TRIAL_STATUSES,
+        args=_filter_args(),
+        filtered=bool(filters),
+        page=page,
+        has_next=has_next,
+        errors=errors,
+        manager=can_manage(current_actor()),
+    ), (422 if errors else 200)
+
+
+@bp.route("/trials/new", methods=["GET", "POST"])
+@roles(*MANAGERS)
+def trial_new() -> Any:
+    refusal = None
+    if request.method == "POST":
+        try:
+            trial = services.create_trial(current_actor(), _load(TrialIn(), request.form))
+            flash(f"Trial {trial.code} created; add its design, then open it.", "success")
+            return redirect(url_for("enrollment.trial_detail", trial_id=trial.id))
+        except (ValidationError, Problem) as exc:
+            refusal = _refused("trial", exc)
+    return render_template(
+        "enrollment/trial_form.html",
+        values=_typed(request.form),
+        refusal=refusal,
+        vector_types=[(v, v.replace("_", " ")) for v in VECTOR_TYPES],
+    ), (refusal.status if refusal else 200)
+
+
+def _trial_page(trial: Trial, refusal: Refusal | None = None) -> tuple[str, int]:
+    actor = current_actor()
+    return render_template(
+        "enrollment/trial_detail.html",
+        trial=trial,
+        pauses=services.pauses_of(trial),
+        reviews=services.reviews_of(trial),
+        current_version=services.current_consent_version(trial, today()),
+        cohort_options=[(c.id, f"{c.label} · {c.dose} {c.dose_unit}") for c in trial.cohorts],
+        manager=can_manage(actor),
+        monitor=actor.role == SAFETY_MONITOR,
+        may_pause=actor.role in (SAFETY_MONITOR, ADMIN),
+        review_meaning=REVIEW_MEANING,
+        resume_meaning=RESUME_MEANING,
+        refusal=refusal,
+        values=_typed(request.form) if refusal else {},
+        today=today(),
+        # This page has its own pause banner; the site-wide one lists the other trials.
+        paused_trials=[t for t in _trial_choices("paused") if t.id != trial.id],
+    ), (refusal.status if refusal else 200)
+
+
+@bp.route("/trials/<int:trial_id>")
+@roles(*ANY_ROLE)
+def trial_detail(trial_id: int) -> tuple[str, int]:
+    return _trial_page(services.get_trial(trial_id))
+
+
+def _trial_action(trial_id: int, form: str, act: Callable[[Any, Trial], str]) -> Any:
+    """Run one form of the trial page: PRG on success, the page with errors otherwise."""
+    trial = services.get_trial(trial_id)
+    try:
+        done = act(current_actor(), trial)
+    except (ValidationError, Problem) as exc:
+        return _trial_page(trial, _refused(form, exc))
+    flash(done, "success")
+    return redirect(url_for("enrollment.trial_detail", trial_id=trial.id))
+
+
+@bp.route("/trials/<int:trial_id>/cohorts/new", methods=["POST"])
+@roles(*MANAGERS)
+def cohort_new(trial_id: int) -> Any:
+    def act(actor: Any, trial: Trial) -> str:
+        cohort = services.add_cohort(actor, trial, _load(CohortIn(), request.form))
+        return f"Cohort {cohort.label} ({cohort.dose} {cohort.dose_unit}) added."
+
+    return _trial_action(trial_id, "cohort", act)
+
+
+@bp.route("/trials/<int:trial_id>/criteria", methods=["POST"])
+@roles(*MANAGERS)
+def criterion_new(trial_id: int) -> Any:
+    def act(actor: Any, trial: Trial) -> str:
+        criterion = services.add_criterion(actor, trial, _load(CriterionIn(), request.form))
+        return f"Criterion {criterion.code} added."
+
+    return _trial_action(trial_id, "criterion", act)
+
+
+@bp.route("/trials/<int:trial_id>/consent-versions", methods=["POST"])
+@roles(*MANAGERS)
+def consent_version_new(trial_id: int) -> Any:
+    def act(actor: Any, trial: Trial) -> str:
+        data = _load(ConsentVersionIn(), request.form)
+        version = services.add_consent_version(actor, trial, data, today())
+        due = " Active subjects on older versions are now due for re-consent."
+        return (
+            f"Consent version {version.version} added.{due if version.reconsent_required else ''}"
+        )
+
+    return _trial_action(trial_id, "consent", act)
+
+
+@bp.route("/trials/<int:trial_id>/visit-definitions", methods=["POST"])
+@roles(*MANAGERS)
+def visit_definition_new(trial_id: int) -> Any:
+    def act(actor: Any, trial: Trial) -> str:
+        data = _load(VisitDefinitionIn(), request.form)
+        definition = services.add_visit_definition(actor, trial, data)
+        return f"Visit {definition.name} (day {definition.day}) added to the schedule."
+
+    return _trial_action(trial_id, "visit_definition", act)
+
+
+@bp.route("/trials/<int:trial_id>/status", methods=["POST"])
+@roles(*MANAGERS)
+def trial_status(trial_id: int) -> Any:
+    def act(actor: Any, trial: Trial) -> str:
+        data = _load(TrialPatch(only=("status", "reason")), request.form)
+        if "status" not in data:
+            raise ValidationError({"status": ["Choose open or closed."]})
+        services.update_trial(actor, trial, data)
+        return f"Trial {trial.code} is {trial.status}."
+
+    form = "status-closed" if request.form.get("status") == "closed" else "status-open"
+    return _trial_action(trial_id, form, act)
+
+
+@bp.route("/trials/<int:trial_id>/safety-reviews", methods=["POST"])
+@roles(SAFETY_MONITOR)
+def safety_review_new(trial_id: int) -> Any:
+    def act(actor: Any, trial: Trial) -> str:
+        data = _load(SafetyReviewIn(exclude=("meaning",)), request.form)
+        review = services.record_safety_review(actor, trial, data, utcnow())
+        return f"Safety review of cohort {review.cohort.label} signed: {review.decision}."
+
+    return _trial_action(trial_id, "review", act)
+
+
+@bp.route("/trials/<int:trial_id>/pause", methods=["POST"])
+@roles(SAFETY_MONITOR, ADMIN)
+def trial_pause(trial_id: int) -> Any:
+    def act(actor: Any, trial: Trial) -> str:
+        data = _load(PauseIn(), request.form)
+        services.pause_trial(actor, trial, data["reason"], utcnow())
+        return f"Dosing in {trial.code} is paused trial-wide."
+
+    return _trial_action(trial_id, "pause", act)
+
+
+@bp.route("/trials/<int:trial_id>/resume", methods=["POST"])
+@roles(SAFETY_MONITOR)
+def trial_resume(trial_id: int) -> Any:
+    def act(actor: Any, trial: Trial) -> str:
+        data = _load(ResumeIn(), request.form)
+        services.resume_trial(actor, trial, data["reason"], data["password"], utcnow())
+        return f"Dosing in {trial.code} resumed."
+
+    return _trial_action(trial_id, "resume", act)
+
+
+@bp.route("/trials/<int:trial_id>/cohorts")
+@roles(*ANY_ROLE)
+def cohort_board(trial_id: int) -> str:
+    actor = current_actor()
+    trial = services.get_trial(trial_id)
+    board = services.cohort_board(trial, utcnow())
+    for row in board:
+        row["visible"] = {s.id: may_see_site(actor, s.site_id) for s in row["subjects"]}
+    return render_template("enrollment/cohort_board.html", trial=trial, board=board, now=utcnow())
