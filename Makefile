@@ -1,4 +1,4 @@
-# The front door: make run, make test, make lint.
+# The front door: make run, make test, make lint, make bench.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,7 +7,7 @@ PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test test-sqlite test-postgres lint clean
+.PHONY: run test test-sqlite test-postgres lint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ needed"'
@@ -35,9 +35,13 @@ test-postgres: $(BIN)/.installed
 	TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/python -m pytest
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check trialmgr tests
-	$(BIN)/ruff format --check trialmgr tests
+	$(BIN)/ruff check trialmgr tests bench
+	$(BIN)/ruff format --check trialmgr tests bench
 	$(BIN)/mypy
+
+## bench: request timings as ratios to a baseline measured in the same run
+bench: $(BIN)/.installed
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) *.egg-info .mypy_cache .ruff_cache

@@ -531,11 +531,27 @@ def test_site_history_includes_its_approvals(app, admin):
 def test_site_time_zone_through_the_form(app, admin):
     partner = new_partner(admin)
     page = signed_in(app, "consortium_lead")
-    bad = page.post("/sites/new", data={"partner_id": str(partner["id"]), "code": "TZ1", "name": "Zone site",
-                                        "country": "IT", "timezone": "Mars/Olympus"})
+    bad = page.post(
+        "/sites/new",
+        data={
+            "partner_id": str(partner["id"]),
+            "code": "TZ1",
+            "name": "Zone site",
+            "country": "IT",
+            "timezone": "Mars/Olympus",
+        },
+    )
     assert bad.status_code == 422
-    ok = page.post("/sites/new", data={"partner_id": str(partner["id"]), "code": "TZ1", "name": "Zone site",
-                                       "country": "IT", "timezone": "Europe/Rome"})
+    ok = page.post(
+        "/sites/new",
+        data={
+            "partner_id": str(partner["id"]),
+            "code": "TZ1",
+            "name": "Zone site",
+            "country": "IT",
+            "timezone": "Europe/Rome",
+        },
+    )
     assert ok.status_code == 302
     html = page.get(ok.headers["Location"]).get_data(as_text=True)
     assert "Europe/Rome" in html

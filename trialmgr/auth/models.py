@@ -94,13 +94,21 @@ class User(IdMixin, TimestampMixin, Audited, Base):
 
     @property
     def site_ids(self) -> list[int]:
-        session = object_session(self)
-        if session is None or self.id is None:
-            return []
-        rows = session.execute(
-            sa.select(site_membership.c.site_id).where(site_membership.c.user_id == self.id)
-        )
-        return sorted(r[0] for r in rows)
+        """The sites a coordinator belongs to; read once per loaded user (every scope check
+        asks), forgotten when memberships change."""
+        cached = self.__dict__.get("_site_ids")
+        if cached is None:
+            session = object_session(self)
+            if session is None or self.id is None:
+                return []
+            rows = session.execute(
+                sa.select(site_membership.c.site_id).where(site_membership.c.user_id == self.id)
+            )
+            cached = self.__dict__["_site_ids"] = sorted(r[0] for r in rows)
+        return list(cached)
+
+    def forget_site_ids(self) -> None:
+        self.__dict__.pop("_site_ids", None)
 
     def is_locked(self, now: datetime) -> bool:
         return self.locked_until is not None and self.locked_until > now

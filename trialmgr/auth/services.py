@@ -103,6 +103,7 @@ def _set_sites(actor: Any, user: User, site_ids: list[int], reason: str | None) 
     current = site_ids_of(user)
     if current == wanted:
         return
+    user.forget_site_ids()
     db.session.execute(site_membership.delete().where(site_membership.c.user_id == user.id))
     if wanted:
         db.session.execute(

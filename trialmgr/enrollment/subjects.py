@@ -7,6 +7,7 @@ from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import selectinload
 
 from trialmgr.audit import services as audit
 from trialmgr.db import lock_rows
@@ -281,6 +282,14 @@ def subject_query(actor: Any, filters: dict[str, Any]) -> sa.Select[tuple[Subjec
             q = q.where(getattr(Subject, field) == filters[field])
     if filters.get("reconsent_due") is not None:
         q = q.where(Subject.reconsent_due == filters["reconsent_due"])
+    # what SubjectOut reads, loaded in a few queries rather than several per subject
+    q = q.options(
+        selectinload(Subject.site),
+        selectinload(Subject.cohort),
+        selectinload(Subject.consent_version),
+        selectinload(Subject.screening),
+        selectinload(Subject.dosing),
+    )
     return q.order_by(Subject.code)
 
 

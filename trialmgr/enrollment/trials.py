@@ -7,6 +7,7 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import selectinload
 
 from trialmgr.audit import services as audit
 from trialmgr.auth.models import SAFETY_MONITOR
@@ -289,7 +290,10 @@ def cohort_board(trial: Trial, now: datetime) -> list[dict[str, Any]]:
     for cohort in trial.cohorts:
         subjects = (
             db.session.execute(
-                sa.select(Subject).where(Subject.cohort_id == cohort.id).order_by(Subject.id)
+                sa.select(Subject)
+                .where(Subject.cohort_id == cohort.id)
+                .options(selectinload(Subject.dosing))
+                .order_by(Subject.id)
             )
             .scalars()
             .all()
