@@ -340,3 +340,30 @@ def test_admin_assigns_sites_through_the_user_form(app, api, client):
             sa.select(User).where(User.email == "new.coord@example.org")
         ).scalar_one()
         assert user.site_ids == [site["id"]]
+
+
+def test_password_reset_by_admin_revokes_api_tokens(app, api):
+    coord = api.as_role("coordinator")
+    admin = api.as_role("admin")
+    assert coord.get("/auth/me").status_code == 200
+    resp = admin.patch(
+        f"/users/{coord.user['id']}",
+        json={"password": "a-fresh-password-1", "reason": "suspected compromise"},
+    )
+    assert resp.status_code == 200
+    assert coord.get("/auth/me").status_code == 401
+
+
+def test_own_password_change_revokes_api_tokens(app, api):
+    coord = api.as_role("coordinator")
+    client = app.test_client()
+    login_page(client, coord.user["email"])
+    client.post(
+        "/account",
+        data={
+            "action": "password",
+            "current_password": PASSWORD,
+            "new_password": "a-brand-new-password",
+        },
+    )
+    assert coord.get("/auth/me").status_code == 401

@@ -70,3 +70,51 @@ def test_every_list_endpoint_rejects_bad_queries_cleanly(app, api, query):
         if resp.status_code >= 500:
             failures.append((path, query, resp.status_code))
     assert failures == []
+
+
+HUGE = 10**30
+
+
+def test_huge_numbers_anywhere_are_4xx_not_500(app, api):
+    admin = api.as_role("admin")
+    failures = []
+    for method, path in _api_rules(app):
+        huge_path = path.replace("/1", f"/{HUGE}") if "/1" in path else path
+        if method == "GET":
+            for resp in (
+                admin.get(huge_path),
+                admin.get(f"{path}?page={HUGE}"),
+                admin.get(f"{path}?site_id={HUGE}&trial_id={HUGE}"),
+            ):
+                if resp.status_code >= 500:
+                    failures.append((method, path, resp.status_code))
+            continue
+        body = {
+            k: HUGE
+            for k in (
+                "trial_id",
+                "site_id",
+                "screening_id",
+                "cohort_id",
+                "orphacode",
+                "partner_id",
+                "consent_version_id",
+                "endpoint_id",
+            )
+        }
+        resp = admin.client.open(
+            huge_path, method=method, json=body, headers={"Authorization": f"Bearer {admin.token}"}
+        )
+        if resp.status_code >= 500:
+            failures.append((method, huge_path, resp.status_code))
+    assert failures == []
+
+
+def test_huge_ids_in_page_urls_are_404(app, api):
+    from tests.factories import login_page, make_user
+
+    user = make_user(app, "admin")
+    client = app.test_client()
+    login_page(client, user["email"])
+    assert client.get(f"/trials/{HUGE}").status_code == 404
+    assert client.get(f"/subjects?site_id={HUGE}").status_code < 500

@@ -222,3 +222,76 @@ def test_dosing_is_refused_for_non_site_roles(api):
     for role in ("consortium_lead", "safety_monitor"):
         assert dose(api.as_role(role), subject, days_ago(10)).status_code == 403
     assert at(days_ago(1)).endswith("+00:00")
+
+
+def test_subject_withdrawn_from_procedures_cannot_be_dosed(api):
+    w = world(api)
+    subject = enrol(w["coord"], w["trial"], w["site"])
+    w["coord"].post(
+        f"/subjects/{subject['code']}/withdrawal",
+        json={
+            "withdrawn_on": days_ago(5).isoformat(),
+            "kind": "procedures",
+            "reason": "no more procedures",
+        },
+    )
+    resp = dose(w["coord"], subject, days_ago(1))
+    assert resp.status_code == 409 and resp.json["title"] == "Subject withdrawn"
+
+
+def test_backdated_consent_on_a_superseded_version_still_needs_reconsent(api):
+    w = world(api)
+    lead, coord, trial = w["lead"], w["coord"], w["trial"]
+    lead.post(
+        f"/trials/{trial['id']}/consent-versions",
+        json={
+            "version": "2.0",
+            "approved_on": days_ago(10).isoformat(),
+            "reconsent_required": True,
+        },
+    )
+    subject = enrol(coord, trial, w["site"], consented_on=days_ago(290))  # signed v1.0 back then
+    assert subject["reconsent_due"] is True
+    resp = dose(coord, subject, days_ago(1))
+    assert resp.status_code == 409 and resp.json["title"] == "Re-consent required"
+
+
+def test_reconsent_to_an_intermediate_version_does_not_clear_the_block(api):
+    w = world(api)
+    lead, coord, trial = w["lead"], w["coord"], w["trial"]
+    subject = enrol(coord, trial, w["site"])
+    for version, ago in (("2.0", 20), ("3.0", 10)):
+        lead.post(
+            f"/trials/{trial['id']}/consent-versions",
+            json={
+                "version": version,
+                "approved_on": days_ago(ago).isoformat(),
+                "reconsent_required": True,
+            },
+        )
+    versions = {
+        v["version"]: v["id"] for v in lead.get(f"/trials/{trial['id']}").json["consent_versions"]
+    }
+    resp = coord.post(
+        f"/subjects/{subject['code']}/consents",
+        json={"consent_version_id": versions["2.0"], "consented_on": days_ago(15).isoformat()},
+    )
+    assert resp.status_code == 201
+    assert coord.get(f"/subjects/{subject['code']}").json["reconsent_due"] is True
+    coord.post(
+        f"/subjects/{subject['code']}/consents",
+        json={"consent_version_id": versions["3.0"], "consented_on": days_ago(5).isoformat()},
+    )
+    assert coord.get(f"/subjects/{subject['code']}").json["reconsent_due"] is False
+
+
+def test_next_cohort_waits_until_the_previous_has_dosed(api):
+    w = world(api)
+    c2 = enrol(w["coord"], w["trial"], w["site"], cohort=2)
+    from datetime import UTC, datetime
+
+    resp = w["coord"].post(
+        f"/subjects/{c2['code']}/dosing",
+        json={"dosed_at": datetime.now(UTC).isoformat(), "dose": "3e13", "lot_number": "L2"},
+    )
+    assert resp.status_code == 409 and "Nobody in cohort C1" in resp.json["detail"]

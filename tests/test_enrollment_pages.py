@@ -458,7 +458,7 @@ def test_safety_review_with_wrong_password_is_422_and_nothing_recorded(app, api,
     page = browser(app, monitor)
     trial_id, cohort_id = w["trial"]["id"], w["trial"]["cohorts"][0]["id"]
     assert "I confirm this safety review decision" in text(page.get(f"/trials/{trial_id}"))
-    body = {"cohort_id": cohort_id, "decision": "escalate", "rationale": "no DLT in cohort 1"}
+    body = {"cohort_id": cohort_id, "decision": "continue", "rationale": "no DLT in cohort 1"}
     wrong = page.post(
         f"/trials/{trial_id}/safety-reviews", data={**body, "password": "not-my-password"}
     )
@@ -469,7 +469,7 @@ def test_safety_review_with_wrong_password_is_422_and_nothing_recorded(app, api,
     signed = page.post(f"/trials/{trial_id}/safety-reviews", data={**body, "password": PASSWORD})
     assert signed.status_code == 302
     assert [r["decision"] for r in monitor.get(f"/trials/{trial_id}/safety-reviews").json] == [
-        "escalate"
+        "continue"
     ]
 
 

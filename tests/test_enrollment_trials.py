@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.builders import active_site, days_ago, open_trial, world
+from tests.builders import active_site, days_ago, dose, enrol, open_trial, world
 from tests.factories import PASSWORD
 
 
@@ -146,6 +146,7 @@ def test_only_managers_change_trial_design(api, role):
 def test_safety_review_is_signed_by_a_safety_monitor(api):
     w = world(api)
     trial = w["trial"]
+    assert dose(w["coord"], enrol(w["coord"], trial, w["site"]), days_ago(100)).status_code == 201
     body = {
         "cohort_id": trial["cohorts"][0]["id"],
         "decision": "escalate",
@@ -228,3 +229,77 @@ def test_everyone_signed_in_reads_trials(api):
     open_trial(lead)
     for role in ("coordinator", "safety_monitor", "admin"):
         assert len(api.as_role(role).get("/trials").json) == 1
+
+
+def _sign(monitor, trial, cohort_index, decision, password=PASSWORD):
+    return monitor.post(
+        f"/trials/{trial['id']}/safety-reviews",
+        json={
+            "cohort_id": trial["cohorts"][cohort_index]["id"],
+            "decision": decision,
+            "rationale": "DSMB meeting",
+            "password": password,
+        },
+    )
+
+
+def test_escalation_needs_a_dosed_cohort(api):
+    w = world(api)
+    monitor = api.as_role("safety_monitor")
+    early = _sign(monitor, w["trial"], 0, "escalate")
+    assert early.status_code == 409 and early.json["title"] == "Nothing to review"
+    dose(w["coord"], enrol(w["coord"], w["trial"], w["site"]), days_ago(60))
+    assert _sign(monitor, w["trial"], 0, "escalate").status_code == 201
+
+
+def test_stop_decision_pauses_the_trial(api):
+    w = world(api)
+    monitor = api.as_role("safety_monitor")
+    dose(w["coord"], enrol(w["coord"], w["trial"], w["site"]), days_ago(60))
+    assert _sign(monitor, w["trial"], 0, "stop").status_code == 201
+    trial = w["lead"].get(f"/trials/{w['trial']['id']}").json
+    assert trial["status"] == "paused" and "decided to stop" in trial["paused_reason"]
+    assert w["lead"].get(f"/trials/{w['trial']['id']}/pauses").json[0]["source"] == "review:stop"
+
+
+def test_wrong_signatures_count_toward_lockout_and_are_audited(api):
+    w = world(api)
+    monitor = api.as_role("safety_monitor")
+    for _ in range(5):
+        assert _sign(monitor, w["trial"], 0, "continue", "wrong-password-x").status_code == 422
+    locked = _sign(monitor, w["trial"], 0, "continue")
+    assert locked.status_code == 403 and locked.json["title"] == "Signature locked"
+    actions = [e["action"] for e in w["lead"].get(f"/audit?actor={monitor.user['email']}").json]
+    assert actions.count("signature_failed") == 4 and "account_locked" in actions
+    assert w["lead"].get(f"/trials/{w['trial']['id']}/safety-reviews").json == []
+
+
+def test_admin_cannot_pause_by_hand(api):
+    w = world(api)
+    admin = api.as_role("admin")
+    assert (
+        admin.post(f"/trials/{w['trial']['id']}/pause", json={"reason": "why not"}).status_code
+        == 403
+    )
+
+
+def test_consent_version_cannot_predate_the_current_one(api):
+    w = world(api)
+    resp = w["lead"].post(
+        f"/trials/{w['trial']['id']}/consent-versions",
+        json={
+            "version": "0.9",
+            "approved_on": days_ago(600).isoformat(),
+            "reconsent_required": True,
+        },
+    )
+    assert resp.status_code == 422 and "approved_on" in resp.json["errors"]
+
+
+def test_generated_visit_names_are_reserved(api):
+    w = world(api)
+    for name in ("RCR test month 3", "LTFU year 1 visit"):
+        resp = w["lead"].post(
+            f"/trials/{w['trial']['id']}/visit-definitions", json={"name": name, "day": 90}
+        )
+        assert resp.status_code == 422 and "name" in resp.json["errors"]

@@ -546,3 +546,11 @@ def test_withdrawn_approval_cannot_be_withdrawn_again(lead, partner):
     assert (
         lead.get(f"/sites/{site['id']}/approvals").json[0]["withdrawn_on"] == body["withdrawn_on"]
     )
+
+
+def test_closing_date_cannot_precede_the_site(lead, partner):
+    site = new_site(lead, partner)
+    resp = lead.post(
+        f"/sites/{site['id']}/close", json={"reason": "never started", "on": "0001-01-01"}
+    )
+    assert resp.status_code == 422 and "on" in resp.json["errors"]

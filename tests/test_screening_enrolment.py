@@ -359,3 +359,12 @@ def test_parallel_enrolments_never_exceed_capacity(app, api):
     assert _parallel_enrol(app, w["coord"].token, bodies) == [201, 201, 409, 409, 409, 409]
     subjects = w["coord"].get(f"/subjects?cohort_id={w['trial']['cohorts'][0]['id']}").json
     assert len(subjects) == 2
+
+
+def test_screening_before_site_activation_is_422(api):
+    w = world(api)
+    resp = w["coord"].post(
+        "/screenings",
+        json=screening_body(w["trial"], w["site"], screened_on=days_ago(405).isoformat()),
+    )
+    assert resp.status_code == 422 and "screened_on" in resp.json["errors"]

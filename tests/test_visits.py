@@ -413,3 +413,29 @@ def test_the_same_moment_in_any_offset_gives_the_same_schedule(api):
         for s in (a, b)
     }
     assert days[a["code"]] == days[b["code"]] == (d + timedelta(days=8)).isoformat()
+
+
+def test_visit_cannot_be_missed_while_its_window_is_open(dosed):
+    ltfu = dosed["visits"]["LTFU year 5 visit"]
+    resp = dosed["coord"].patch(
+        f"/visits/{ltfu['id']}", json={"status": "missed", "reason": "not yet"}
+    )
+    assert resp.status_code == 409 and resp.json["title"] == "Window still open"
+
+
+def test_procedures_withdrawal_can_become_full(dosed):
+    coord, code = dosed["coord"], dosed["subject"]["code"]
+    body = {"withdrawn_on": days_ago(3).isoformat(), "reason": "no more blood draws"}
+    assert (
+        coord.post(f"/subjects/{code}/withdrawal", json={**body, "kind": "procedures"}).status_code
+        == 200
+    )
+    assert (
+        coord.post(f"/subjects/{code}/withdrawal", json={**body, "kind": "procedures"}).status_code
+        == 409
+    )
+    full = coord.post(
+        f"/subjects/{code}/withdrawal", json={**body, "kind": "full", "reason": "consent withdrawn"}
+    )
+    assert full.status_code == 200 and full.json["status"] == "withdrawn"
+    assert {v["status"] for v in coord.get(f"/subjects/{code}/visits").json} == {"cancelled"}

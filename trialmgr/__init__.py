@@ -8,7 +8,8 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
+from werkzeug.routing import IntegerConverter
 
 from trialmgr.db import sqlite_begin_immediate
 
@@ -95,6 +96,14 @@ def register_extensions(app: Flask) -> None:
         return user
 
 
+class BoundedIntConverter(IntegerConverter):
+    """`<int:...>` ids above the database's integer range are simply not found (404)."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(map, *args, **kwargs)
+
+
 def register_blueprints(app: Flask) -> None:
     from trialmgr.audit import api as audit_api
     from trialmgr.audit import views as audit_views
@@ -108,6 +117,7 @@ def register_blueprints(app: Flask) -> None:
     from trialmgr.partners import api as partners_api
     from trialmgr.partners import views as partners_views
 
+    app.url_map.converters["int"] = BoundedIntConverter
     # API blueprints authenticate with bearer tokens only, so CSRF does not apply.
     for module in (auth_api, audit_api, partners_api, enrollment_api):
         api.register_blueprint(module.blp)
@@ -159,7 +169,7 @@ def register_request_hooks(app: Flask) -> None:
 
     @app.after_request
     def finish(response: Response) -> Response:
-        if response.status_code < 400:
+        if response.status_code < 400 or g.get("commit_despite_error"):
             db.session.commit()
         else:
             db.session.rollback()

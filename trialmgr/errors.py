@@ -10,9 +10,9 @@ import logging
 import uuid
 from typing import Any
 
-from flask import Flask, Response, json, render_template, request
+from flask import Flask, Response, g, json, render_template, request
 from marshmallow import ValidationError
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError, StatementError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("trialmgr.errors")
@@ -26,6 +26,8 @@ class Problem(Exception):
     status = 400
     title = "Bad request"
     headers: dict[str, str] = {}
+    # Writes made before the refusal are committed anyway (e.g. a failed-signature count).
+    keep_writes = False
 
     def __init__(
         self,
@@ -141,6 +143,8 @@ def handle_http_exception(exc: HTTPException) -> Response:
 
 
 def handle_problem(exc: Problem) -> Response:
+    if exc.keep_writes:
+        g.commit_despite_error = True
     headers = exc.headers if wants_json() else {}
     return problem_response(
         exc.status, exc.title, exc.detail, exc.errors, extra=exc.extra, headers=headers
@@ -150,6 +154,18 @@ def handle_problem(exc: Problem) -> Response:
 def handle_validation_error(exc: ValidationError) -> Response:
     messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
     return problem_response(422, "Validation failed", "One or more fields are invalid.", messages)
+
+
+def handle_out_of_range(exc: Exception) -> Response:
+    """A number too large for the database (ids, codes, page numbers): the input is wrong."""
+    log.info("value out of range: %s", exc)
+    return problem_response(422, "Validation failed", "A number is out of the accepted range.")
+
+
+def handle_statement_error(exc: StatementError) -> Response:
+    if isinstance(exc.orig, OverflowError):
+        return handle_out_of_range(exc)
+    return handle_unexpected(exc)
 
 
 def handle_integrity_error(exc: IntegrityError) -> Response:
@@ -179,4 +195,7 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(Problem, handle_problem)
     app.register_error_handler(ValidationError, handle_validation_error)
     app.register_error_handler(IntegrityError, handle_integrity_error)
+    app.register_error_handler(DataError, handle_out_of_range)
+    app.register_error_handler(OverflowError, handle_out_of_range)
+    app.register_error_handler(StatementError, handle_statement_error)
     app.register_error_handler(Exception, handle_unexpected)

@@ -15,7 +15,7 @@ from flask import current_app
 from trialmgr.audit import services as audit
 from trialmgr.auth.models import COORDINATOR, ROLES, ApiToken, User, site_membership
 from trialmgr.db import utcnow
-from trialmgr.errors import Conflict, Invalid, NotFound, Unauthorized
+from trialmgr.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from trialmgr.extensions import db
 
 _site_table = sa.table("site", sa.column("id"))
@@ -152,6 +152,7 @@ def update_user(actor: Any, user: User, data: dict[str, Any]) -> User:
             check_password_policy(data["password"], user.email)
             user.password_hash = hash_password(data["password"])
             user.password_changed_at = utcnow()
+            _revoke_all_tokens(actor, user, user.password_changed_at)
         if data.get("unlock") and user.locked_until is not None:
             user.locked_until = None
             user.failed_logins = 0
@@ -163,14 +164,19 @@ def update_user(actor: Any, user: User, data: dict[str, Any]) -> User:
     return user
 
 
+class LoginRefused(Unauthorized):
+    """Refused credentials; the failure count and its audit row are kept."""
+
+    keep_writes = True
+
+
 def authenticate(email: str, password: str, now: datetime, channel: str) -> User:
     """Check credentials with lockout: LOGIN_MAX_FAILURES in a row lock the account
     for LOGIN_LOCKOUT_MINUTES; a locked account is refused even with the right password.
 
-    Failures are written (flushed) before the refusal is raised; the caller
-    commits them so that the failure count survives the refused request.
+    Failures are written (flushed) before the refusal is raised and kept even though the
+    request fails (LoginRefused.keep_writes).
     """
-    cfg = current_app.config
     user = find_user_by_email(email or "")
     if user is None:
         _burn_time(password or "")
@@ -181,25 +187,16 @@ def authenticate(email: str, password: str, now: datetime, channel: str) -> User
             None,
             {"email": (email or "")[:255], "channel": channel},
         )
-        raise Unauthorized("Invalid e-mail or password.")
+        raise LoginRefused("Invalid e-mail or password.")
     if user.is_locked(now):
         audit.record(user, "login_refused_locked", "user_account", user.id, {"channel": channel})
-        raise Unauthorized(
+        raise LoginRefused(
             "Account locked after repeated failed logins; try again later or ask an administrator.",
             title="Account locked",
         )
     if not _verify_hash(user.password_hash, password or "") or not user.active:
-        user.failed_logins += 1
-        changes: dict[str, Any] = {"channel": channel, "failed_logins": user.failed_logins}
-        if user.failed_logins >= cfg["LOGIN_MAX_FAILURES"]:
-            user.locked_until = now + timedelta(minutes=cfg["LOGIN_LOCKOUT_MINUTES"])
-            user.failed_logins = 0
-            changes["locked_until"] = user.locked_until
-            audit.record(user, "account_locked", "user_account", user.id, changes)
-        else:
-            audit.record(user, "login_failed", "user_account", user.id, changes)
-        db.session.flush()
-        raise Unauthorized("Invalid e-mail or password.")
+        _count_failure(user, now, channel, "login_failed")
+        raise LoginRefused("Invalid e-mail or password.")
     if _hasher().check_needs_rehash(user.password_hash):
         with audit.audited(user, action="password_rehash"):
             user.password_hash = hash_password(password)
@@ -252,6 +249,12 @@ def revoke_token(actor: Any, token: ApiToken, now: datetime) -> None:
         audit.record(actor, "token_revoked", "api_token", token.id, {"user_id": token.user_id})
 
 
+def _revoke_all_tokens(actor: Any, user: User, now: datetime) -> None:
+    """A new password ends every API token issued under the old one."""
+    for token in tokens_of(user):
+        revoke_token(actor, token, now)
+
+
 def tokens_of(user: User) -> list[ApiToken]:
     return list(
         db.session.execute(
@@ -286,13 +289,44 @@ def change_password(actor: User, current: str, new: str) -> None:
     with audit.audited(actor, action="user.password_change"):
         actor.password_hash = hash_password(new)
         actor.password_changed_at = utcnow()
+    _revoke_all_tokens(actor, actor, actor.password_changed_at)
 
 
-def verify_signature(actor: User, password: str) -> None:
-    """An electronic signature: the signer re-enters their password (21 CFR 11.200)."""
+def _count_failure(user: User, now: datetime, channel: str, action: str) -> None:
+    """A wrong password, at login or when signing: LOGIN_MAX_FAILURES in a row lock the
+    account for LOGIN_LOCKOUT_MINUTES. Audited and flushed; the caller keeps it written."""
+    cfg = current_app.config
+    user.failed_logins += 1
+    changes: dict[str, Any] = {"channel": channel, "failed_logins": user.failed_logins}
+    if user.failed_logins >= cfg["LOGIN_MAX_FAILURES"]:
+        user.locked_until = now + timedelta(minutes=cfg["LOGIN_LOCKOUT_MINUTES"])
+        user.failed_logins = 0
+        changes["locked_until"] = user.locked_until
+        action = "account_locked"
+    audit.record(user, action, "user_account", user.id, changes)
+    db.session.flush()
+
+
+class SignatureFailed(Invalid):
+    """A wrong signature password: refused, but the failure count must be kept."""
+
+    keep_writes = True
+
+
+def verify_signature(actor: User, password: str, now: datetime | None = None) -> None:
+    """An electronic signature: the signer re-enters their password (21 CFR 11.200).
+    Wrong passwords count toward the same lockout as logins; a locked account cannot sign."""
+    now = now or utcnow()
+    if actor.is_locked(now):
+        raise Forbidden(
+            "Signing is locked after repeated wrong passwords; try again later.",
+            title="Signature locked",
+        )
     if not _verify_hash(actor.password_hash, password or ""):
-        raise Invalid(
+        _count_failure(actor, now, "signature", "signature_failed")
+        raise SignatureFailed(
             "The signature password does not match.",
             title="Signature not verified",
             errors={"password": ["Re-enter your own password to sign."]},
         )
+    actor.failed_logins = 0

@@ -151,7 +151,7 @@ def list_pauses(trial_id: int) -> Any:
 
 
 @blp.route("/trials/<int:trial_id>/pause", methods=["POST"])
-@roles(SAFETY_MONITOR, ADMIN)
+@roles(SAFETY_MONITOR)
 @blp.arguments(PauseIn)
 @blp.response(200, TrialOut)
 def pause_trial(data: dict[str, Any], trial_id: int) -> Any:

@@ -12,6 +12,7 @@ from trialmgr.audit import services as audit
 from trialmgr.db import lock_rows
 from trialmgr.enrollment import schedule
 from trialmgr.enrollment.models import Cohort, Dosing, SafetyReview, Subject, Trial
+from trialmgr.enrollment.trials import needs_reconsent
 from trialmgr.errors import Conflict, Invalid
 from trialmgr.extensions import db
 from trialmgr.partners.services import assert_site_open, site_local_date
@@ -57,6 +58,11 @@ def check_gates(subject: Subject, dosed_at: datetime, now: datetime) -> None:
         raise Conflict(f"Subject {subject.code} was already dosed.", title="Already dosed")
     if subject.status != "enrolled":
         raise Conflict(f"Subject {subject.code} is {subject.status}.", title="Subject not enrolled")
+    if subject.withdrawal_kind:
+        raise Conflict(
+            f"Subject {subject.code} withdrew from further procedures on {subject.withdrawn_on}.",
+            title="Subject withdrawn",
+        )
     if trial.status == "paused":
         raise Conflict(f"Dosing is paused trial-wide: {trial.paused_reason}", title="Trial paused")
     if trial.status != "open":
@@ -72,7 +78,7 @@ def check_gates(subject: Subject, dosed_at: datetime, now: datetime) -> None:
             errors={"dosed_at": ["Before the consent or enrolment date."]},
         )
     assert_site_open(subject.site, day)
-    if subject.reconsent_due:
+    if subject.reconsent_due or needs_reconsent(subject, day):
         raise Conflict(
             f"Subject {subject.code} must re-consent to the current consent version before dosing.",
             title="Re-consent required",
@@ -101,6 +107,8 @@ def escalation_block(trial: Trial, cohort: Cohort, dosed_at: datetime) -> str | 
     previous = _previous_cohort(trial, cohort)
     if previous is None or _cohort_dosings(cohort):
         return None
+    if not _cohort_dosings(previous):
+        return f"Nobody in cohort {previous.label} has been dosed yet."
     review = _escalation_review(previous)
     if review is None or review.decision != "escalate":
         decided = f" (latest decision: {review.decision})" if review else ""

@@ -21,7 +21,12 @@ from trialmgr.enrollment.models import (
     Trial,
     Visit,
 )
-from trialmgr.enrollment.trials import counts_against_capacity, current_consent_version, get_cohort
+from trialmgr.enrollment.trials import (
+    counts_against_capacity,
+    current_consent_version,
+    get_cohort,
+    needs_reconsent,
+)
 from trialmgr.errors import Conflict, Invalid, NotFound
 from trialmgr.extensions import db
 from trialmgr.partners.models import Site
@@ -80,6 +85,7 @@ def create_screening(actor: Any, data: dict[str, Any], today: date) -> Screening
     _not_future("screened_on", data["screened_on"], today)
     lock_rows(db.session, Site, site.id)  # numbers per site stay gap-free and unique
     assert_site_open(site, data["screened_on"])
+    _not_before_activation("screened_on", data["screened_on"], site)
     assert_site_open(site, today)
     answers = data.get("answers") or {}
     failed, _ = _evaluate(trial, answers)
@@ -113,6 +119,7 @@ def set_screening_outcome(
     """eligible needs every criterion answered and met; screen_failed records the unmet
     criteria (or a stated reason); declined counts the approached who said no. Changing a
     recorded outcome needs a reason; once the subject is enrolled it is locked."""
+    lock_rows(db.session, Screening, screening.id)  # not while an enrolment reads it
     if db.session.execute(
         sa.select(Subject.id).where(Subject.screening_id == screening.id)
     ).first():
@@ -186,6 +193,7 @@ def enrol(actor: Any, data: dict[str, Any], today: date) -> Subject:
     trial = screening.trial
     cohort = get_cohort(trial, data["cohort_id"])
     lock_rows(db.session, Cohort, cohort.id)
+    lock_rows(db.session, Screening, screening.id)
     if db.session.execute(
         sa.select(Subject.id).where(Subject.screening_id == screening.id)
     ).first():
@@ -238,6 +246,8 @@ def enrol(actor: Any, data: dict[str, Any], today: date) -> Subject:
             consent_version=version,
             consented_on=consented_on,
         )
+        # consent given (back-dated) on a version later superseded by one requiring re-consent
+        subject.reconsent_due = needs_reconsent(subject, today)
         db.session.add(subject)
         db.session.add(
             SubjectConsent(subject=subject, consent_version=version, consented_on=consented_on)
@@ -314,7 +324,7 @@ def record_consent(
         db.session.add(consent)
         subject.consent_version = version
         subject.consented_on = data["consented_on"]
-        subject.reconsent_due = False
+        subject.reconsent_due = needs_reconsent(subject, today)
     return consent
 
 
@@ -341,9 +351,11 @@ def withdraw(actor: Any, subject: Subject, data: dict[str, Any], today: date) ->
         raise Invalid(
             "Withdrawal before enrolment.", errors={"withdrawn_on": ["Before enrolment."]}
         )
-    if not subject.active or subject.withdrawal_kind:
-        raise Conflict(f"Subject {subject.code} has already left ({subject.status}).")
     kind = data["kind"]
+    if not subject.active or subject.withdrawal_kind == "full":
+        raise Conflict(f"Subject {subject.code} has already left ({subject.status}).")
+    if subject.withdrawal_kind == kind:
+        raise Conflict(f"Subject {subject.code} already withdrew from further procedures.")
     with audit.audited(actor, reason=data["reason"], action="subject.withdraw"):
         subject.withdrawn_on = data["withdrawn_on"]
         subject.withdrawal_kind = kind

@@ -13,6 +13,7 @@ from trialmgr.audit import services as audit
 from trialmgr.auth.models import SAFETY_MONITOR
 from trialmgr.auth.services import verify_signature
 from trialmgr.enrollment.models import (
+    ENDED_STATUSES,
     LTFU_YEARS,
     LTFU_YEARS_DEFAULT,
     Cohort,
@@ -30,6 +31,8 @@ from trialmgr.extensions import db
 from trialmgr.partners.policies import can_manage
 
 REVIEW_MEANING = "I confirm this safety review decision"
+# Names the schedule generator gives long-term follow-up and RCR visits.
+RESERVED_VISIT_PREFIXES = ("LTFU year ", "RCR test month ")
 RESUME_MEANING = "I authorise resuming dosing in this trial"
 
 
@@ -146,6 +149,16 @@ def current_consent_version(trial: Trial, on: date) -> ConsentVersion | None:
     return max(approved, key=lambda v: (v.approved_on, v.id)) if approved else None
 
 
+def needs_reconsent(subject: Subject, on: date) -> bool:
+    """Whether a version approved after the subject's own, on or before `on`, requires
+    re-consent: the subject is then blocked from dosing and non-safety procedures."""
+    own = subject.consent_version
+    return any(
+        v.reconsent_required and v.id != own.id and own.approved_on < v.approved_on <= on
+        for v in subject.trial.consent_versions
+    )
+
+
 def add_consent_version(
     actor: Any, trial: Trial, data: dict[str, Any], today: date
 ) -> ConsentVersion:
@@ -159,6 +172,12 @@ def add_consent_version(
         )
     if any(v.version == data["version"] for v in trial.consent_versions):
         raise Conflict("This version exists.", errors={"version": ["Already used."]})
+    latest = max((v.approved_on for v in trial.consent_versions), default=None)
+    if latest is not None and data["approved_on"] < latest:
+        raise Invalid(
+            "A new consent version cannot predate the current one.",
+            errors={"approved_on": [f"On or after {latest.isoformat()}."]},
+        )
     with audit.audited(actor, action="consent_version.create"):
         version = ConsentVersion(trial=trial, **data)
         db.session.add(version)
@@ -166,7 +185,7 @@ def add_consent_version(
         due = db.session.execute(
             sa.select(Subject).where(
                 Subject.trial_id == trial.id,
-                Subject.status.not_in(("withdrawn", "lost_to_follow_up", "died")),
+                Subject.status.not_in(ENDED_STATUSES),
                 Subject.consent_version_id != version.id,
             )
         ).scalars()
@@ -184,6 +203,11 @@ def add_visit_definition(actor: Any, trial: Trial, data: dict[str, Any]) -> Visi
     _design_locked(trial)
     if any(d.name == data["name"] for d in trial.visit_definitions):
         raise Conflict("A visit with this name exists.", errors={"name": ["Already used."]})
+    if data["name"].startswith(RESERVED_VISIT_PREFIXES):
+        raise Invalid(
+            "This name is reserved for generated follow-up visits.",
+            errors={"name": [f"Must not start with {' or '.join(RESERVED_VISIT_PREFIXES)}."]},
+        )
     if data.get("primary_endpoint") and any(d.primary_endpoint for d in trial.visit_definitions):
         raise Conflict(
             "The trial already has a primary-endpoint visit.",
@@ -202,8 +226,16 @@ def record_safety_review(
     password. `escalate` on cohort n opens the first dosing of cohort n+1."""
     if actor.role != SAFETY_MONITOR:
         raise Forbidden("Only a safety monitor records safety review decisions.")
-    verify_signature(actor, data["password"])
+    verify_signature(actor, data["password"], now)
     cohort = get_cohort(trial, data["cohort_id"])
+    dosed = db.session.execute(
+        sa.select(sa.func.count()).select_from(Dosing).where(Dosing.cohort_id == cohort.id)
+    ).scalar_one()
+    if data["decision"] == "escalate" and not dosed:
+        raise Conflict(
+            f"Nobody in cohort {cohort.label} has been dosed: there is nothing to review yet.",
+            title="Nothing to review",
+        )
     with audit.audited(actor, action="safety_review.sign", reason=data["rationale"]):
         review = SafetyReview(
             trial_id=trial.id,
@@ -216,6 +248,9 @@ def record_safety_review(
             signature_meaning=data.get("meaning") or REVIEW_MEANING,
         )
         db.session.add(review)
+    if review.decision == "stop" and trial.status == "open":
+        reason = f"Safety review of cohort {cohort.label} decided to stop: {review.rationale}"
+        pause_trial(actor, trial, reason, now, source="review:stop")
     return review
 
 
@@ -233,8 +268,10 @@ def pause_trial(
     actor: Any, trial: Trial, reason: str, now: datetime, source: str = "manual"
 ) -> TrialPause:
     """Pause all dosing trial-wide: immediate and audited. Safety rules call this with
-    source "rule:<name>"; by hand only a safety monitor (or an administrator) pauses."""
-    if source == "manual" and actor.role not in (SAFETY_MONITOR, "admin"):
+    source "rule:<name>"; by hand only a safety monitor pauses."""
+    if source != "manual" and not source.startswith(("rule:", "review:")):
+        raise ValueError(f"unknown pause source {source}")
+    if source == "manual" and actor.role != SAFETY_MONITOR:
         raise Forbidden("Only a safety monitor pauses a trial.")
     if trial.status != "open":
         raise Conflict(f"Only an open trial can be paused (this one is {trial.status}).")
@@ -254,7 +291,7 @@ def resume_trial(actor: Any, trial: Trial, reason: str, password: str, now: date
         raise Forbidden("Only a safety monitor resumes a paused trial.")
     if trial.status != "paused":
         raise Conflict("The trial is not paused.")
-    verify_signature(actor, password)
+    verify_signature(actor, password, now)
     open_pauses = db.session.execute(
         sa.select(TrialPause).where(
             TrialPause.trial_id == trial.id, TrialPause.resumed_at.is_(None)

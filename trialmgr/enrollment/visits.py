@@ -65,6 +65,12 @@ def record_visit(
         dosing = subject.dosing
         if dosing is not None and done_on < site_local_date(subject.site, dosing.dosed_at):
             raise Invalid("Visit before dosing.", errors={"done_on": ["Before the dosing date."]})
+    if status == "missed" and today <= visit.window_end:
+        raise Conflict(
+            f"{visit.name} can be recorded as missed only after its window closes "
+            f"({visit.window_end.isoformat()}).",
+            title="Window still open",
+        )
     answers = data.get("answers")
     if status == "done" and visit.kind == "ltfu":
         missing = [q for q in LTFU_QUESTIONS if q not in (answers or {})]

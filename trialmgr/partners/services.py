@@ -204,9 +204,11 @@ def close_site(actor: Any, site: Site, reason: str, today: date, on: date | None
     _check_not_future("on", on, today)
     if site.status == "closed":
         raise Conflict("The site is already closed.")
-    if site.activated_on and on < site.activated_on:
+    opened = site.activated_on or site.created_at.date()
+    if on < opened:
         raise Invalid(
-            "A site cannot close before it opened.", errors={"on": ["Before activation."]}
+            "A site cannot close before it opened (or, never activated, before it was recorded).",
+            errors={"on": [f"Before {opened.isoformat()}."]},
         )
     with audit.audited(actor, reason=reason, action="site.close"):
         site.status = "closed"

@@ -8,7 +8,7 @@ from typing import Any
 from flask import flash, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 
-from trialmgr.auth.models import ADMIN, SAFETY_MONITOR
+from trialmgr.auth.models import SAFETY_MONITOR
 from trialmgr.auth.policies import ANY_ROLE, current_actor, roles
 from trialmgr.db import today, utcnow
 from trialmgr.enrollment import services
@@ -96,7 +96,7 @@ def _trial_page(trial: Trial, refusal: Refusal | None = None) -> tuple[str, int]
         cohort_options=[(c.id, f"{c.label} · {c.dose} {c.dose_unit}") for c in trial.cohorts],
         manager=can_manage(actor),
         monitor=actor.role == SAFETY_MONITOR,
-        may_pause=actor.role in (SAFETY_MONITOR, ADMIN),
+        may_pause=actor.role == SAFETY_MONITOR,
         review_meaning=REVIEW_MEANING,
         resume_meaning=RESUME_MEANING,
         refusal=refusal,
@@ -195,7 +195,7 @@ def safety_review_new(trial_id: int) -> Any:
 
 
 @bp.route("/trials/<int:trial_id>/pause", methods=["POST"])
-@roles(SAFETY_MONITOR, ADMIN)
+@roles(SAFETY_MONITOR)
 def trial_pause(trial_id: int) -> Any:
     def act(actor: Any, trial: Trial) -> str:
         data = _load(PauseIn(), request.form)
