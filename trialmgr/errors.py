@@ -156,8 +156,17 @@ def handle_validation_error(exc: ValidationError) -> Response:
     return problem_response(422, "Validation failed", "One or more fields are invalid.", messages)
 
 
+def _rollback() -> None:
+    """A failed statement leaves the transaction unusable (PostgreSQL); the error page
+    itself reads the database (navigation, pause banner), so start clean."""
+    from trialmgr.extensions import db
+
+    db.session.rollback()
+
+
 def handle_out_of_range(exc: Exception) -> Response:
     """A number too large for the database (ids, codes, page numbers): the input is wrong."""
+    _rollback()
     log.info("value out of range: %s", exc)
     return problem_response(422, "Validation failed", "A number is out of the accepted range.")
 
@@ -170,6 +179,7 @@ def handle_statement_error(exc: StatementError) -> Response:
 
 def handle_integrity_error(exc: IntegrityError) -> Response:
     # Services check uniqueness first; this catches the race that slips past.
+    _rollback()
     log.warning("integrity error: %s", exc.orig)
     return problem_response(409, "Conflict", "The change conflicts with an existing record.")
 
@@ -177,6 +187,7 @@ def handle_integrity_error(exc: IntegrityError) -> Response:
 def handle_unexpected(exc: Exception) -> Response:
     reference = uuid.uuid4().hex[:12]
     log.exception("unhandled error, reference %s", reference)
+    _rollback()
     if isinstance(exc, OperationalError) and "locked" in str(exc.orig).lower():
         return problem_response(
             503, "Busy", "The database is busy; try again.", reference=reference
