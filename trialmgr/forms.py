@@ -54,3 +54,38 @@ def load_form(
                 data[key] = None
     data.update(extra or {})
     return schema.load(data)
+
+
+# --- list pages -------------------------------------------------------------------
+
+PAGE_SIZE = 50
+MAX_PAGE = 100_000
+
+
+def filter_args() -> dict[str, str]:
+    """The list's filters as given in the query string, without the page and empty ones."""
+    from flask import request
+
+    return {k: v for k, v in request.args.items() if k != "page" and v.strip() != ""}
+
+
+def load_filters(schema: Schema) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A list page's filters through its schema; bad ones are reported and ignored."""
+    from marshmallow import ValidationError
+
+    try:
+        return load_form(schema, MultiDict(filter_args())), {}
+    except ValidationError as exc:
+        return {}, exc.normalized_messages()
+
+
+def page_of(query: Any, page_size: int = PAGE_SIZE) -> tuple[list[Any], int, bool]:
+    """The `?page=` of a list: its rows, the page number, whether another page follows."""
+    from flask import request
+
+    from trialmgr.extensions import db
+
+    page = min(max(request.args.get("page", 1, type=int) or 1, 1), MAX_PAGE)
+    rows = db.session.execute(query.limit(page_size + 1).offset((page - 1) * page_size))
+    items = list(rows.scalars())
+    return items[:page_size], page, len(items) > page_size

@@ -12,12 +12,9 @@ from trialmgr.audit.export import audit_csv
 from trialmgr.audit.schemas import AuditQuery
 from trialmgr.auth.models import ADMIN, CONSORTIUM_LEAD
 from trialmgr.auth.policies import roles
-from trialmgr.extensions import db
-from trialmgr.forms import load_form
+from trialmgr.forms import load_form, page_of
 
 bp = Blueprint("audit", __name__)
-
-PAGE_SIZE = 50
 
 
 @bp.route("/audit")
@@ -38,16 +35,11 @@ def audit_list() -> Any:
     query = services.query(filters)
     if request.args.get("format") == "csv":
         return audit_csv(query)
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
-    events = (
-        db.session.execute(query.limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE))
-        .scalars()
-        .all()
-    )
+    events, page, has_next = page_of(query)
     return render_template(
         "audit/list.html",
-        events=events[:PAGE_SIZE],
-        has_next=len(events) > PAGE_SIZE,
+        events=events,
+        has_next=has_next,
         page=page,
         args=request.args,
         errors=errors,

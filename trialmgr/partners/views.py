@@ -20,7 +20,7 @@ from trialmgr.auth.policies import ANY_ROLE, current_actor, roles
 from trialmgr.db import today
 from trialmgr.errors import NotFound, Problem
 from trialmgr.extensions import db
-from trialmgr.forms import load_form
+from trialmgr.forms import filter_args, load_filters, load_form, page_of
 from trialmgr.partners import services
 from trialmgr.partners.export import partners_csv
 from trialmgr.partners.models import (
@@ -47,8 +47,6 @@ from trialmgr.partners.schemas import (
 
 bp = Blueprint("partners", __name__)
 
-PAGE_SIZE = 50
-
 
 # --- form plumbing --------------------------------------------------------------
 
@@ -74,26 +72,6 @@ def _form_values(form: MultiDict[str, str], checkboxes: tuple[str, ...] = ()) ->
     return values
 
 
-def _one_page(query: sa.Select[Any]) -> tuple[list[Any], int, bool]:
-    """The `?page=` of a list: its rows, the page number, whether another page follows."""
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
-    rows = db.session.execute(query.limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE))
-    items = list(rows.scalars())
-    return items[:PAGE_SIZE], page, len(items) > PAGE_SIZE
-
-
-def _filters(schema: Schema) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A list page's filters from the query string; bad ones are reported and ignored."""
-    try:
-        return load_form(schema, request.args), {}
-    except ValidationError as exc:
-        return {}, exc.normalized_messages()
-
-
-def _filter_args() -> dict[str, str]:
-    return {k: v for k, v in request.args.items() if k != "page" and v != ""}
-
-
 def _partner_choices() -> list[tuple[int, str]]:
     return [
         (p.id, f"{p.short_name} · {p.name}")
@@ -107,8 +85,8 @@ def _partner_choices() -> list[tuple[int, str]]:
 @bp.route("/partners")
 @roles(*ANY_ROLE)
 def partner_list() -> Any:
-    filters, errors = _filters(PartnerQuery())
-    partners, page, has_next = _one_page(services.partner_query(filters))
+    filters, errors = load_filters(PartnerQuery())
+    partners, page, has_next = page_of(services.partner_query(filters))
     everyone = services.partner_query({}).order_by(None).subquery()
     countries = db.session.execute(
         sa.select(everyone.c.country).distinct().order_by(everyone.c.country)
@@ -119,7 +97,7 @@ def partner_list() -> Any:
         partners=[(p, services.visible_sites_of(actor, p)) for p in partners],
         kinds=PARTNER_KINDS,
         countries=list(countries),
-        args=_filter_args(),
+        args=filter_args(),
         filtered=bool(filters),
         page=page,
         has_next=has_next,
@@ -132,7 +110,7 @@ def partner_list() -> Any:
 @roles(*ANY_ROLE)
 def partner_export() -> Response:
     """The directory as shown (same search and filters), every page."""
-    filters, errors = _filters(PartnerQuery())
+    filters, errors = load_filters(PartnerQuery())
     if errors:
         raise ValidationError(errors)
     return partners_csv(current_actor(), services.partner_query(filters))
@@ -200,14 +178,14 @@ def partner_detail(partner_id: int) -> str:
 @roles(*ANY_ROLE)
 def site_list() -> Any:
     actor = current_actor()
-    filters, errors = _filters(SiteQuery())
-    sites, page, has_next = _one_page(services.site_query(actor, filters))
+    filters, errors = load_filters(SiteQuery())
+    sites, page, has_next = page_of(services.site_query(actor, filters))
     ref = today()
     return render_template(
         "partners/site_list.html",
         sites=[(s, services.site_view(s, ref)) for s in sites],
         statuses=SITE_STATUSES,
-        args=_filter_args(),
+        args=filter_args(),
         filtered=bool(filters),
         page=page,
         has_next=has_next,

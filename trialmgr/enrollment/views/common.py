@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, request
+from flask import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate
 from werkzeug.datastructures import MultiDict
 
@@ -29,7 +29,6 @@ from trialmgr.partners import services as partners
 
 bp = Blueprint("enrollment", __name__)
 
-PAGE_SIZE = 50
 MANAGERS = (ADMIN, CONSORTIUM_LEAD)
 SITE_WORK = (COORDINATOR, ADMIN)
 SCREENING_READERS = (COORDINATOR, ADMIN, CONSORTIUM_LEAD)
@@ -104,26 +103,6 @@ def _yes_no(form: MultiDict[str, str], prefix: str, keys: Any) -> dict[str, bool
         if value in ("yes", "no"):
             answers[key] = value == "yes"
     return answers
-
-
-def _one_page(query: sa.Select[Any]) -> tuple[list[Any], int, bool]:
-    """The `?page=` of a list: its rows, the page number, whether another page follows."""
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
-    rows = db.session.execute(query.limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE))
-    items = list(rows.scalars())
-    return items[:PAGE_SIZE], page, len(items) > PAGE_SIZE
-
-
-def _filter_args() -> dict[str, str]:
-    return {k: v for k, v in request.args.items() if k != "page" and v.strip() != ""}
-
-
-def _filters(schema: Schema) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A list page's filters from the query string (empty ones ignored); bad ones reported."""
-    try:
-        return load_form(schema, MultiDict(_filter_args())), {}
-    except ValidationError as exc:
-        return {}, exc.normalized_messages()
 
 
 def _count(query: sa.Select[Any]) -> int:

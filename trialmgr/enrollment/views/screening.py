@@ -29,10 +29,7 @@ from trialmgr.enrollment.views.common import (
     SITE_WORK,
     Refusal,
     ScreeningOutcomeForm,
-    _filter_args,
-    _filters,
     _load,
-    _one_page,
     _refused,
     _site_choices,
     _trial_choices,
@@ -43,6 +40,7 @@ from trialmgr.enrollment.views.common import (
 )
 from trialmgr.errors import Problem
 from trialmgr.extensions import db
+from trialmgr.forms import filter_args, load_filters, page_of
 
 # --- screening ------------------------------------------------------------------
 
@@ -51,11 +49,11 @@ from trialmgr.extensions import db
 @roles(*SCREENING_READERS)
 def screening_list() -> Any:
     actor = current_actor()
-    filters, errors = _filters(ScreeningQuery())
+    filters, errors = load_filters(ScreeningQuery())
     query = services.screening_query(actor, filters).options(
         selectinload(Screening.site), selectinload(Screening.trial)
     )
-    screenings, page, has_next = _one_page(query)
+    screenings, page, has_next = page_of(query)
     codes = sa.select(Subject.screening_id, Subject.code).where(
         Subject.screening_id.in_([s.id for s in screenings])
     )
@@ -67,7 +65,7 @@ def screening_list() -> Any:
         trials=_trial_choices(),
         sites=_site_choices(actor),
         outcomes=SCREENING_OUTCOMES,
-        args=_filter_args(),
+        args=filter_args(),
         filtered=bool(filters),
         page=page,
         has_next=has_next,
@@ -80,7 +78,7 @@ def screening_list() -> Any:
 @roles(*SCREENING_READERS)
 def screening_export() -> Response:
     """The screening log as filtered on the page, every page."""
-    filters, errors = _filters(ScreeningQuery())
+    filters, errors = load_filters(ScreeningQuery())
     if errors:
         raise ValidationError(errors)
     return screening_csv(services.screening_query(current_actor(), filters))

@@ -33,10 +33,7 @@ from trialmgr.enrollment.views.common import (
     Refusal,
     VisitForm,
     _aware,
-    _filter_args,
-    _filters,
     _load,
-    _one_page,
     _refused,
     _site_choices,
     _trial_choices,
@@ -47,6 +44,7 @@ from trialmgr.enrollment.views.common import (
 )
 from trialmgr.errors import NotFound, Problem
 from trialmgr.extensions import db
+from trialmgr.forms import filter_args, load_filters, page_of
 
 # --- enrolment and subjects -----------------------------------------------------
 
@@ -114,14 +112,14 @@ def subject_new() -> Any:
 @roles(*ANY_ROLE)
 def subject_list() -> Any:
     actor = current_actor()
-    filters, errors = _filters(SubjectQuery())
+    filters, errors = load_filters(SubjectQuery())
     query = services.subject_query(actor, filters).options(
         selectinload(Subject.site),
         selectinload(Subject.cohort),
         selectinload(Subject.dosing),
         selectinload(Subject.consent_version),
     )
-    subjects, page, has_next = _one_page(query)
+    subjects, page, has_next = page_of(query)
     trials = _trial_choices()
     return render_template(
         "enrollment/subject_list.html",
@@ -130,7 +128,7 @@ def subject_list() -> Any:
         cohorts=[(t, c) for t in trials for c in t.cohorts],
         sites=_site_choices(actor),
         statuses=SUBJECT_STATUSES,
-        args=_filter_args(),
+        args=filter_args(),
         filtered=bool(filters),
         page=page,
         has_next=has_next,

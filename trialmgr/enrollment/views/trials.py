@@ -33,16 +33,14 @@ from trialmgr.enrollment.trials import RESUME_MEANING, REVIEW_MEANING
 from trialmgr.enrollment.views.common import (
     MANAGERS,
     Refusal,
-    _filter_args,
-    _filters,
     _load,
-    _one_page,
     _refused,
     _trial_choices,
     _typed,
     bp,
 )
 from trialmgr.errors import Problem
+from trialmgr.forms import filter_args, load_filters, page_of
 from trialmgr.partners.policies import can_manage, may_see_site
 
 # --- trials ---------------------------------------------------------------------
@@ -51,13 +49,13 @@ from trialmgr.partners.policies import can_manage, may_see_site
 @bp.route("/trials")
 @roles(*ANY_ROLE)
 def trial_list() -> Any:
-    filters, errors = _filters(TrialQuery())
-    trials, page, has_next = _one_page(services.trial_query(filters))
+    filters, errors = load_filters(TrialQuery())
+    trials, page, has_next = page_of(services.trial_query(filters))
     return render_template(
         "enrollment/trial_list.html",
         trials=trials,
         statuses=TRIAL_STATUSES,
-        args=_filter_args(),
+        args=filter_args(),
         filtered=bool(filters),
         page=page,
         has_next=has_next,

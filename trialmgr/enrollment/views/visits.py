@@ -20,10 +20,10 @@ from trialmgr.enrollment.views.common import (
     SITE_WORK,
     VISITS_AHEAD_DAYS,
     _count,
-    _one_page,
     bp,
 )
 from trialmgr.extensions import db
+from trialmgr.forms import page_of
 
 # --- visits due and the coordinator's dashboard ----------------------------------
 
@@ -35,7 +35,7 @@ def visits_due() -> str:
     query = services.visits_due(current_actor(), ref, VISITS_AHEAD_DAYS).options(
         selectinload(Visit.subject).selectinload(Subject.site)
     )
-    visits, page, has_next = _one_page(query)
+    visits, page, has_next = page_of(query)
     return render_template(
         "enrollment/visits_due.html",
         visits=[(v, services.visit_state(v, ref), _days_between(ref, v)) for v in visits],
