@@ -9,5 +9,6 @@ SQLALCHEMY_DATABASE_URI = "postgresql+psycopg://trialmgr@db.internal:5432/trialm
 SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True, "pool_size": 10}
 SESSION_COOKIE_SECURE = True
 REMEMBER_COOKIE_SECURE = True
-# Shared limiter storage so that all gunicorn workers count together.
-RATELIMIT_STORAGE_URI = "redis://127.0.0.1:6379/0"
+# The login rate limit counts per worker process by default ("memory://"). For one count
+# across gunicorn workers, install the Redis client (pip install "limits[redis]") and set:
+# RATELIMIT_STORAGE_URI = "redis://127.0.0.1:6379/0"
