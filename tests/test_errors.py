@@ -164,3 +164,17 @@ def test_nul_characters_are_refused_everywhere(api):
     assert resp.mimetype == "application/problem+json"
     assert admin.get("/users?q=%00").status_code == 400
     assert admin.get("/users?q=ok").status_code == 200
+
+
+def test_production_example_config_loads_with_a_secret_from_the_environment(monkeypatch, tmp_path):
+    from trialmgr import ROOT, create_app
+
+    monkeypatch.setenv("TRIALMGR_CONFIG", str(ROOT / "config" / "production.example.py"))
+    monkeypatch.setenv("TRIALMGR_INSTANCE", str(tmp_path))
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    with pytest.raises(RuntimeError, match="SECRET_KEY"):
+        create_app()
+    monkeypatch.setenv("SECRET_KEY", "s" * 48)
+    app = create_app()
+    assert app.config["PRODUCTION"] and app.config["SESSION_COOKIE_SECURE"]
+    assert app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql+psycopg://")
