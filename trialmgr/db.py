@@ -59,6 +59,11 @@ class Base(DeclarativeBase):
     )
 
 
+def one_of(column: str, values: tuple[str, ...]) -> str:
+    """A CHECK constraint's text: the column holds one of the given codes."""
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
 class IdMixin:
     id: Mapped[int] = mapped_column(primary_key=True)
 

@@ -8,7 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, object_session, relationship
 
-from trialmgr.db import Audited, Base, IdMixin, TimestampMixin, utcnow
+from trialmgr.db import Audited, Base, IdMixin, TimestampMixin, one_of, utcnow
 
 ADMIN = "admin"
 CONSORTIUM_LEAD = "consortium_lead"
@@ -49,12 +49,7 @@ site_membership = sa.Table(
 
 class User(IdMixin, TimestampMixin, Audited, Base):
     __tablename__ = "user_account"
-    __table_args__ = (
-        sa.CheckConstraint(
-            "role IN ('admin', 'consortium_lead', 'coordinator', 'safety_monitor')",
-            name="role_known",
-        ),
-    )
+    __table_args__ = (sa.CheckConstraint(one_of("role", ROLES), name="role_known"),)
     __audit_redact__ = frozenset({"password_hash"})
     __audit_skip__ = frozenset(
         {"created_at", "updated_at", "failed_logins", "locked_until", "last_login_at"}

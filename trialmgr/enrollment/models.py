@@ -8,7 +8,7 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from trialmgr.db import Audited, Base, IdMixin, TimestampMixin
+from trialmgr.db import Audited, Base, IdMixin, TimestampMixin, one_of
 from trialmgr.partners.models import Site
 
 TRIAL_STATUSES = ("setup", "open", "paused", "closed")
@@ -22,15 +22,11 @@ RCR_VECTORS = ("lentiviral", "gammaretroviral")
 REVIEW_DECISIONS = ("escalate", "continue", "stop")
 
 
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
-
-
 class Trial(IdMixin, TimestampMixin, Audited, Base):
     __tablename__ = "trial"
     __table_args__ = (
-        sa.CheckConstraint(_in("status", TRIAL_STATUSES), name="status_known"),
-        sa.CheckConstraint(_in("vector_type", VECTOR_TYPES), name="vector_known"),
+        sa.CheckConstraint(one_of("status", TRIAL_STATUSES), name="status_known"),
+        sa.CheckConstraint(one_of("vector_type", VECTOR_TYPES), name="vector_known"),
         sa.CheckConstraint("stagger_days >= 0", name="stagger_not_negative"),
         sa.CheckConstraint("ltfu_years >= 0", name="ltfu_not_negative"),
     )
@@ -135,7 +131,9 @@ class SafetyReview(IdMixin, Audited, Base):
     """A DSMB/SRC decision on a cohort, e-signed by a safety monitor."""
 
     __tablename__ = "safety_review"
-    __table_args__ = (sa.CheckConstraint(_in("decision", REVIEW_DECISIONS), name="decision_known"),)
+    __table_args__ = (
+        sa.CheckConstraint(one_of("decision", REVIEW_DECISIONS), name="decision_known"),
+    )
 
     trial_id: Mapped[int] = mapped_column(sa.ForeignKey("trial.id"), index=True)
     cohort_id: Mapped[int] = mapped_column(sa.ForeignKey("cohort.id"), index=True)
@@ -193,7 +191,7 @@ class Screening(IdMixin, TimestampMixin, Audited, Base):
     __tablename__ = "screening"
     __table_args__ = (
         sa.UniqueConstraint("site_id", "number"),
-        sa.CheckConstraint(_in("outcome", SCREENING_OUTCOMES), name="outcome_known"),
+        sa.CheckConstraint(one_of("outcome", SCREENING_OUTCOMES), name="outcome_known"),
         sa.CheckConstraint("sex IN ('F', 'M', 'U')", name="sex_known"),
     )
 
@@ -215,7 +213,7 @@ class Screening(IdMixin, TimestampMixin, Audited, Base):
 
 class Subject(IdMixin, TimestampMixin, Audited, Base):
     __tablename__ = "subject"
-    __table_args__ = (sa.CheckConstraint(_in("status", SUBJECT_STATUSES), name="status_known"),)
+    __table_args__ = (sa.CheckConstraint(one_of("status", SUBJECT_STATUSES), name="status_known"),)
 
     code: Mapped[str] = mapped_column(sa.String(20), unique=True)
     trial_id: Mapped[int] = mapped_column(sa.ForeignKey("trial.id"), index=True)
@@ -282,8 +280,8 @@ class Visit(IdMixin, TimestampMixin, Audited, Base):
     __tablename__ = "visit"
     __table_args__ = (
         sa.UniqueConstraint("subject_id", "name"),
-        sa.CheckConstraint(_in("kind", VISIT_KINDS), name="kind_known"),
-        sa.CheckConstraint(_in("status", VISIT_STATUSES), name="status_known"),
+        sa.CheckConstraint(one_of("kind", VISIT_KINDS), name="kind_known"),
+        sa.CheckConstraint(one_of("status", VISIT_STATUSES), name="status_known"),
         sa.Index("ix_visit_status_scheduled_on", "status", "scheduled_on"),
     )
 

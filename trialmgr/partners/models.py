@@ -7,7 +7,7 @@ from datetime import date
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from trialmgr.db import Audited, Base, IdMixin, TimestampMixin
+from trialmgr.db import Audited, Base, IdMixin, TimestampMixin, one_of
 
 PARTNER_KINDS = (
     "sponsor",
@@ -31,13 +31,9 @@ APPROVAL_LABELS = {
 SITE_CODE_PATTERN = r"^[A-Z0-9]{2,10}$"
 
 
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
-
-
 class Partner(IdMixin, TimestampMixin, Audited, Base):
     __tablename__ = "partner"
-    __table_args__ = (sa.CheckConstraint(_in("kind", PARTNER_KINDS), name="kind_known"),)
+    __table_args__ = (sa.CheckConstraint(one_of("kind", PARTNER_KINDS), name="kind_known"),)
 
     name: Mapped[str] = mapped_column(sa.String(200), unique=True)
     short_name: Mapped[str] = mapped_column(sa.String(40))
@@ -54,7 +50,7 @@ class Partner(IdMixin, TimestampMixin, Audited, Base):
 class Site(IdMixin, TimestampMixin, Audited, Base):
     __tablename__ = "site"
     __table_args__ = (
-        sa.CheckConstraint(_in("status", SITE_STATUSES), name="status_known"),
+        sa.CheckConstraint(one_of("status", SITE_STATUSES), name="status_known"),
         sa.CheckConstraint("target_enrollment >= 0", name="target_not_negative"),
     )
 
@@ -80,7 +76,7 @@ class Site(IdMixin, TimestampMixin, Audited, Base):
 class SiteApproval(IdMixin, TimestampMixin, Audited, Base):
     __tablename__ = "site_approval"
     __table_args__ = (
-        sa.CheckConstraint(_in("kind", APPROVAL_KINDS), name="kind_known"),
+        sa.CheckConstraint(one_of("kind", APPROVAL_KINDS), name="kind_known"),
         sa.CheckConstraint(
             "expires_on IS NULL OR expires_on >= granted_on", name="expiry_after_grant"
         ),
