@@ -17,7 +17,10 @@ from flask_migrate import upgrade
 from trialmgr import ROOT, create_app
 from trialmgr.auth.models import SystemActor
 from trialmgr.db import today
-from trialmgr.enrollment import services as enrollment
+from trialmgr.enrollment.services import consent as consent_service
+from trialmgr.enrollment.services import screening as screening_service
+from trialmgr.enrollment.services import subjects as subjects_service
+from trialmgr.enrollment.services import trials as trials_service
 from trialmgr.extensions import db
 
 
@@ -32,7 +35,7 @@ def _seed(app: Any, extra: int) -> None:
         consortium.assign_coordinator("coordinator.fr@example.org", [sites["FR01"].id])
         gt = trial.seed(sites, today())
         actor = SystemActor(email="system:bench")
-        cohort = enrollment.add_cohort(
+        cohort = trials_service.add_cohort(
             actor,
             gt,
             {
@@ -43,10 +46,10 @@ def _seed(app: Any, extra: int) -> None:
                 "sequence": 99,
             },
         )
-        version = enrollment.current_consent_version(gt, today())
+        version = consent_service.current_consent_version(gt, today())
         assert version is not None
         for _ in range(extra):
-            s = enrollment.create_screening(
+            s = screening_service.create_screening(
                 actor,
                 {
                     "trial_id": gt.id,
@@ -60,7 +63,7 @@ def _seed(app: Any, extra: int) -> None:
                 },
                 today(),
             )
-            enrollment.enrol(
+            subjects_service.enrol(
                 actor,
                 {
                     "screening_id": s.id,

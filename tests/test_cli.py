@@ -85,7 +85,7 @@ def test_demo_seed_builds_the_consortium(app, runner):
         assert {s.country for s in sites.values()} == {"IT", "FR", "DE"}
         assert sorted(s.status for s in sites.values()) == ["active", "active", "pending"]
         from trialmgr.db import today
-        from trialmgr.partners.services import missing_approvals
+        from trialmgr.partners.services.approvals import missing_approvals
 
         assert missing_approvals(sites["DE01"], today()) == ["ibc"]
         coordinator = db.session.execute(
@@ -96,8 +96,8 @@ def test_demo_seed_builds_the_consortium(app, runner):
 
 def test_demo_seed_builds_a_trial_at_several_stages(app, runner):
     from trialmgr.db import today, utcnow
-    from trialmgr.enrollment import services
     from trialmgr.enrollment.models import Screening, Subject, Trial
+    from trialmgr.enrollment.services import dosing as dosing_service
 
     assert runner.invoke(args=["demo", "seed"]).exit_code == 0
     with app.app_context():
@@ -109,6 +109,6 @@ def test_demo_seed_builds_a_trial_at_several_stages(app, runner):
         subjects = db.session.execute(sa.select(Subject)).scalars().all()
         assert sum(s.reconsent_due for s in subjects) == 1
         assert {s.status for s in subjects} >= {"enrolled", "completed"}
-        board = services.cohort_board(trial, utcnow())
+        board = dosing_service.cohort_board(trial, utcnow())
         waiting = board[1]["next_allowed"]
         assert waiting is not None and 0 < (waiting.date() - today()).days <= 5

@@ -12,8 +12,8 @@ from tests.factories import login_page, make_user
 from trialmgr.auth.models import SystemActor
 from trialmgr.db import today
 from trialmgr.extensions import db
-from trialmgr.partners import services
 from trialmgr.partners.models import Partner, Site, SiteApproval
+from trialmgr.partners.services import directory as directory_service
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 KINDS = ("irb", "ibc", "contract", "siv")
@@ -114,7 +114,7 @@ def test_directory_pages_by_fifty(app):
     with app.app_context():
         actor = SystemActor(email="system:test")
         for i in range(51):
-            services.create_partner(
+            directory_service.create_partner(
                 actor,
                 {
                     "name": f"Partner {i:02d}",

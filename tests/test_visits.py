@@ -6,7 +6,7 @@ import pytest
 
 from tests.builders import active_site, days_ago, dose, enrol, open_trial, world
 from trialmgr.enrollment.models import Trial, VisitDefinition
-from trialmgr.enrollment.schedule import plan
+from trialmgr.enrollment.services.schedule import plan
 
 
 def _trial(vector="aav", ltfu=5, definitions=((("Week 4", 28, 3, 3)),)):

@@ -8,16 +8,16 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask
 from werkzeug.routing import IntegerConverter
 
-from trialmgr.db import sqlite_begin_immediate
+from trialmgr.lifecycle import TrialmgrFlask, register_request_hooks
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
-    app = Flask(
+    app = TrialmgrFlask(
         __name__,
         instance_path=os.environ.get("TRIALMGR_INSTANCE", str(ROOT / "instance")),
         template_folder=str(ROOT / "templates"),
@@ -125,69 +125,6 @@ def register_blueprints(app: Flask) -> None:
     for module in (auth_views, audit_views, dashboard_views, partners_views, enrollment_views):
         app.register_blueprint(module.bp)
     register_error_handlers(app)
-
-
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
-        "form-action 'self'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
-}
-
-
-def register_request_hooks(app: Flask) -> None:
-    """One transaction per request: commit when the response is a success, else roll back."""
-    from trialmgr.extensions import db
-
-    @app.before_request
-    def refuse_nul_characters() -> None:
-        # PostgreSQL text cannot hold NUL; no clinical field needs one. Refuse them
-        # at the door for every route rather than as a database error later.
-        from trialmgr.errors import Problem
-
-        def has_nul(values: Any) -> bool:
-            return any("\x00" in v for _, vs in values.lists() for v in vs)
-
-        body_has_nul = False
-        if request.mimetype == "application/json":
-            raw = request.get_data(cache=True)
-            body_has_nul = b"\x00" in raw or b"\\u0000" in raw
-        elif request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-            body_has_nul = has_nul(request.form)
-        if body_has_nul or has_nul(request.args):
-            raise Problem("NUL characters are not accepted.", title="Bad request")
-
-    @app.before_request
-    def choose_transaction_mode() -> None:
-        # SQLite: requests that may write take the write lock at BEGIN (see db.py).
-        sqlite_begin_immediate.set(request.method not in ("GET", "HEAD", "OPTIONS"))
-
-    @app.after_request
-    def finish(response: Response) -> Response:
-        if response.status_code < 400 or g.get("commit_despite_error"):
-            db.session.commit()
-        else:
-            db.session.rollback()
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if app.config["PRODUCTION"]:
-            response.headers.setdefault(
-                "Strict-Transport-Security", "max-age=31536000; includeSubDomains"
-            )
-        if request.path.startswith("/api/") or response.mimetype == "text/html":
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
-
-    @app.teardown_request
-    def rollback_leftovers(exc: BaseException | None) -> None:
-        if exc is not None:
-            db.session.rollback()
-        sqlite_begin_immediate.set(True)
 
 
 def register_commands(app: Flask) -> None:

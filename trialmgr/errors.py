@@ -10,7 +10,7 @@ import logging
 import uuid
 from typing import Any
 
-from flask import Flask, Response, g, json, render_template, request
+from flask import Flask, Response, json, render_template, request
 from marshmallow import ValidationError
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError, StatementError
 from werkzeug.exceptions import HTTPException
@@ -26,7 +26,8 @@ class Problem(Exception):
     status = 400
     title = "Bad request"
     headers: dict[str, str] = {}
-    # Writes made before the refusal are committed anyway (e.g. a failed-signature count).
+    # Writes made before the refusal are committed anyway (e.g. a failed-signature count);
+    # such a refusal is raised before the operation writes anything else.
     keep_writes = False
 
     def __init__(
@@ -123,6 +124,7 @@ def _flatten_webargs(messages: dict[str, Any]) -> dict[str, Any]:
 
 
 def handle_http_exception(exc: HTTPException) -> Response:
+    _rollback()
     status = exc.code or 500
     data = getattr(exc, "data", None) or {}
     errors = {}
@@ -143,8 +145,12 @@ def handle_http_exception(exc: HTTPException) -> Response:
 
 
 def handle_problem(exc: Problem) -> Response:
-    if exc.keep_writes:
-        g.commit_despite_error = True
+    from trialmgr.lifecycle import settle_refusal
+
+    try:
+        settle_refusal(exc)
+    except Exception as failed:  # the kept writes could not be committed
+        return handle_unexpected(failed)
     headers = exc.headers if wants_json() else {}
     return problem_response(
         exc.status, exc.title, exc.detail, exc.errors, extra=exc.extra, headers=headers
@@ -152,6 +158,7 @@ def handle_problem(exc: Problem) -> Response:
 
 
 def handle_validation_error(exc: ValidationError) -> Response:
+    _rollback()
     messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
     return problem_response(422, "Validation failed", "One or more fields are invalid.", messages)
 

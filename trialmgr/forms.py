@@ -1,16 +1,71 @@
-"""Reading HTML forms through the same marshmallow schemas the API uses.
+"""Pages' forms: read through the same marshmallow schemas the API uses, and submitted
+through one helper.
 
-WTForms is only there for CSRF; a form's fields are loaded into a schema,
-so a rule about a field is written once for the API and the page.
+WTForms is only there for CSRF; a form's fields are loaded into a schema, so a rule about
+a field is written once for the API and the page. Every page that writes calls `submit`:
+it runs the operation, and on a refusal settles the transaction the one way the API does
+(roll back, keeping the writes a refusal must keep) before the page is re-rendered with
+the refusal, so the page shows what is stored, never what was half-written.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from typing import Any, TypeVar
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, ValidationError, fields
 from werkzeug.datastructures import MultiDict
+
+from trialmgr.errors import Forbidden, NotFound, Problem
+from trialmgr.lifecycle import settle_refusal
+
+T = TypeVar("T")
+
+
+@dataclass
+class Refusal:
+    """Why a form was not saved: shown above the page and next to the form's fields."""
+
+    form: str
+    status: int
+    title: str
+    detail: str
+    errors: dict[str, Any] = dataclass_field(default_factory=dict)
+    # A rule's refusal (409, or a 422 raised by a service) has a sentence of its own.
+    by_rule: bool = True
+
+    def field_errors(self) -> dict[str, Any]:
+        """The errors, with a rule's sentence under `_schema` (forms showing one list)."""
+        if not self.by_rule:
+            return dict(self.errors)
+        return {"_schema": [self.detail], **self.errors}
+
+
+def submit(form: str, act: Callable[[], T]) -> T | Refusal:
+    """Run one form's operation. Success returns its result (the request commits it);
+    a refusal (field validation or a rule) returns a `Refusal` after settling the attempt.
+    Not found and forbidden are not form errors: they propagate to the error pages."""
+    try:
+        return act()
+    except ValidationError as exc:
+        settle_refusal(exc)
+        messages = exc.normalized_messages()
+        detail = "Please correct the highlighted fields."
+        return Refusal(form, 422, "Not saved", detail, messages, by_rule=False)
+    except Problem as exc:
+        if isinstance(exc, NotFound | Forbidden):
+            raise
+        settle_refusal(exc)
+        return Refusal(form, exc.status, exc.title, exc.detail, dict(exc.errors))
+
+
+def typed_values(form: MultiDict[str, str]) -> dict[str, str]:
+    """What the user typed, to put back in a re-rendered form (a checkbox's last value wins)."""
+    return {name: form.getlist(name)[-1] for name in form}
+
 
 _TRUE = {"on", "true", "1", "yes", "y"}
 _INTEGER = re.compile(r"-?[0-9]{1,12}")

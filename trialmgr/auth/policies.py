@@ -28,8 +28,17 @@ from trialmgr.errors import Forbidden, Unauthorized
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# The role sets routes declare; defined here once (ARCHITECTURE.md, "Who creates what").
 ANY_ROLE = ROLES
+# Partners, sites, trial design, milestones, criteria.
 MANAGERS = (ADMIN, CONSORTIUM_LEAD)
+# Clinical data entry at the sites (screening, consent, enrolment, dosing, visits, exits):
+# coordinators only; administrators read it but do not enter clinical data.
+SITE_WORK = (COORDINATOR,)
+# The coordinators' worklists, also read by administrators.
+WORKLIST_READERS = (COORDINATOR, ADMIN)
+# Who reads the screening log (safety monitors need subjects, not the log).
+SCREENING_READERS = (COORDINATOR, ADMIN, CONSORTIUM_LEAD)
 
 
 def public(fn: F) -> F:

@@ -330,3 +330,9 @@ def verify_signature(actor: User, password: str, now: datetime | None = None) ->
             errors={"password": ["Re-enter your own password to sign."]},
         )
     actor.failed_logins = 0
+
+
+def account_summary(now: datetime) -> dict[str, Any]:
+    """The administrator's home numbers: how many accounts, which are locked now."""
+    users = db.session.execute(sa.select(User).order_by(User.email)).scalars().all()
+    return {"user_count": len(users), "locked": [u for u in users if u.is_locked(now)]}

@@ -8,14 +8,15 @@ import sqlalchemy as sa
 from flask import Blueprint, jsonify, render_template
 from flask_login import current_user
 
-from trialmgr.auth.models import User
+from trialmgr.auth import services as auth_services
 from trialmgr.auth.policies import ANY_ROLE, current_actor, public, roles
 from trialmgr.db import today, utcnow
-from trialmgr.enrollment.models import Subject, Trial
-from trialmgr.enrollment.services import pauses_of
+from trialmgr.enrollment.services import subjects as subjects_service
+from trialmgr.enrollment.services import trials as trials_service
+from trialmgr.enrollment.services.oversight import pauses_of
 from trialmgr.extensions import db
-from trialmgr.partners import services as partners
-from trialmgr.partners.models import Site
+from trialmgr.partners.services import approvals as approvals_service
+from trialmgr.partners.services import sites as sites_service
 
 bp = Blueprint("dashboard", __name__)
 
@@ -25,31 +26,28 @@ def paused_trials() -> dict[str, Any]:
     """A pause is visible on every page for everyone signed in."""
     if not getattr(current_user, "is_authenticated", False):
         return {"paused_trials": []}
-    paused = db.session.execute(sa.select(Trial).where(Trial.status == "paused")).scalars().all()
+    paused = db.session.execute(trials_service.trial_query({"status": "paused"})).scalars().all()
     return {"paused_trials": paused}
 
 
 def _site_rows(actor: Any) -> list[dict[str, Any]]:
     """Each visible site with its enrolment against target and approvals needing attention."""
     on = today()
-    counted = db.session.execute(
-        sa.select(Subject.site_id, sa.func.count()).group_by(Subject.site_id)
-    ).tuples()
-    counts: dict[int, int] = {site_id: n for site_id, n in counted}
+    counts = subjects_service.enrolled_per_site()
     rows = []
-    for site in db.session.execute(partners.site_query(actor, {})).scalars():
+    for site in db.session.execute(sites_service.site_query(actor, {})).scalars():
         attention = [
             (a.kind, state, days)
             for a in site.approvals
-            for state, days in [partners.approval_state(a, on)]
+            for state, days in [approvals_service.approval_state(a, on)]
             if state in ("expiring", "expired", "withdrawn")
         ]
         rows.append(
             {
                 "site": site,
                 "enrolled": counts.get(site.id, 0),
-                "open": partners.open_for_screening(site, on),
-                "missing": partners.missing_approvals(site, on),
+                "open": sites_service.open_for_screening(site, on),
+                "missing": approvals_service.missing_approvals(site, on),
                 "attention": attention,
             }
         )
@@ -60,20 +58,15 @@ def _site_rows(actor: Any) -> list[dict[str, Any]]:
 @roles(*ANY_ROLE)
 def home() -> str:
     actor = current_actor()
-    trials = db.session.execute(sa.select(Trial).order_by(Trial.code)).scalars().all()
+    trials = db.session.execute(trials_service.trial_query({})).scalars().all()
     context: dict[str, Any] = {"actor": actor, "trials": trials}
     if actor.role in ("consortium_lead", "admin", "safety_monitor"):
         context["sites"] = _site_rows(actor)
     if actor.role == "safety_monitor":
         context["pauses"] = [(t, p) for t in trials for p in pauses_of(t)[:5]]
     if actor.role == "admin":
-        now = utcnow()
-        users = db.session.execute(sa.select(User)).scalars().all()
-        context["user_count"] = len(users)
-        context["locked"] = [u for u in users if u.is_locked(now)]
-        context["pending_sites"] = db.session.execute(
-            sa.select(sa.func.count()).select_from(Site).where(Site.status == "pending")
-        ).scalar_one()
+        context.update(auth_services.account_summary(utcnow()))
+        context["pending_sites"] = sites_service.count_by_status().get("pending", 0)
     return render_template(f"dashboard/{actor.role}.html", **context)
 
 

@@ -8,8 +8,10 @@ from typing import Any
 
 from trialmgr.auth import services as auth_services
 from trialmgr.auth.models import SystemActor
-from trialmgr.partners import services
 from trialmgr.partners.models import Site
+from trialmgr.partners.services import approvals as approvals_service
+from trialmgr.partners.services import directory as directory_service
+from trialmgr.partners.services import sites as sites_service
 
 PARTNERS = [
     ("Lumen Gene Therapeutics", "LGT", "sponsor", "NL", "Sponsor; holds the IND/CTA"),
@@ -59,7 +61,7 @@ def seed(today: date) -> dict[str, Site]:
     actor = SystemActor(email="system:demo")
     by_short: dict[str, Any] = {}
     for name, short, kind, country, role in PARTNERS:
-        by_short[short] = services.create_partner(
+        by_short[short] = directory_service.create_partner(
             actor,
             {
                 "name": name,
@@ -73,7 +75,7 @@ def seed(today: date) -> dict[str, Site]:
         )
     sites: dict[str, Site] = {}
     for code, short, name, country, zone, pi, target, months in SITES:
-        site = services.create_site(
+        site = sites_service.create_site(
             actor,
             {
                 "partner_id": by_short[short].id,
@@ -91,7 +93,7 @@ def seed(today: date) -> dict[str, Site]:
             expires = granted + timedelta(days=730) if kind in ("irb", "ibc") else None
             if code == "FR01" and kind == "irb":
                 expires = today + timedelta(days=21)  # renewal due: shows amber
-            services.add_approval(
+            approvals_service.add_approval(
                 actor,
                 site,
                 {
@@ -103,7 +105,7 @@ def seed(today: date) -> dict[str, Site]:
                 today,
             )
         if months:
-            services.activate_site(actor, site, today, today - timedelta(days=months * 30))
+            sites_service.activate_site(actor, site, today, today - timedelta(days=months * 30))
         sites[code] = site
     return sites
 

@@ -11,8 +11,14 @@ from typing import Any
 from trialmgr.auth.models import SystemActor
 from trialmgr.auth.services import find_user_by_email
 from trialmgr.demo.accounts import DEMO_PASSWORD
-from trialmgr.enrollment import services
 from trialmgr.enrollment.models import Subject, Trial
+from trialmgr.enrollment.services import consent as consent_service
+from trialmgr.enrollment.services import dosing as dosing_service
+from trialmgr.enrollment.services import oversight as oversight_service
+from trialmgr.enrollment.services import screening as screening_service
+from trialmgr.enrollment.services import subjects as subjects_service
+from trialmgr.enrollment.services import trials as trials_service
+from trialmgr.enrollment.services import visits as visits_service
 from trialmgr.partners.models import Site
 
 COHORTS = [("C1", "1e13", 3), ("C2", "3e13", 3), ("C3", "1e14", 3)]
@@ -42,7 +48,7 @@ def _at(day: date, hour: int = 9) -> datetime:
 def seed(sites: dict[str, Site], today: date) -> Trial:
     lead = SystemActor(email="system:demo")
     ago = lambda n: today - timedelta(days=n)  # noqa: E731
-    trial = services.create_trial(
+    trial = trials_service.create_trial(
         lead,
         {
             "code": "GT-01",
@@ -55,7 +61,7 @@ def seed(sites: dict[str, Site], today: date) -> Trial:
         },
     )
     for seq, (label, dose, capacity) in enumerate(COHORTS, start=1):
-        services.add_cohort(
+        trials_service.add_cohort(
             lead,
             trial,
             {
@@ -67,10 +73,12 @@ def seed(sites: dict[str, Site], today: date) -> Trial:
             },
         )
     for code, kind, text in CRITERIA:
-        services.add_criterion(lead, trial, {"code": code, "kind": kind, "text": text})
-    services.add_consent_version(lead, trial, {"version": "1.0", "approved_on": ago(320)}, today)
+        trials_service.add_criterion(lead, trial, {"code": code, "kind": kind, "text": text})
+    consent_service.add_consent_version(
+        lead, trial, {"version": "1.0", "approved_on": ago(320)}, today
+    )
     for name, day, before, after, primary in VISITS:
-        services.add_visit_definition(
+        trials_service.add_visit_definition(
             lead,
             trial,
             {
@@ -81,7 +89,7 @@ def seed(sites: dict[str, Site], today: date) -> Trial:
                 "primary_endpoint": primary,
             },
         )
-    services.update_trial(
+    trials_service.update_trial(
         lead, trial, {"status": "open", "reason": "Ethics, IBC and CTA approvals in place"}
     )
 
@@ -112,7 +120,7 @@ def seed(sites: dict[str, Site], today: date) -> Trial:
     _dose(it_coord, b, ago(186), today)
     _dose(fr_coord, c, ago(160), today)
     monitor = find_user_by_email("monitor@example.org")
-    services.record_safety_review(
+    oversight_service.record_safety_review(
         monitor,
         trial,
         {
@@ -138,13 +146,13 @@ def seed(sites: dict[str, Site], today: date) -> Trial:
     _screen(it_coord, trial, it, ago(3), {"I1": True, "I2": True}, None)
     for subject in (a, b, c, d):
         _record_visits(it_coord if subject.site_id == it.id else fr_coord, subject, today)
-    services.add_consent_version(
+    consent_service.add_consent_version(
         lead, trial, {"version": "1.1", "approved_on": ago(6), "reconsent_required": True}, today
     )
     v11 = trial.consent_versions[-1]
     for subject in (a, c, d, e):  # b stays due for re-consent
         actor = it_coord if subject.site_id == it.id else fr_coord
-        services.record_consent(
+        consent_service.record_consent(
             actor, subject, {"consent_version_id": v11.id, "consented_on": ago(2)}, today
         )
     return trial
@@ -172,14 +180,14 @@ def _screen(
         data["outcome"] = outcome
     if reason:
         data["fail_reason"] = reason
-    return services.create_screening(actor, data, on)
+    return screening_service.create_screening(actor, data, on)
 
 
 def _enrol(actor: Any, trial: Trial, site: Site, cohort: int, on: date, today: date) -> Subject:
     screening = _screen(actor, trial, site, on - timedelta(days=5), ELIGIBLE, "eligible")
-    version = services.current_consent_version(trial, on)
+    version = consent_service.current_consent_version(trial, on)
     assert version is not None
-    return services.enrol(
+    return subjects_service.enrol(
         actor,
         {
             "screening_id": screening.id,
@@ -193,7 +201,7 @@ def _enrol(actor: Any, trial: Trial, site: Site, cohort: int, on: date, today: d
 
 
 def _dose(actor: Any, subject: Subject, on: date, today: date) -> None:
-    services.record_dosing(
+    dosing_service.record_dosing(
         actor,
         subject,
         {"dosed_at": _at(on), "dose": subject.cohort.dose, "lot_number": "VEC-AAV8-2026-03"},
@@ -209,6 +217,6 @@ def _record_visits(actor: Any, subject: Subject, today: date) -> None:
         done_on = visit.scheduled_on
         if visit.name == "Week 8" and subject.code.startswith("IT01"):
             done_on = visit.window_end + timedelta(days=2)
-        services.record_visit(
+        visits_service.record_visit(
             actor, visit, {"status": "done", "done_on": done_on}, today, _at(done_on, 12)
         )

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from trialmgr.auth.models import ADMIN, CONSORTIUM_LEAD, COORDINATOR, SAFETY_MONITOR
-from trialmgr.auth.policies import ANY_ROLE, current_actor, roles
+from trialmgr.auth.models import SAFETY_MONITOR
+from trialmgr.auth.policies import (
+    ANY_ROLE,
+    MANAGERS,
+    SCREENING_READERS,
+    SITE_WORK,
+    WORKLIST_READERS,
+    current_actor,
+    roles,
+)
 from trialmgr.db import paginate, today, utcnow
-from trialmgr.enrollment import services
 from trialmgr.enrollment.schemas import (
     CohortIn,
     CohortOut,
@@ -44,14 +51,18 @@ from trialmgr.enrollment.schemas import (
     VisitPatch,
     WithdrawalIn,
 )
+from trialmgr.enrollment.services import consent as consent_service
+from trialmgr.enrollment.services import dosing as dosing_service
+from trialmgr.enrollment.services import oversight as oversight_service
+from trialmgr.enrollment.services import screening as screening_service
+from trialmgr.enrollment.services import subjects as subjects_service
+from trialmgr.enrollment.services import trials as trials_service
+from trialmgr.enrollment.services import visits as visits_service
 from trialmgr.extensions import ApiBlueprint, db
 
 blp = ApiBlueprint(
     "enrollment_api", __name__, url_prefix="/api/v1", description="Trials and subjects"
 )
-MANAGERS = (ADMIN, CONSORTIUM_LEAD)
-SITE_WORK = (COORDINATOR, ADMIN)
-SCREENING_READERS = (COORDINATOR, ADMIN, CONSORTIUM_LEAD)
 
 
 # --- trials ------------------------------------------------------------------------
@@ -63,7 +74,7 @@ SCREENING_READERS = (COORDINATOR, ADMIN, CONSORTIUM_LEAD)
 @blp.response(200, TrialOut(many=True))
 @blp.paginate()
 def list_trials(filters: dict[str, Any], pagination_parameters: Any) -> Any:
-    return paginate(db.session, services.trial_query(filters), pagination_parameters)
+    return paginate(db.session, trials_service.trial_query(filters), pagination_parameters)
 
 
 @blp.route("/trials", methods=["POST"])
@@ -71,14 +82,14 @@ def list_trials(filters: dict[str, Any], pagination_parameters: Any) -> Any:
 @blp.arguments(TrialIn)
 @blp.response(201, TrialOut)
 def create_trial(data: dict[str, Any]) -> Any:
-    return services.create_trial(current_actor(), data)
+    return trials_service.create_trial(current_actor(), data)
 
 
 @blp.route("/trials/<int:trial_id>", methods=["GET"])
 @roles(*ANY_ROLE)
 @blp.response(200, TrialOut)
 def get_trial(trial_id: int) -> Any:
-    return services.get_trial(trial_id)
+    return trials_service.get_trial(trial_id)
 
 
 @blp.route("/trials/<int:trial_id>", methods=["PATCH"])
@@ -87,7 +98,7 @@ def get_trial(trial_id: int) -> Any:
 @blp.response(200, TrialOut)
 def update_trial(data: dict[str, Any], trial_id: int) -> Any:
     """Edit, open or close a trial (reason required); pausing has its own endpoints."""
-    return services.update_trial(current_actor(), services.get_trial(trial_id), data)
+    return trials_service.update_trial(current_actor(), trials_service.get_trial(trial_id), data)
 
 
 @blp.route("/trials/<int:trial_id>/cohorts", methods=["POST"])
@@ -95,7 +106,7 @@ def update_trial(data: dict[str, Any], trial_id: int) -> Any:
 @blp.arguments(CohortIn)
 @blp.response(201, CohortOut)
 def add_cohort(data: dict[str, Any], trial_id: int) -> Any:
-    return services.add_cohort(current_actor(), services.get_trial(trial_id), data)
+    return trials_service.add_cohort(current_actor(), trials_service.get_trial(trial_id), data)
 
 
 @blp.route("/trials/<int:trial_id>/eligibility-criteria", methods=["POST"])
@@ -103,7 +114,7 @@ def add_cohort(data: dict[str, Any], trial_id: int) -> Any:
 @blp.arguments(CriterionIn)
 @blp.response(201, CriterionOut)
 def add_criterion(data: dict[str, Any], trial_id: int) -> Any:
-    return services.add_criterion(current_actor(), services.get_trial(trial_id), data)
+    return trials_service.add_criterion(current_actor(), trials_service.get_trial(trial_id), data)
 
 
 @blp.route("/trials/<int:trial_id>/consent-versions", methods=["POST"])
@@ -112,8 +123,8 @@ def add_criterion(data: dict[str, Any], trial_id: int) -> Any:
 @blp.response(201, ConsentVersionOut)
 def add_consent_version(data: dict[str, Any], trial_id: int) -> Any:
     """With `reconsent_required`, active subjects on older versions become due for re-consent."""
-    return services.add_consent_version(
-        current_actor(), services.get_trial(trial_id), data, today()
+    return consent_service.add_consent_version(
+        current_actor(), trials_service.get_trial(trial_id), data, today()
     )
 
 
@@ -122,14 +133,16 @@ def add_consent_version(data: dict[str, Any], trial_id: int) -> Any:
 @blp.arguments(VisitDefinitionIn)
 @blp.response(201, VisitDefinitionOut)
 def add_visit_definition(data: dict[str, Any], trial_id: int) -> Any:
-    return services.add_visit_definition(current_actor(), services.get_trial(trial_id), data)
+    return trials_service.add_visit_definition(
+        current_actor(), trials_service.get_trial(trial_id), data
+    )
 
 
 @blp.route("/trials/<int:trial_id>/safety-reviews", methods=["GET"])
 @roles(*ANY_ROLE)
 @blp.response(200, SafetyReviewOut(many=True))
 def list_safety_reviews(trial_id: int) -> Any:
-    return services.reviews_of(services.get_trial(trial_id))
+    return oversight_service.reviews_of(trials_service.get_trial(trial_id))
 
 
 @blp.route("/trials/<int:trial_id>/safety-reviews", methods=["POST"])
@@ -138,8 +151,8 @@ def list_safety_reviews(trial_id: int) -> Any:
 @blp.response(201, SafetyReviewOut)
 def record_safety_review(data: dict[str, Any], trial_id: int) -> Any:
     """DSMB/SRC decision on a cohort, e-signed (password re-entry)."""
-    return services.record_safety_review(
-        current_actor(), services.get_trial(trial_id), data, utcnow()
+    return oversight_service.record_safety_review(
+        current_actor(), trials_service.get_trial(trial_id), data, utcnow()
     )
 
 
@@ -147,7 +160,7 @@ def record_safety_review(data: dict[str, Any], trial_id: int) -> Any:
 @roles(*ANY_ROLE)
 @blp.response(200, PauseOut(many=True))
 def list_pauses(trial_id: int) -> Any:
-    return services.pauses_of(services.get_trial(trial_id))
+    return oversight_service.pauses_of(trials_service.get_trial(trial_id))
 
 
 @blp.route("/trials/<int:trial_id>/pause", methods=["POST"])
@@ -155,8 +168,8 @@ def list_pauses(trial_id: int) -> Any:
 @blp.arguments(PauseIn)
 @blp.response(200, TrialOut)
 def pause_trial(data: dict[str, Any], trial_id: int) -> Any:
-    trial = services.get_trial(trial_id)
-    services.pause_trial(current_actor(), trial, data["reason"], utcnow())
+    trial = trials_service.get_trial(trial_id)
+    oversight_service.pause_trial(current_actor(), trial, data["reason"], utcnow())
     return trial
 
 
@@ -166,8 +179,10 @@ def pause_trial(data: dict[str, Any], trial_id: int) -> Any:
 @blp.response(200, TrialOut)
 def resume_trial(data: dict[str, Any], trial_id: int) -> Any:
     """Only a safety monitor resumes, signing with their password and giving a reason."""
-    trial = services.get_trial(trial_id)
-    return services.resume_trial(current_actor(), trial, data["reason"], data["password"], utcnow())
+    trial = trials_service.get_trial(trial_id)
+    return oversight_service.resume_trial(
+        current_actor(), trial, data["reason"], data["password"], utcnow()
+    )
 
 
 # --- screening ---------------------------------------------------------------------
@@ -178,7 +193,7 @@ def resume_trial(data: dict[str, Any], trial_id: int) -> Any:
 @blp.arguments(ScreeningIn)
 @blp.response(201, ScreeningOut)
 def create_screening(data: dict[str, Any]) -> Any:
-    return services.create_screening(current_actor(), data, today())
+    return screening_service.create_screening(current_actor(), data, today())
 
 
 @blp.route("/screenings", methods=["GET"])
@@ -188,7 +203,9 @@ def create_screening(data: dict[str, Any]) -> Any:
 @blp.paginate()
 def list_screenings(filters: dict[str, Any], pagination_parameters: Any) -> Any:
     return paginate(
-        db.session, services.screening_query(current_actor(), filters), pagination_parameters
+        db.session,
+        screening_service.screening_query(current_actor(), filters),
+        pagination_parameters,
     )
 
 
@@ -200,14 +217,14 @@ def export_screenings(filters: dict[str, Any]) -> Any:
     """The screening log as CSV (same filters as the list)."""
     from trialmgr.enrollment.export import screening_csv
 
-    return screening_csv(services.screening_query(current_actor(), filters))
+    return screening_csv(screening_service.screening_query(current_actor(), filters))
 
 
 @blp.route("/screenings/<int:screening_id>", methods=["GET"])
 @roles(*SCREENING_READERS)
 @blp.response(200, ScreeningOut)
 def get_screening(screening_id: int) -> Any:
-    return services.get_screening(current_actor(), screening_id)
+    return screening_service.get_screening(current_actor(), screening_id)
 
 
 @blp.route("/screenings/<int:screening_id>", methods=["PATCH"])
@@ -216,7 +233,9 @@ def get_screening(screening_id: int) -> Any:
 @blp.response(200, ScreeningOut)
 def update_screening(data: dict[str, Any], screening_id: int) -> Any:
     actor = current_actor()
-    return services.set_screening_outcome(actor, services.get_screening(actor, screening_id), data)
+    return screening_service.set_screening_outcome(
+        actor, screening_service.get_screening(actor, screening_id), data
+    )
 
 
 # --- subjects ----------------------------------------------------------------------
@@ -229,7 +248,7 @@ def update_screening(data: dict[str, Any], screening_id: int) -> Any:
 def enrol(data: dict[str, Any]) -> Any:
     """Enrol from an eligible screening: 409 when the cohort is full, the site not open,
     the screening not eligible or the trial not open."""
-    return services.enrol(current_actor(), data, today())
+    return subjects_service.enrol(current_actor(), data, today())
 
 
 @blp.route("/subjects", methods=["GET"])
@@ -239,7 +258,7 @@ def enrol(data: dict[str, Any]) -> Any:
 @blp.paginate()
 def list_subjects(filters: dict[str, Any], pagination_parameters: Any) -> Any:
     return paginate(
-        db.session, services.subject_query(current_actor(), filters), pagination_parameters
+        db.session, subjects_service.subject_query(current_actor(), filters), pagination_parameters
     )
 
 
@@ -247,14 +266,14 @@ def list_subjects(filters: dict[str, Any], pagination_parameters: Any) -> Any:
 @roles(*ANY_ROLE)
 @blp.response(200, SubjectOut)
 def get_subject(code: str) -> Any:
-    return services.get_subject(current_actor(), code)
+    return subjects_service.get_subject(current_actor(), code)
 
 
 @blp.route("/subjects/<code>/consents", methods=["GET"])
 @roles(*ANY_ROLE)
 @blp.response(200, ConsentOut(many=True))
 def list_consents(code: str) -> Any:
-    return services.get_subject(current_actor(), code).consents
+    return subjects_service.get_subject(current_actor(), code).consents
 
 
 @blp.route("/subjects/<code>/consents", methods=["POST"])
@@ -263,7 +282,9 @@ def list_consents(code: str) -> Any:
 @blp.response(201, ConsentOut)
 def record_consent(data: dict[str, Any], code: str) -> Any:
     actor = current_actor()
-    return services.record_consent(actor, services.get_subject(actor, code), data, today())
+    return consent_service.record_consent(
+        actor, subjects_service.get_subject(actor, code), data, today()
+    )
 
 
 @blp.route("/subjects/<code>/dosing", methods=["POST"])
@@ -273,21 +294,23 @@ def record_consent(data: dict[str, Any], code: str) -> Any:
 def record_dosing(data: dict[str, Any], code: str) -> Any:
     """Dose once every gate holds; 409 names the gate (and the next allowed date)."""
     actor = current_actor()
-    return services.record_dosing(actor, services.get_subject(actor, code), data, utcnow())
+    return dosing_service.record_dosing(
+        actor, subjects_service.get_subject(actor, code), data, utcnow()
+    )
 
 
 @blp.route("/subjects/<code>/visits", methods=["GET"])
 @roles(*ANY_ROLE)
 @blp.response(200, VisitOut(many=True))
 def list_visits(code: str) -> Any:
-    return services.get_subject(current_actor(), code).visits
+    return subjects_service.get_subject(current_actor(), code).visits
 
 
 @blp.route("/subjects/<code>/deviations", methods=["GET"])
 @roles(*ANY_ROLE)
 @blp.response(200, DeviationOut(many=True))
 def list_deviations(code: str) -> Any:
-    return services.deviations_of(services.get_subject(current_actor(), code))
+    return visits_service.deviations_of(subjects_service.get_subject(current_actor(), code))
 
 
 @blp.route("/subjects/<code>/withdrawal", methods=["POST"])
@@ -296,7 +319,9 @@ def list_deviations(code: str) -> Any:
 @blp.response(200, SubjectOut)
 def withdraw(data: dict[str, Any], code: str) -> Any:
     actor = current_actor()
-    return services.withdraw(actor, services.get_subject(actor, code), data, today())
+    return subjects_service.withdraw(
+        actor, subjects_service.get_subject(actor, code), data, today()
+    )
 
 
 @blp.route("/subjects/<code>/end", methods=["POST"])
@@ -306,8 +331,8 @@ def withdraw(data: dict[str, Any], code: str) -> Any:
 def end_participation(data: dict[str, Any], code: str) -> Any:
     """Lost to follow-up, or death (also recorded from a grade 5 adverse event)."""
     actor = current_actor()
-    subject = services.get_subject(actor, code)
-    return services.end_participation(
+    subject = subjects_service.get_subject(actor, code)
+    return subjects_service.end_participation(
         actor, subject, data["status"], data["on"], data["reason"], today()
     )
 
@@ -320,13 +345,13 @@ def record_visit(data: dict[str, Any], visit_id: int) -> Any:
     """Done (date; LTFU contacts answer the delayed-event questions) or missed. Out of window
     or missed records a deviation."""
     actor = current_actor()
-    return services.record_visit(
-        actor, services.get_visit(actor, visit_id), data, today(), utcnow()
+    return visits_service.record_visit(
+        actor, visits_service.get_visit(actor, visit_id), data, today(), utcnow()
     )
 
 
 @blp.route("/visits/due", methods=["GET"])
-@roles(*SITE_WORK)
+@roles(*WORKLIST_READERS)
 @blp.arguments(VisitDueQuery, location="query")
 @blp.response(200, VisitOut(many=True))
 @blp.paginate()
@@ -334,6 +359,6 @@ def visits_due(args: dict[str, Any], pagination_parameters: Any) -> Any:
     """Visits due in the next `days` (default 14) or overdue, in your sites."""
     return paginate(
         db.session,
-        services.visits_due(current_actor(), today(), args["days"]),
+        visits_service.visits_due(current_actor(), today(), args["days"]),
         pagination_parameters,
     )

@@ -328,7 +328,7 @@ class VisitOut(Schema):
     primary_endpoint = fields.Boolean()
 
     def _state(self, visit: Any) -> str:
-        from trialmgr.enrollment.visits import visit_state
+        from trialmgr.enrollment.services.visits import visit_state
 
         return visit_state(visit, today())
 

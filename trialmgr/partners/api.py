@@ -7,11 +7,9 @@ from typing import Any
 from flask import send_file
 from flask_smorest import abort
 
-from trialmgr.auth.models import ADMIN, CONSORTIUM_LEAD
-from trialmgr.auth.policies import ANY_ROLE, current_actor, roles
+from trialmgr.auth.policies import ANY_ROLE, MANAGERS, current_actor, roles
 from trialmgr.db import paginate, today
 from trialmgr.extensions import ApiBlueprint, db
-from trialmgr.partners import services
 from trialmgr.partners.export import partners_csv
 from trialmgr.partners.schemas import (
     ActivateIn,
@@ -29,14 +27,17 @@ from trialmgr.partners.schemas import (
     SiteQuery,
     StatusChangeIn,
 )
+from trialmgr.partners.services import approvals as approvals_service
+from trialmgr.partners.services import directory as directory_service
+from trialmgr.partners.services import documents as documents_service
+from trialmgr.partners.services import sites as sites_service
 
 blp = ApiBlueprint("partners_api", __name__, url_prefix="/api/v1", description="Partners and sites")
-MANAGERS = (ADMIN, CONSORTIUM_LEAD)
 
 
 def _partner_out(partner: Any) -> dict[str, Any]:
     out = {c: getattr(partner, c) for c in PartnerOut().fields if c != "sites"}
-    out["sites"] = services.visible_sites_of(current_actor(), partner)
+    out["sites"] = directory_service.visible_sites_of(current_actor(), partner)
     return out
 
 
@@ -47,7 +48,7 @@ def _partner_out(partner: Any) -> dict[str, Any]:
 @blp.paginate()
 def list_partners(filters: dict[str, Any], pagination_parameters: Any) -> list[Any]:
     """The consortium directory: search `q`, filter by kind, country, active."""
-    partners = paginate(db.session, services.partner_query(filters), pagination_parameters)
+    partners = paginate(db.session, directory_service.partner_query(filters), pagination_parameters)
     return [_partner_out(p) for p in partners]
 
 
@@ -57,7 +58,7 @@ def list_partners(filters: dict[str, Any], pagination_parameters: Any) -> list[A
 @blp.response(200, content_type="text/csv")
 def export_partners(filters: dict[str, Any]) -> Any:
     """The directory as CSV (same filters as the list)."""
-    return partners_csv(current_actor(), services.partner_query(filters))
+    return partners_csv(current_actor(), directory_service.partner_query(filters))
 
 
 @blp.route("/partners", methods=["POST"])
@@ -65,14 +66,14 @@ def export_partners(filters: dict[str, Any]) -> Any:
 @blp.arguments(PartnerIn)
 @blp.response(201, PartnerOut)
 def create_partner(data: dict[str, Any]) -> Any:
-    return _partner_out(services.create_partner(current_actor(), data))
+    return _partner_out(directory_service.create_partner(current_actor(), data))
 
 
 @blp.route("/partners/<int:partner_id>", methods=["GET"])
 @roles(*ANY_ROLE)
 @blp.response(200, PartnerOut)
 def get_partner(partner_id: int) -> Any:
-    return _partner_out(services.get_partner(partner_id))
+    return _partner_out(directory_service.get_partner(partner_id))
 
 
 @blp.route("/partners/<int:partner_id>", methods=["PATCH"])
@@ -80,7 +81,9 @@ def get_partner(partner_id: int) -> Any:
 @blp.arguments(PartnerPatch)
 @blp.response(200, PartnerOut)
 def update_partner(data: dict[str, Any], partner_id: int) -> Any:
-    partner = services.update_partner(current_actor(), services.get_partner(partner_id), data)
+    partner = directory_service.update_partner(
+        current_actor(), directory_service.get_partner(partner_id), data
+    )
     return _partner_out(partner)
 
 
@@ -91,9 +94,10 @@ def update_partner(data: dict[str, Any], partner_id: int) -> Any:
 @blp.paginate()
 def list_sites(filters: dict[str, Any], pagination_parameters: Any) -> list[Any]:
     """Sites you may see (coordinators: their own)."""
-    query = services.site_query(current_actor(), filters)
+    query = sites_service.site_query(current_actor(), filters)
     return [
-        services.site_view(s, today()) for s in paginate(db.session, query, pagination_parameters)
+        sites_service.site_view(s, today())
+        for s in paginate(db.session, query, pagination_parameters)
     ]
 
 
@@ -102,14 +106,14 @@ def list_sites(filters: dict[str, Any], pagination_parameters: Any) -> list[Any]
 @blp.arguments(SiteIn)
 @blp.response(201, SiteOut)
 def create_site(data: dict[str, Any]) -> Any:
-    return services.site_view(services.create_site(current_actor(), data), today())
+    return sites_service.site_view(sites_service.create_site(current_actor(), data), today())
 
 
 @blp.route("/sites/<int:site_id>", methods=["GET"])
 @roles(*ANY_ROLE)
 @blp.response(200, SiteOut)
 def get_site(site_id: int) -> Any:
-    return services.site_view(services.get_site(current_actor(), site_id), today())
+    return sites_service.site_view(sites_service.get_site(current_actor(), site_id), today())
 
 
 @blp.route("/sites/<int:site_id>", methods=["PATCH"])
@@ -118,16 +122,16 @@ def get_site(site_id: int) -> Any:
 @blp.response(200, SiteOut)
 def update_site(data: dict[str, Any], site_id: int) -> Any:
     actor = current_actor()
-    site = services.update_site(actor, services.get_site(actor, site_id), data)
-    return services.site_view(site, today())
+    site = sites_service.update_site(actor, sites_service.get_site(actor, site_id), data)
+    return sites_service.site_view(site, today())
 
 
 @blp.route("/sites/<int:site_id>/approvals", methods=["GET"])
 @roles(*ANY_ROLE)
 @blp.response(200, ApprovalOut(many=True))
 def list_approvals(site_id: int) -> Any:
-    site = services.get_site(current_actor(), site_id)
-    return [services.approval_view(a, today()) for a in site.approvals]
+    site = sites_service.get_site(current_actor(), site_id)
+    return [approvals_service.approval_view(a, today()) for a in site.approvals]
 
 
 @blp.route("/sites/<int:site_id>/approvals", methods=["POST"])
@@ -136,8 +140,10 @@ def list_approvals(site_id: int) -> Any:
 @blp.response(201, ApprovalOut)
 def add_approval(data: dict[str, Any], site_id: int) -> Any:
     actor = current_actor()
-    approval = services.add_approval(actor, services.get_site(actor, site_id), data, today())
-    return services.approval_view(approval, today())
+    approval = approvals_service.add_approval(
+        actor, sites_service.get_site(actor, site_id), data, today()
+    )
+    return approvals_service.approval_view(approval, today())
 
 
 @blp.route("/approvals/<int:approval_id>", methods=["PATCH"])
@@ -147,10 +153,10 @@ def add_approval(data: dict[str, Any], site_id: int) -> Any:
 def update_approval(data: dict[str, Any], approval_id: int) -> Any:
     """Correct an approval or record its withdrawal (`withdrawn_on`), with a reason."""
     actor = current_actor()
-    approval = services.update_approval(
-        actor, services.get_approval(actor, approval_id), data, today()
+    approval = approvals_service.update_approval(
+        actor, approvals_service.get_approval(actor, approval_id), data, today()
     )
-    return services.approval_view(approval, today())
+    return approvals_service.approval_view(approval, today())
 
 
 @blp.route("/approvals/<int:approval_id>/document", methods=["POST"])
@@ -161,24 +167,24 @@ def upload_document(files: dict[str, Any], approval_id: int) -> Any:
     """Attach the approval letter (PDF, multipart field `file`)."""
     actor = current_actor()
     upload = files["file"]
-    approval = services.get_approval(actor, approval_id)
-    services.attach_document(actor, approval, upload.filename, upload.read())
-    return services.approval_view(approval, today())
+    approval = approvals_service.get_approval(actor, approval_id)
+    documents_service.attach_document(actor, approval, upload.filename, upload.read())
+    return approvals_service.approval_view(approval, today())
 
 
 @blp.route("/approvals/<int:approval_id>/document", methods=["GET"])
 @roles(*ANY_ROLE)
 @blp.response(200, content_type="application/pdf")
 def download_document(approval_id: int) -> Any:
-    approval = services.get_approval(current_actor(), approval_id)
-    path = services.document_path(approval)
+    approval = approvals_service.get_approval(current_actor(), approval_id)
+    path = documents_service.document_path(approval)
     if not path.exists():
         abort(404, message="The stored document is missing.")
     return send_file(
         path,
         mimetype="application/pdf",
         as_attachment=True,
-        download_name=approval.document_name or "approval.pdf",
+        download_name=documents_service.download_name(approval.document_name),
     )
 
 
@@ -189,10 +195,10 @@ def download_document(approval_id: int) -> Any:
 def activate_site(data: dict[str, Any], site_id: int) -> Any:
     """Open the site: 409 with `errors.missing` unless IRB, IBC, contract and SIV are current."""
     actor = current_actor()
-    site = services.activate_site(
-        actor, services.get_site(actor, site_id), today(), data.get("activated_on")
+    site = sites_service.activate_site(
+        actor, sites_service.get_site(actor, site_id), today(), data.get("activated_on")
     )
-    return services.site_view(site, today())
+    return sites_service.site_view(site, today())
 
 
 @blp.route("/sites/<int:site_id>/suspend", methods=["POST"])
@@ -201,8 +207,8 @@ def activate_site(data: dict[str, Any], site_id: int) -> Any:
 @blp.response(200, SiteOut)
 def suspend_site(data: dict[str, Any], site_id: int) -> Any:
     actor = current_actor()
-    site = services.suspend_site(actor, services.get_site(actor, site_id), data["reason"])
-    return services.site_view(site, today())
+    site = sites_service.suspend_site(actor, sites_service.get_site(actor, site_id), data["reason"])
+    return sites_service.site_view(site, today())
 
 
 @blp.route("/sites/<int:site_id>/close", methods=["POST"])
@@ -211,7 +217,7 @@ def suspend_site(data: dict[str, Any], site_id: int) -> Any:
 @blp.response(200, SiteOut)
 def close_site(data: dict[str, Any], site_id: int) -> Any:
     actor = current_actor()
-    site = services.close_site(
-        actor, services.get_site(actor, site_id), data["reason"], today(), data.get("on")
+    site = sites_service.close_site(
+        actor, sites_service.get_site(actor, site_id), data["reason"], today(), data.get("on")
     )
-    return services.site_view(site, today())
+    return sites_service.site_view(site, today())

@@ -9,7 +9,7 @@ from flask import Response
 
 from trialmgr.export import csv_response
 from trialmgr.extensions import db
-from trialmgr.partners.services import visible_sites_of
+from trialmgr.partners.services.directory import visible_sites_of
 
 HEADER = [
     "id",

@@ -10,11 +10,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from trialmgr.auth.models import ADMIN, CONSORTIUM_LEAD
-from trialmgr.auth.policies import site_scope
+from trialmgr.auth.policies import MANAGERS, site_scope
+from trialmgr.errors import Forbidden
 from trialmgr.partners.models import Site
-
-MANAGERS = (ADMIN, CONSORTIUM_LEAD)
 
 
 def can_manage(actor: Any) -> bool:
@@ -32,3 +30,8 @@ def scope_sites(actor: Any, query: sa.Select[Any], site_column: Any = Site.id) -
 def may_see_site(actor: Any, site_id: int) -> bool:
     allowed = site_scope(actor)
     return allowed is None or site_id in allowed
+
+
+def require_manager(actor: Any) -> None:
+    if not can_manage(actor):
+        raise Forbidden("Only administrators and consortium leads manage partners and sites.")

@@ -9,19 +9,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import sqlalchemy as sa
 from flask import Blueprint, flash, redirect, render_template, request, send_file, url_for
 from marshmallow import Schema, ValidationError
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from trialmgr.audit import services as audit
-from trialmgr.auth.policies import ANY_ROLE, current_actor, roles
+from trialmgr.auth.policies import ANY_ROLE, MANAGERS, current_actor, roles
 from trialmgr.db import today
-from trialmgr.errors import NotFound, Problem
+from trialmgr.errors import NotFound
 from trialmgr.extensions import db
-from trialmgr.forms import filter_args, load_filters, load_form, page_of
-from trialmgr.partners import services
+from trialmgr.forms import Refusal, filter_args, load_filters, load_form, page_of, submit
 from trialmgr.partners.export import partners_csv
 from trialmgr.partners.models import (
     APPROVAL_KINDS,
@@ -31,7 +29,7 @@ from trialmgr.partners.models import (
     Partner,
     Site,
 )
-from trialmgr.partners.policies import MANAGERS, can_manage
+from trialmgr.partners.policies import can_manage
 from trialmgr.partners.schemas import (
     ActivateIn,
     ApprovalIn,
@@ -44,20 +42,15 @@ from trialmgr.partners.schemas import (
     SiteQuery,
     StatusChangeIn,
 )
+from trialmgr.partners.services import approvals as approvals_service
+from trialmgr.partners.services import directory as directory_service
+from trialmgr.partners.services import documents as documents_service
+from trialmgr.partners.services import sites as sites_service
 
 bp = Blueprint("partners", __name__)
 
 
 # --- form plumbing --------------------------------------------------------------
-
-
-def _refused(exc: ValidationError | Problem) -> tuple[dict[str, Any], int]:
-    """Errors and status of a refused form. The attempt is rolled back first, so the page
-    re-rendered in this request shows what is stored, not what was half-written."""
-    db.session.rollback()
-    if isinstance(exc, ValidationError):
-        return exc.normalized_messages(), 422
-    return {"_schema": [exc.detail], **exc.errors}, exc.status
 
 
 def _load(schema: Schema, form: MultiDict[str, str], clearable: bool = False) -> Any:
@@ -75,7 +68,7 @@ def _form_values(form: MultiDict[str, str], checkboxes: tuple[str, ...] = ()) ->
 def _partner_choices() -> list[tuple[int, str]]:
     return [
         (p.id, f"{p.short_name} · {p.name}")
-        for p in db.session.execute(services.partner_query({})).scalars()
+        for p in db.session.execute(directory_service.partner_query({})).scalars()
     ]
 
 
@@ -86,15 +79,12 @@ def _partner_choices() -> list[tuple[int, str]]:
 @roles(*ANY_ROLE)
 def partner_list() -> Any:
     filters, errors = load_filters(PartnerQuery())
-    partners, page, has_next = page_of(services.partner_query(filters))
-    everyone = services.partner_query({}).order_by(None).subquery()
-    countries = db.session.execute(
-        sa.select(everyone.c.country).distinct().order_by(everyone.c.country)
-    ).scalars()
+    partners, page, has_next = page_of(directory_service.partner_query(filters))
+    countries = directory_service.partner_countries()
     actor = current_actor()
     return render_template(
         "partners/partner_list.html",
-        partners=[(p, services.visible_sites_of(actor, p)) for p in partners],
+        partners=[(p, directory_service.visible_sites_of(actor, p)) for p in partners],
         kinds=PARTNER_KINDS,
         countries=list(countries),
         args=filter_args(),
@@ -113,7 +103,7 @@ def partner_export() -> Response:
     filters, errors = load_filters(PartnerQuery())
     if errors:
         raise ValidationError(errors)
-    return partners_csv(current_actor(), services.partner_query(filters))
+    return partners_csv(current_actor(), directory_service.partner_query(filters))
 
 
 def _partner_form(
@@ -133,40 +123,49 @@ def _partner_form(
 def partner_new() -> Any:
     if request.method == "GET":
         return _partner_form(None, {"active": True}, {}, 200)
-    try:
-        partner = services.create_partner(current_actor(), _load(PartnerIn(), request.form))
-        flash(f"Partner {partner.name} added.", "success")
-        return redirect(url_for("partners.partner_detail", partner_id=partner.id))
-    except (ValidationError, Problem) as exc:
-        errors, status = _refused(exc)
-    return _partner_form(None, _form_values(request.form, ("active",)), errors, status)
+
+    def act() -> Any:
+        return directory_service.create_partner(current_actor(), _load(PartnerIn(), request.form))
+
+    result = submit("partner", act)
+    if isinstance(result, Refusal):
+        return _partner_form(
+            None, _form_values(request.form, ("active",)), result.field_errors(), result.status
+        )
+    partner = result
+    flash(f"Partner {partner.name} added.", "success")
+    return redirect(url_for("partners.partner_detail", partner_id=partner.id))
 
 
 @bp.route("/partners/<int:partner_id>/edit", methods=["GET", "POST"])
 @roles(*MANAGERS)
 def partner_edit(partner_id: int) -> Any:
-    partner = services.get_partner(partner_id)
+    partner = directory_service.get_partner(partner_id)
     if request.method == "GET":
         return _partner_form(partner, {f: getattr(partner, f) for f in PartnerIn().fields}, {}, 200)
-    try:
+
+    def act() -> Any:
         data = _load(PartnerPatch(), request.form, clearable=True)
-        services.update_partner(current_actor(), partner, data)
-        flash(f"Partner {partner.name} updated.", "success")
-        return redirect(url_for("partners.partner_detail", partner_id=partner.id))
-    except (ValidationError, Problem) as exc:
-        errors, status = _refused(exc)
-    return _partner_form(partner, _form_values(request.form, ("active",)), errors, status)
+        return directory_service.update_partner(current_actor(), partner, data)
+
+    result = submit("partner", act)
+    if isinstance(result, Refusal):
+        return _partner_form(
+            partner, _form_values(request.form, ("active",)), result.field_errors(), result.status
+        )
+    flash(f"Partner {partner.name} updated.", "success")
+    return redirect(url_for("partners.partner_detail", partner_id=partner.id))
 
 
 @bp.route("/partners/<int:partner_id>")
 @roles(*ANY_ROLE)
 def partner_detail(partner_id: int) -> str:
     actor = current_actor()
-    partner = services.get_partner(partner_id)
+    partner = directory_service.get_partner(partner_id)
     return render_template(
         "partners/partner_detail.html",
         partner=partner,
-        sites=services.visible_sites_of(actor, partner),
+        sites=directory_service.visible_sites_of(actor, partner),
         manager=can_manage(actor),
     )
 
@@ -179,11 +178,11 @@ def partner_detail(partner_id: int) -> str:
 def site_list() -> Any:
     actor = current_actor()
     filters, errors = load_filters(SiteQuery())
-    sites, page, has_next = page_of(services.site_query(actor, filters))
+    sites, page, has_next = page_of(sites_service.site_query(actor, filters))
     ref = today()
     return render_template(
         "partners/site_list.html",
-        sites=[(s, services.site_view(s, ref)) for s in sites],
+        sites=[(s, sites_service.site_view(s, ref)) for s in sites],
         statuses=SITE_STATUSES,
         args=filter_args(),
         filtered=bool(filters),
@@ -212,29 +211,36 @@ def site_new() -> Any:
     if request.method == "GET":
         values = {"partner_id": request.args.get("partner_id", ""), "target_enrollment": 0}
         return _site_form(None, values, {}, 200)
-    try:
-        site = services.create_site(current_actor(), _load(SiteIn(), request.form))
-        flash(f"Site {site.code} created; it stays pending until activated.", "success")
-        return redirect(url_for("partners.site_detail", site_id=site.id))
-    except (ValidationError, Problem) as exc:
-        errors, status = _refused(exc)
-    return _site_form(None, _form_values(request.form), errors, status)
+
+    def act() -> Any:
+        return sites_service.create_site(current_actor(), _load(SiteIn(), request.form))
+
+    result = submit("site", act)
+    if isinstance(result, Refusal):
+        return _site_form(None, _form_values(request.form), result.field_errors(), result.status)
+    site = result
+    flash(f"Site {site.code} created; it stays pending until activated.", "success")
+    return redirect(url_for("partners.site_detail", site_id=site.id))
 
 
 @bp.route("/sites/<int:site_id>/edit", methods=["GET", "POST"])
 @roles(*MANAGERS)
 def site_edit(site_id: int) -> Any:
     actor = current_actor()
-    site = services.get_site(actor, site_id)
+    site = sites_service.get_site(actor, site_id)
     if request.method == "GET":
         return _site_form(site, {f: getattr(site, f) for f in SiteIn().fields}, {}, 200)
-    try:
-        services.update_site(actor, site, _load(SitePatch(), request.form, clearable=True))
-        flash(f"Site {site.code} updated.", "success")
-        return redirect(url_for("partners.site_detail", site_id=site.id))
-    except (ValidationError, Problem) as exc:
-        errors, status = _refused(exc)
-    return _site_form(site, _form_values(request.form), errors, status)
+
+    def act() -> Any:
+        return sites_service.update_site(
+            actor, site, _load(SitePatch(), request.form, clearable=True)
+        )
+
+    result = submit("site", act)
+    if isinstance(result, Refusal):
+        return _site_form(site, _form_values(request.form), result.field_errors(), result.status)
+    flash(f"Site {site.code} updated.", "success")
+    return redirect(url_for("partners.site_detail", site_id=site.id))
 
 
 def _site_page(
@@ -258,14 +264,14 @@ def _site_page(
                 ).limit(50)
             ).scalars()
         )
-    view = services.site_view(site, ref)
+    view = sites_service.site_view(site, ref)
     return render_template(
         "partners/site_detail.html",
         site=site,
         view=view,
         # the required kinds in the order of the gate (irb, ibc, contract, siv)
         approvals=sorted(view["approvals"], key=lambda a: APPROVAL_KINDS.index(a["kind"])),
-        missing=services.missing_approvals(site, ref),
+        missing=approvals_service.missing_approvals(site, ref),
         today=ref,
         kinds=APPROVAL_KINDS,
         labels=APPROVAL_LABELS,
@@ -280,18 +286,16 @@ def _site_page(
 @bp.route("/sites/<int:site_id>")
 @roles(*ANY_ROLE)
 def site_detail(site_id: int) -> tuple[str, int]:
-    return _site_page(services.get_site(current_actor(), site_id))
+    return _site_page(sites_service.get_site(current_actor(), site_id))
 
 
 def _site_action(site_id: int, name: str, act: Callable[[Any, Site], None], done: str) -> Any:
     """Run one form of the site page: PRG on success, the page with errors otherwise."""
     actor = current_actor()
-    site = services.get_site(actor, site_id)
-    try:
-        act(actor, site)
-    except (ValidationError, Problem) as exc:
-        errors, status = _refused(exc)
-        return _site_page(site, name, errors, status)
+    site = sites_service.get_site(actor, site_id)
+    result = submit(name, lambda: act(actor, site))
+    if isinstance(result, Refusal):
+        return _site_page(site, name, result.field_errors(), result.status)
     flash(done.format(site=site), "success")
     return redirect(url_for("partners.site_detail", site_id=site.id))
 
@@ -302,10 +306,12 @@ def approval_new(site_id: int) -> Any:
     """Record an approval and, in the same transaction, its letter if one is attached."""
 
     def act(actor: Any, site: Site) -> None:
-        approval = services.add_approval(actor, site, _load(ApprovalIn(), request.form), today())
+        approval = approvals_service.add_approval(
+            actor, site, _load(ApprovalIn(), request.form), today()
+        )
         upload = request.files.get("file")
         if upload is not None and upload.filename:
-            services.attach_document(actor, approval, upload.filename, upload.read())
+            documents_service.attach_document(actor, approval, upload.filename, upload.read())
 
     return _site_action(site_id, "approval", act, "Approval recorded for {site.code}.")
 
@@ -321,7 +327,7 @@ def approval_withdraw(site_id: int) -> Any:
         data = _load(ApprovalPatch(only=("withdrawn_on", "reason")), request.form)
         if not data.get("withdrawn_on"):
             raise ValidationError({"withdrawn_on": ["Give the date of the withdrawal."]})
-        services.update_approval(actor, approval, data, today())
+        approvals_service.update_approval(actor, approval, data, today())
 
     return _site_action(site_id, "withdraw", act, "Approval withdrawal recorded for {site.code}.")
 
@@ -331,7 +337,7 @@ def approval_withdraw(site_id: int) -> Any:
 def site_activate(site_id: int) -> Any:
     def act(actor: Any, site: Site) -> None:
         data = _load(ActivateIn(), request.form)
-        services.activate_site(actor, site, today(), data.get("activated_on"))
+        sites_service.activate_site(actor, site, today(), data.get("activated_on"))
 
     return _site_action(site_id, "activate", act, "Site {site.code} is active.")
 
@@ -341,7 +347,7 @@ def site_activate(site_id: int) -> Any:
 def site_suspend(site_id: int) -> Any:
     def act(actor: Any, site: Site) -> None:
         data = _load(StatusChangeIn(only=("reason",)), request.form)
-        services.suspend_site(actor, site, data["reason"])
+        sites_service.suspend_site(actor, site, data["reason"])
 
     return _site_action(site_id, "suspend", act, "Site {site.code} is suspended.")
 
@@ -351,7 +357,7 @@ def site_suspend(site_id: int) -> Any:
 def site_close(site_id: int) -> Any:
     def act(actor: Any, site: Site) -> None:
         data = _load(StatusChangeIn(), request.form)
-        services.close_site(actor, site, data["reason"], today(), data.get("on"))
+        sites_service.close_site(actor, site, data["reason"], today(), data.get("on"))
 
     return _site_action(site_id, "close", act, "Site {site.code} is closed.")
 
@@ -360,13 +366,13 @@ def site_close(site_id: int) -> Any:
 @roles(*ANY_ROLE)
 def approval_document(approval_id: int) -> Response:
     """The approval letter, for anyone who may see the site (others: 404)."""
-    approval = services.get_approval(current_actor(), approval_id)
-    path = services.document_path(approval)
+    approval = approvals_service.get_approval(current_actor(), approval_id)
+    path = documents_service.document_path(approval)
     if not path.exists():
         raise NotFound("The stored document is missing.")
     return send_file(
         path,
         mimetype="application/pdf",
         as_attachment=True,
-        download_name=approval.document_name or "approval.pdf",
+        download_name=documents_service.download_name(approval.document_name),
     )

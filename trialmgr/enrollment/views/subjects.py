@@ -6,14 +6,11 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from flask import flash, redirect, render_template, request, url_for
-from marshmallow import ValidationError
 from sqlalchemy.orm import selectinload
 
-from trialmgr.auth.policies import ANY_ROLE, current_actor, roles
+from trialmgr.auth.policies import ANY_ROLE, SITE_WORK, current_actor, roles
 from trialmgr.db import today, utcnow
-from trialmgr.enrollment import services
 from trialmgr.enrollment.models import (
     LTFU_QUESTIONS,
     SUBJECT_STATUSES,
@@ -28,23 +25,30 @@ from trialmgr.enrollment.schemas import (
     SubjectQuery,
     WithdrawalIn,
 )
+from trialmgr.enrollment.services import consent as consent_service
+from trialmgr.enrollment.services import dosing as dosing_service
+from trialmgr.enrollment.services import screening as screening_service
+from trialmgr.enrollment.services import subjects as subjects_service
+from trialmgr.enrollment.services import visits as visits_service
 from trialmgr.enrollment.views.common import (
-    SITE_WORK,
-    Refusal,
     VisitForm,
-    _aware,
-    _load,
-    _refused,
-    _site_choices,
-    _trial_choices,
-    _typed,
-    _user_zone,
-    _yes_no,
+    aware_from_local,
     bp,
+    site_choices,
+    trial_choices,
+    user_zone,
+    yes_no,
 )
 from trialmgr.errors import NotFound, Problem
-from trialmgr.extensions import db
-from trialmgr.forms import filter_args, load_filters, page_of
+from trialmgr.forms import (
+    Refusal,
+    filter_args,
+    load_filters,
+    load_form,
+    page_of,
+    submit,
+    typed_values,
+)
 
 # --- enrolment and subjects -----------------------------------------------------
 
@@ -52,7 +56,7 @@ from trialmgr.forms import filter_args, load_filters, page_of
 def _cohort_slots(trial: Trial) -> list[dict[str, Any]]:
     return [
         {"cohort": row["cohort"], "free": max(row["cohort"].capacity - row["filled"], 0)}
-        for row in services.cohort_board(trial, utcnow())
+        for row in dosing_service.cohort_board(trial, utcnow())
     ]
 
 
@@ -64,26 +68,30 @@ def subject_new() -> Any:
     if screening_id is None:
         flash("Enrol from an eligible screening: open it in the screening log.", "info")
         return redirect(url_for("enrollment.screening_list", outcome="eligible"))
-    screening = services.get_screening(actor, screening_id)
+    screening = screening_service.get_screening(actor, screening_id)
     refusal = None
     if request.method == "POST":
-        try:
-            data = _load(EnrolIn(), request.form, {"screening_id": screening.id})
-            subject = services.enrol(actor, data, today())
+        data_in = {"screening_id": screening.id}
+        subject = submit(
+            "enrol",
+            lambda: subjects_service.enrol(
+                actor, load_form(EnrolIn(), request.form, data_in), today()
+            ),
+        )
+        if not isinstance(subject, Refusal):
             flash(
                 f"Subject {subject.code} enrolled in cohort {subject.cohort.label}. "
                 "Use this code on every record.",
                 "success",
             )
             return redirect(url_for("enrollment.subject_detail", code=subject.code))
-        except (ValidationError, Problem) as exc:
-            refusal = _refused("enrol", exc)
+        refusal = subject
     trial = screening.trial
     slots = _cohort_slots(trial)
-    current = services.current_consent_version(trial, today())
+    current = consent_service.current_consent_version(trial, today())
     open_slot = next((s["cohort"].id for s in slots if s["free"]), "")
     values = (
-        _typed(request.form)
+        typed_values(request.form)
         if refusal
         else {
             "cohort_id": open_slot,
@@ -92,9 +100,7 @@ def subject_new() -> Any:
             "enrolled_on": today().isoformat(),
         }
     )
-    existing = db.session.execute(
-        sa.select(Subject).where(Subject.screening_id == screening.id)
-    ).scalar_one_or_none()
+    existing = subjects_service.subject_of_screening(screening)
     return render_template(
         "enrollment/subject_form.html",
         screening=screening,
@@ -113,20 +119,20 @@ def subject_new() -> Any:
 def subject_list() -> Any:
     actor = current_actor()
     filters, errors = load_filters(SubjectQuery())
-    query = services.subject_query(actor, filters).options(
+    query = subjects_service.subject_query(actor, filters).options(
         selectinload(Subject.site),
         selectinload(Subject.cohort),
         selectinload(Subject.dosing),
         selectinload(Subject.consent_version),
     )
     subjects, page, has_next = page_of(query)
-    trials = _trial_choices()
+    trials = trial_choices()
     return render_template(
         "enrollment/subject_list.html",
         subjects=subjects,
         trials=trials,
         cohorts=[(t, c) for t in trials for c in t.cohorts],
-        sites=_site_choices(actor),
+        sites=site_choices(actor),
         statuses=SUBJECT_STATUSES,
         args=filter_args(),
         filtered=bool(filters),
@@ -172,7 +178,7 @@ def _dosing_gate(subject: Subject) -> Problem | None:
         return None
     now = utcnow()
     try:
-        services.check_gates(subject, now, now)
+        dosing_service.check_gates(subject, now, now)
     except Problem as exc:
         return exc
     return None
@@ -181,23 +187,23 @@ def _dosing_gate(subject: Subject) -> Problem | None:
 def _subject_page(subject: Subject, refusal: Refusal | None = None) -> tuple[str, int]:
     actor = current_actor()
     ref = today()
-    deviations = services.deviations_of(subject)
+    deviations = visits_service.deviations_of(subject)
     trial = subject.trial
-    zone = _user_zone()
+    zone = user_zone()
     return render_template(
         "enrollment/subject_detail.html",
         subject=subject,
         trial=trial,
-        visits=[(v, services.visit_state(v, ref)) for v in subject.visits],
+        visits=[(v, visits_service.visit_state(v, ref)) for v in subject.visits],
         deviations=deviations,
         timeline=_timeline(subject, deviations),
-        current_version=services.current_consent_version(trial, ref),
+        current_version=consent_service.current_consent_version(trial, ref),
         gate=_dosing_gate(subject),
-        next_allowed=services.next_dosing_allowed(trial, subject.cohort),
+        next_allowed=dosing_service.next_dosing_allowed(trial, subject.cohort),
         ltfu_questions=LTFU_QUESTIONS,
         site_worker=actor.role in SITE_WORK,
         refusal=refusal,
-        values=_typed(request.form) if refusal else {},
+        values=typed_values(request.form) if refusal else {},
         today=ref,
         now_local=utcnow().astimezone(zone).strftime("%Y-%m-%dT%H:%M"),
         dosing_from=max(subject.consented_on, subject.enrolled_on).isoformat(),
@@ -208,17 +214,16 @@ def _subject_page(subject: Subject, refusal: Refusal | None = None) -> tuple[str
 @bp.route("/subjects/<code>")
 @roles(*ANY_ROLE)
 def subject_detail(code: str) -> tuple[str, int]:
-    return _subject_page(services.get_subject(current_actor(), code))
+    return _subject_page(subjects_service.get_subject(current_actor(), code))
 
 
 def _subject_action(code: str, form: str, act: Callable[[Any, Subject], str]) -> Any:
     """Run one form of the subject page: PRG on success, the page with errors otherwise."""
     actor = current_actor()
-    subject = services.get_subject(actor, code)
-    try:
-        done = act(actor, subject)
-    except (ValidationError, Problem) as exc:
-        return _subject_page(subject, _refused(form, exc))
+    subject = subjects_service.get_subject(actor, code)
+    done = submit(form, lambda: act(actor, subject))
+    if isinstance(done, Refusal):
+        return _subject_page(subject, done)
     flash(done, "success")
     return redirect(url_for("enrollment.subject_detail", code=subject.code))
 
@@ -227,7 +232,9 @@ def _subject_action(code: str, form: str, act: Callable[[Any, Subject], str]) ->
 @roles(*SITE_WORK)
 def subject_consent(code: str) -> Any:
     def act(actor: Any, subject: Subject) -> str:
-        consent = services.record_consent(actor, subject, _load(ConsentIn(), request.form), today())
+        consent = consent_service.record_consent(
+            actor, subject, load_form(ConsentIn(), request.form), today()
+        )
         return f"Re-consent to version {consent.consent_version.version} recorded."
 
     return _subject_action(code, "consent", act)
@@ -239,9 +246,9 @@ def subject_dosing(code: str) -> Any:
     def act(actor: Any, subject: Subject) -> str:
         extra = {}
         if request.form.get("dosed_at", "").strip():
-            extra["dosed_at"] = _aware(request.form["dosed_at"], "dosed_at")
-        data = _load(DosingIn(only=("dosed_at", "dose", "lot_number")), request.form, extra)
-        services.record_dosing(actor, subject, data, utcnow())
+            extra["dosed_at"] = aware_from_local(request.form["dosed_at"], "dosed_at")
+        data = load_form(DosingIn(only=("dosed_at", "dose", "lot_number")), request.form, extra)
+        dosing_service.record_dosing(actor, subject, data, utcnow())
         return f"Dosing of {subject.code} recorded; the visit schedule is generated."
 
     return _subject_action(code, "dosing", act)
@@ -251,15 +258,15 @@ def subject_dosing(code: str) -> Any:
 @roles(*SITE_WORK)
 def visit_record(code: str, visit_id: int) -> Any:
     def act(actor: Any, subject: Subject) -> str:
-        visit = services.get_visit(actor, visit_id)
+        visit = visits_service.get_visit(actor, visit_id)
         if visit.subject_id != subject.id:
             raise NotFound(f"No visit {visit_id} for {subject.code}.")
         extra: dict[str, Any] = {}
-        answers = _yes_no(request.form, "q_", LTFU_QUESTIONS)
+        answers = yes_no(request.form, "q_", LTFU_QUESTIONS)
         if answers:
             extra["answers"] = answers
-        data = _load(VisitForm(), request.form, extra)
-        services.record_visit(actor, visit, data, today(), utcnow())
+        data = load_form(VisitForm(), request.form, extra)
+        visits_service.record_visit(actor, visit, data, today(), utcnow())
         return f"{visit.name}: {visit.status}."
 
     return _subject_action(code, f"visit-{visit_id}", act)
@@ -269,7 +276,7 @@ def visit_record(code: str, visit_id: int) -> Any:
 @roles(*SITE_WORK)
 def subject_withdraw(code: str) -> Any:
     def act(actor: Any, subject: Subject) -> str:
-        services.withdraw(actor, subject, _load(WithdrawalIn(), request.form), today())
+        subjects_service.withdraw(actor, subject, load_form(WithdrawalIn(), request.form), today())
         if subject.withdrawal_kind == "full":
             return f"{subject.code} withdrawn; scheduled visits cancelled."
         return f"{subject.code} withdrawn from procedures; safety follow-up continues."
@@ -281,8 +288,8 @@ def subject_withdraw(code: str) -> Any:
 @roles(*SITE_WORK)
 def subject_end(code: str) -> Any:
     def act(actor: Any, subject: Subject) -> str:
-        data = _load(EndIn(), request.form)
-        services.end_participation(
+        data = load_form(EndIn(), request.form)
+        subjects_service.end_participation(
             actor, subject, data["status"], data["on"], data["reason"], today()
         )
         return f"{subject.code}: {subject.status.replace('_', ' ')} recorded."

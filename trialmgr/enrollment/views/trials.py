@@ -9,9 +9,8 @@ from flask import flash, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 
 from trialmgr.auth.models import SAFETY_MONITOR
-from trialmgr.auth.policies import ANY_ROLE, current_actor, roles
+from trialmgr.auth.policies import ANY_ROLE, MANAGERS, current_actor, roles
 from trialmgr.db import today, utcnow
-from trialmgr.enrollment import services
 from trialmgr.enrollment.models import (
     TRIAL_STATUSES,
     VECTOR_TYPES,
@@ -29,18 +28,24 @@ from trialmgr.enrollment.schemas import (
     TrialQuery,
     VisitDefinitionIn,
 )
-from trialmgr.enrollment.trials import RESUME_MEANING, REVIEW_MEANING
+from trialmgr.enrollment.services import consent as consent_service
+from trialmgr.enrollment.services import dosing as dosing_service
+from trialmgr.enrollment.services import oversight as oversight_service
+from trialmgr.enrollment.services import trials as trials_service
+from trialmgr.enrollment.services.oversight import RESUME_MEANING, REVIEW_MEANING
 from trialmgr.enrollment.views.common import (
-    MANAGERS,
-    Refusal,
-    _load,
-    _refused,
-    _trial_choices,
-    _typed,
     bp,
+    trial_choices,
 )
-from trialmgr.errors import Problem
-from trialmgr.forms import filter_args, load_filters, page_of
+from trialmgr.forms import (
+    Refusal,
+    filter_args,
+    load_filters,
+    load_form,
+    page_of,
+    submit,
+    typed_values,
+)
 from trialmgr.partners.policies import can_manage, may_see_site
 
 # --- trials ---------------------------------------------------------------------
@@ -50,7 +55,7 @@ from trialmgr.partners.policies import can_manage, may_see_site
 @roles(*ANY_ROLE)
 def trial_list() -> Any:
     filters, errors = load_filters(TrialQuery())
-    trials, page, has_next = page_of(services.trial_query(filters))
+    trials, page, has_next = page_of(trials_service.trial_query(filters))
     return render_template(
         "enrollment/trial_list.html",
         trials=trials,
@@ -69,15 +74,19 @@ def trial_list() -> Any:
 def trial_new() -> Any:
     refusal = None
     if request.method == "POST":
-        try:
-            trial = services.create_trial(current_actor(), _load(TrialIn(), request.form))
+        trial = submit(
+            "trial",
+            lambda: trials_service.create_trial(
+                current_actor(), load_form(TrialIn(), request.form)
+            ),
+        )
+        if not isinstance(trial, Refusal):
             flash(f"Trial {trial.code} created; add its design, then open it.", "success")
             return redirect(url_for("enrollment.trial_detail", trial_id=trial.id))
-        except (ValidationError, Problem) as exc:
-            refusal = _refused("trial", exc)
+        refusal = trial
     return render_template(
         "enrollment/trial_form.html",
-        values=_typed(request.form),
+        values=typed_values(request.form),
         refusal=refusal,
         vector_types=[(v, v.replace("_", " ")) for v in VECTOR_TYPES],
     ), (refusal.status if refusal else 200)
@@ -88,9 +97,9 @@ def _trial_page(trial: Trial, refusal: Refusal | None = None) -> tuple[str, int]
     return render_template(
         "enrollment/trial_detail.html",
         trial=trial,
-        pauses=services.pauses_of(trial),
-        reviews=services.reviews_of(trial),
-        current_version=services.current_consent_version(trial, today()),
+        pauses=oversight_service.pauses_of(trial),
+        reviews=oversight_service.reviews_of(trial),
+        current_version=consent_service.current_consent_version(trial, today()),
         cohort_options=[(c.id, f"{c.label} · {c.dose} {c.dose_unit}") for c in trial.cohorts],
         manager=can_manage(actor),
         monitor=actor.role == SAFETY_MONITOR,
@@ -98,26 +107,25 @@ def _trial_page(trial: Trial, refusal: Refusal | None = None) -> tuple[str, int]
         review_meaning=REVIEW_MEANING,
         resume_meaning=RESUME_MEANING,
         refusal=refusal,
-        values=_typed(request.form) if refusal else {},
+        values=typed_values(request.form) if refusal else {},
         today=today(),
         # This page has its own pause banner; the site-wide one lists the other trials.
-        paused_trials=[t for t in _trial_choices("paused") if t.id != trial.id],
+        paused_trials=[t for t in trial_choices("paused") if t.id != trial.id],
     ), (refusal.status if refusal else 200)
 
 
 @bp.route("/trials/<int:trial_id>")
 @roles(*ANY_ROLE)
 def trial_detail(trial_id: int) -> tuple[str, int]:
-    return _trial_page(services.get_trial(trial_id))
+    return _trial_page(trials_service.get_trial(trial_id))
 
 
 def _trial_action(trial_id: int, form: str, act: Callable[[Any, Trial], str]) -> Any:
     """Run one form of the trial page: PRG on success, the page with errors otherwise."""
-    trial = services.get_trial(trial_id)
-    try:
-        done = act(current_actor(), trial)
-    except (ValidationError, Problem) as exc:
-        return _trial_page(trial, _refused(form, exc))
+    trial = trials_service.get_trial(trial_id)
+    done = submit(form, lambda: act(current_actor(), trial))
+    if isinstance(done, Refusal):
+        return _trial_page(trial, done)
     flash(done, "success")
     return redirect(url_for("enrollment.trial_detail", trial_id=trial.id))
 
@@ -126,7 +134,7 @@ def _trial_action(trial_id: int, form: str, act: Callable[[Any, Trial], str]) ->
 @roles(*MANAGERS)
 def cohort_new(trial_id: int) -> Any:
     def act(actor: Any, trial: Trial) -> str:
-        cohort = services.add_cohort(actor, trial, _load(CohortIn(), request.form))
+        cohort = trials_service.add_cohort(actor, trial, load_form(CohortIn(), request.form))
         return f"Cohort {cohort.label} ({cohort.dose} {cohort.dose_unit}) added."
 
     return _trial_action(trial_id, "cohort", act)
@@ -136,7 +144,9 @@ def cohort_new(trial_id: int) -> Any:
 @roles(*MANAGERS)
 def criterion_new(trial_id: int) -> Any:
     def act(actor: Any, trial: Trial) -> str:
-        criterion = services.add_criterion(actor, trial, _load(CriterionIn(), request.form))
+        criterion = trials_service.add_criterion(
+            actor, trial, load_form(CriterionIn(), request.form)
+        )
         return f"Criterion {criterion.code} added."
 
     return _trial_action(trial_id, "criterion", act)
@@ -146,8 +156,8 @@ def criterion_new(trial_id: int) -> Any:
 @roles(*MANAGERS)
 def consent_version_new(trial_id: int) -> Any:
     def act(actor: Any, trial: Trial) -> str:
-        data = _load(ConsentVersionIn(), request.form)
-        version = services.add_consent_version(actor, trial, data, today())
+        data = load_form(ConsentVersionIn(), request.form)
+        version = consent_service.add_consent_version(actor, trial, data, today())
         due = " Active subjects on older versions are now due for re-consent."
         return (
             f"Consent version {version.version} added.{due if version.reconsent_required else ''}"
@@ -160,8 +170,8 @@ def consent_version_new(trial_id: int) -> Any:
 @roles(*MANAGERS)
 def visit_definition_new(trial_id: int) -> Any:
     def act(actor: Any, trial: Trial) -> str:
-        data = _load(VisitDefinitionIn(), request.form)
-        definition = services.add_visit_definition(actor, trial, data)
+        data = load_form(VisitDefinitionIn(), request.form)
+        definition = trials_service.add_visit_definition(actor, trial, data)
         return f"Visit {definition.name} (day {definition.day}) added to the schedule."
 
     return _trial_action(trial_id, "visit_definition", act)
@@ -171,10 +181,10 @@ def visit_definition_new(trial_id: int) -> Any:
 @roles(*MANAGERS)
 def trial_status(trial_id: int) -> Any:
     def act(actor: Any, trial: Trial) -> str:
-        data = _load(TrialPatch(only=("status", "reason")), request.form)
+        data = load_form(TrialPatch(only=("status", "reason")), request.form)
         if "status" not in data:
             raise ValidationError({"status": ["Choose open or closed."]})
-        services.update_trial(actor, trial, data)
+        trials_service.update_trial(actor, trial, data)
         return f"Trial {trial.code} is {trial.status}."
 
     form = "status-closed" if request.form.get("status") == "closed" else "status-open"
@@ -185,8 +195,8 @@ def trial_status(trial_id: int) -> Any:
 @roles(SAFETY_MONITOR)
 def safety_review_new(trial_id: int) -> Any:
     def act(actor: Any, trial: Trial) -> str:
-        data = _load(SafetyReviewIn(exclude=("meaning",)), request.form)
-        review = services.record_safety_review(actor, trial, data, utcnow())
+        data = load_form(SafetyReviewIn(exclude=("meaning",)), request.form)
+        review = oversight_service.record_safety_review(actor, trial, data, utcnow())
         return f"Safety review of cohort {review.cohort.label} signed: {review.decision}."
 
     return _trial_action(trial_id, "review", act)
@@ -196,8 +206,8 @@ def safety_review_new(trial_id: int) -> Any:
 @roles(SAFETY_MONITOR)
 def trial_pause(trial_id: int) -> Any:
     def act(actor: Any, trial: Trial) -> str:
-        data = _load(PauseIn(), request.form)
-        services.pause_trial(actor, trial, data["reason"], utcnow())
+        data = load_form(PauseIn(), request.form)
+        oversight_service.pause_trial(actor, trial, data["reason"], utcnow())
         return f"Dosing in {trial.code} is paused trial-wide."
 
     return _trial_action(trial_id, "pause", act)
@@ -207,8 +217,8 @@ def trial_pause(trial_id: int) -> Any:
 @roles(SAFETY_MONITOR)
 def trial_resume(trial_id: int) -> Any:
     def act(actor: Any, trial: Trial) -> str:
-        data = _load(ResumeIn(), request.form)
-        services.resume_trial(actor, trial, data["reason"], data["password"], utcnow())
+        data = load_form(ResumeIn(), request.form)
+        oversight_service.resume_trial(actor, trial, data["reason"], data["password"], utcnow())
         return f"Dosing in {trial.code} resumed."
 
     return _trial_action(trial_id, "resume", act)
@@ -218,8 +228,8 @@ def trial_resume(trial_id: int) -> Any:
 @roles(*ANY_ROLE)
 def cohort_board(trial_id: int) -> str:
     actor = current_actor()
-    trial = services.get_trial(trial_id)
-    board = services.cohort_board(trial, utcnow())
+    trial = trials_service.get_trial(trial_id)
+    board = dosing_service.cohort_board(trial, utcnow())
     for row in board:
         row["visible"] = {s.id: may_see_site(actor, s.site_id) for s in row["subjects"]}
     return render_template("enrollment/cohort_board.html", trial=trial, board=board, now=utcnow())

@@ -9,18 +9,19 @@ from flask import render_template
 from flask_login import current_user
 from sqlalchemy.orm import selectinload
 
-from trialmgr.auth.policies import current_actor, roles
+from trialmgr.auth.policies import WORKLIST_READERS, current_actor, roles
 from trialmgr.db import today
-from trialmgr.enrollment import services
 from trialmgr.enrollment.models import (
     Subject,
     Visit,
 )
+from trialmgr.enrollment.services import screening as screening_service
+from trialmgr.enrollment.services import subjects as subjects_service
+from trialmgr.enrollment.services import visits as visits_service
 from trialmgr.enrollment.views.common import (
-    SITE_WORK,
     VISITS_AHEAD_DAYS,
-    _count,
     bp,
+    count_rows,
 )
 from trialmgr.extensions import db
 from trialmgr.forms import page_of
@@ -29,16 +30,16 @@ from trialmgr.forms import page_of
 
 
 @bp.route("/visits/due")
-@roles(*SITE_WORK)
+@roles(*WORKLIST_READERS)
 def visits_due() -> str:
     ref = today()
-    query = services.visits_due(current_actor(), ref, VISITS_AHEAD_DAYS).options(
+    query = visits_service.visits_due(current_actor(), ref, VISITS_AHEAD_DAYS).options(
         selectinload(Visit.subject).selectinload(Subject.site)
     )
     visits, page, has_next = page_of(query)
     return render_template(
         "enrollment/visits_due.html",
-        visits=[(v, services.visit_state(v, ref), _days_between(ref, v)) for v in visits],
+        visits=[(v, visits_service.visit_state(v, ref), _days_between(ref, v)) for v in visits],
         days=VISITS_AHEAD_DAYS,
         today=ref,
         args={},
@@ -58,13 +59,15 @@ def coordinator_summary() -> dict[str, int]:
     """Counts for the coordinator's home page, in the signed-in user's sites."""
     actor = current_user._get_current_object()
     ref = today()
-    due = db.session.execute(services.visits_due(actor, ref, VISITS_AHEAD_DAYS)).scalars()
-    states = [services.visit_state(v, ref) for v in due]
+    due = db.session.execute(visits_service.visits_due(actor, ref, VISITS_AHEAD_DAYS)).scalars()
+    states = [visits_service.visit_state(v, ref) for v in due]
     return {
         "overdue": states.count("overdue"),
         "due": len(states) - states.count("overdue"),
-        "reconsent_due": _count(services.subject_query(actor, {"reconsent_due": True})),
-        "pending_screenings": _count(services.screening_query(actor, {"outcome": "pending"})),
+        "reconsent_due": count_rows(subjects_service.subject_query(actor, {"reconsent_due": True})),
+        "pending_screenings": count_rows(
+            screening_service.screening_query(actor, {"outcome": "pending"})
+        ),
     }
 
 

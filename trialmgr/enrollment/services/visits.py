@@ -9,11 +9,11 @@ import sqlalchemy as sa
 
 from trialmgr.audit import services as audit
 from trialmgr.enrollment.models import LTFU_QUESTIONS, Deviation, Subject, Visit
-from trialmgr.enrollment.subjects import assert_may_enter_data
+from trialmgr.enrollment.services.subjects import assert_may_enter_data
 from trialmgr.errors import Conflict, Invalid, NotFound
 from trialmgr.extensions import db
 from trialmgr.partners.policies import may_see_site, scope_sites
-from trialmgr.partners.services import site_local_date
+from trialmgr.partners.services.sites import site_local_date
 
 
 def get_visit(actor: Any, visit_id: int) -> Visit:

@@ -7,15 +7,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import selectinload
 
 from trialmgr.audit import services as audit
 from trialmgr.db import lock_rows
-from trialmgr.enrollment import schedule
 from trialmgr.enrollment.models import Cohort, Dosing, SafetyReview, Subject, Trial
-from trialmgr.enrollment.trials import needs_reconsent
+from trialmgr.enrollment.services import schedule
+from trialmgr.enrollment.services.consent import needs_reconsent
+from trialmgr.enrollment.services.subjects import counts_against_capacity
 from trialmgr.errors import Conflict, Invalid
 from trialmgr.extensions import db
-from trialmgr.partners.services import assert_site_open, site_local_date
+from trialmgr.partners.services.sites import assert_site_open, site_local_date
 
 
 def _cohort_dosings(cohort: Cohort) -> list[Dosing]:
@@ -147,3 +149,38 @@ def record_dosing(actor: Any, subject: Subject, data: dict[str, Any], now: datet
         subject.status = "dosed"
         schedule.generate(subject, site_local_date(subject.site, data["dosed_at"]))
     return dosing
+
+
+def cohort_board(trial: Trial, now: datetime) -> list[dict[str, Any]]:
+    """Each cohort's slots, dosing dates, next allowed dosing date, and what (if anything)
+    keeps its first dosing waiting for a safety review at `now`."""
+    board = []
+    for cohort in trial.cohorts:
+        subjects = (
+            db.session.execute(
+                sa.select(Subject)
+                .where(Subject.cohort_id == cohort.id)
+                .options(selectinload(Subject.dosing))
+                .order_by(Subject.id)
+            )
+            .scalars()
+            .all()
+        )
+        dosings = (
+            db.session.execute(
+                sa.select(Dosing).where(Dosing.cohort_id == cohort.id).order_by(Dosing.dosed_at)
+            )
+            .scalars()
+            .all()
+        )
+        board.append(
+            {
+                "cohort": cohort,
+                "subjects": subjects,
+                "filled": sum(1 for s in subjects if counts_against_capacity(s)),
+                "dosings": dosings,
+                "next_allowed": next_dosing_allowed(trial, cohort),
+                "waiting_review": None if dosings else escalation_block(trial, cohort, now),
+            }
+        )
+    return board

@@ -1,0 +1,117 @@
+"""Safety oversight of dosing: e-signed safety review decisions (DSMB/SRC) and trial-wide
+pauses, lifted only by a safety monitor's signed decision."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from trialmgr.audit import services as audit
+from trialmgr.auth.services import verify_signature
+from trialmgr.enrollment.models import Dosing, SafetyReview, Trial, TrialPause
+from trialmgr.enrollment.policies import require_safety_monitor
+from trialmgr.enrollment.services.trials import get_cohort
+from trialmgr.errors import Conflict
+from trialmgr.extensions import db
+
+REVIEW_MEANING = "I confirm this safety review decision"
+RESUME_MEANING = "I authorise resuming dosing in this trial"
+
+
+def record_safety_review(
+    actor: Any, trial: Trial, data: dict[str, Any], now: datetime
+) -> SafetyReview:
+    """A DSMB/SRC decision on a cohort, e-signed by a safety monitor re-entering their
+    password. `escalate` on cohort n opens the first dosing of cohort n+1."""
+    require_safety_monitor(actor, "records safety review decisions")
+    verify_signature(actor, data["password"], now)
+    cohort = get_cohort(trial, data["cohort_id"])
+    dosed = db.session.execute(
+        sa.select(sa.func.count()).select_from(Dosing).where(Dosing.cohort_id == cohort.id)
+    ).scalar_one()
+    if data["decision"] == "escalate" and not dosed:
+        raise Conflict(
+            f"Nobody in cohort {cohort.label} has been dosed: there is nothing to review yet.",
+            title="Nothing to review",
+        )
+    with audit.audited(actor, action="safety_review.sign", reason=data["rationale"]):
+        review = SafetyReview(
+            trial_id=trial.id,
+            cohort=cohort,
+            decision=data["decision"],
+            rationale=data["rationale"],
+            signed_by_id=actor.id,
+            signed_by=actor.email,
+            signed_at=now,
+            signature_meaning=data.get("meaning") or REVIEW_MEANING,
+        )
+        db.session.add(review)
+    if review.decision == "stop" and trial.status == "open":
+        reason = f"Safety review of cohort {cohort.label} decided to stop: {review.rationale}"
+        pause_trial(actor, trial, reason, now, source="review:stop")
+    return review
+
+
+def reviews_of(trial: Trial) -> list[SafetyReview]:
+    return list(
+        db.session.execute(
+            sa.select(SafetyReview)
+            .where(SafetyReview.trial_id == trial.id)
+            .order_by(SafetyReview.signed_at)
+        ).scalars()
+    )
+
+
+def pause_trial(
+    actor: Any, trial: Trial, reason: str, now: datetime, source: str = "manual"
+) -> TrialPause:
+    """Pause all dosing trial-wide: immediate and audited. Safety rules call this with
+    source "rule:<name>"; by hand only a safety monitor pauses."""
+    if source != "manual" and not source.startswith(("rule:", "review:")):
+        raise ValueError(f"unknown pause source {source}")
+    if source == "manual":
+        require_safety_monitor(actor, "pauses a trial")
+    if trial.status != "open":
+        raise Conflict(f"Only an open trial can be paused (this one is {trial.status}).")
+    with audit.audited(actor, reason=reason, action="trial.pause"):
+        trial.status = "paused"
+        trial.paused_reason = reason
+        pause = TrialPause(
+            trial_id=trial.id, paused_at=now, reason=reason, source=source, paused_by=actor.email
+        )
+        db.session.add(pause)
+    return pause
+
+
+def resume_trial(actor: Any, trial: Trial, reason: str, password: str, now: datetime) -> Trial:
+    """Only a safety monitor resumes, with a signed decision (password re-entry) and a reason."""
+    require_safety_monitor(actor, "resumes a paused trial")
+    if trial.status != "paused":
+        raise Conflict("The trial is not paused.")
+    verify_signature(actor, password, now)
+    open_pauses = db.session.execute(
+        sa.select(TrialPause).where(
+            TrialPause.trial_id == trial.id, TrialPause.resumed_at.is_(None)
+        )
+    ).scalars()
+    with audit.audited(actor, reason=reason, action="trial.resume"):
+        for pause in open_pauses:
+            pause.resumed_at = now
+            pause.resumed_by = actor.email
+            pause.resume_reason = reason
+            pause.resume_signature_meaning = RESUME_MEANING
+        trial.status = "open"
+        trial.paused_reason = None
+    return trial
+
+
+def pauses_of(trial: Trial) -> list[TrialPause]:
+    return list(
+        db.session.execute(
+            sa.select(TrialPause)
+            .where(TrialPause.trial_id == trial.id)
+            .order_by(TrialPause.paused_at.desc())
+        ).scalars()
+    )

@@ -1,0 +1,144 @@
+"""One request lifecycle.
+
+A request's writes are committed once, inside request handling and before the response
+is finalised, so that a failed commit becomes an error response (problem+json or the error
+page, with a reference id in the log) and never a response that already claimed success.
+A refusal rolls the attempt back, except the writes the refusal must keep (a failed
+signature or login counts toward the lockout): `settle_refusal` is the one place that
+decides, used by the error handlers (API) and by the pages' form helper alike.
+
+Input the database cannot hold or the parser cannot survive (NUL characters, lone
+surrogates, JSON nested thousands deep) is refused at the door as 400 problem+json.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Flask, Response, request
+from flask.typing import ResponseReturnValue
+
+from trialmgr.db import sqlite_begin_immediate
+from trialmgr.extensions import db
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+# No clinical payload nests deeper than a few levels; parsers fail far below 50,000.
+MAX_JSON_DEPTH = 64
+
+
+class TrialmgrFlask(Flask):
+    """Flask, with the request's commit between the view and the response."""
+
+    def dispatch_request(self) -> ResponseReturnValue:
+        response = self.make_response(super().dispatch_request())
+        if response.status_code < 400:
+            db.session.commit()
+        else:
+            db.session.rollback()
+        return response
+
+
+def settle_refusal(exc: BaseException) -> None:
+    """Undo a refused attempt, or commit it when the refusal carries writes that must last
+    (`keep_writes`: raised before the operation wrote anything else)."""
+    if getattr(exc, "keep_writes", False):
+        db.session.commit()
+    else:
+        db.session.rollback()
+
+
+class BadInput(ValueError):
+    """Input refused before any view sees it."""
+
+
+def _check_text(value: str) -> None:
+    if "\x00" in value:
+        raise BadInput("NUL characters are not accepted.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise BadInput("Text must be valid Unicode (a lone surrogate was sent).") from exc
+
+
+def _check_json_value(value: Any, depth: int = 0) -> None:
+    if depth > MAX_JSON_DEPTH:
+        raise BadInput(f"JSON nested deeper than {MAX_JSON_DEPTH} levels is not accepted.")
+    if isinstance(value, str):
+        _check_text(value)
+    elif isinstance(value, list):
+        for item in value:
+            _check_json_value(item, depth + 1)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key)
+            _check_json_value(item, depth + 1)
+
+
+def check_request_input() -> None:
+    """Query string, form fields and JSON bodies (every JSON media type, `application/*+json`
+    included) hold no NUL, no lone surrogate, and JSON is not absurdly deep."""
+    for _, values in request.args.lists():
+        for value in values:
+            _check_text(value)
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        for _, values in request.form.lists():
+            for value in values:
+                _check_text(value)
+    elif request.is_json:
+        raw = request.get_data(cache=True)
+        try:
+            parsed = json.loads(raw)
+        except RecursionError as exc:
+            raise BadInput(
+                f"JSON nested deeper than {MAX_JSON_DEPTH} levels is not accepted."
+            ) from exc
+        except ValueError:
+            return  # malformed JSON: the schema layer answers 400 with the parser's message
+        _check_json_value(parsed)
+
+
+def register_request_hooks(app: Flask) -> None:
+    from trialmgr.errors import Problem
+
+    @app.before_request
+    def refuse_bad_input() -> None:
+        try:
+            check_request_input()
+        except BadInput as exc:
+            raise Problem(str(exc), title="Bad request") from exc
+
+    @app.before_request
+    def choose_transaction_mode() -> None:
+        # SQLite: requests that may write take the write lock at BEGIN (see db.py).
+        sqlite_begin_immediate.set(request.method not in ("GET", "HEAD", "OPTIONS"))
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if app.config["PRODUCTION"]:
+            response.headers.setdefault(
+                "Strict-Transport-Security", "max-age=31536000; includeSubDomains"
+            )
+        # Pages, API answers and downloads (CSV, letters, reports) hold trial data: no
+        # shared or browser cache keeps them. Vendored static files may be cached.
+        if request.endpoint != "static":
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.teardown_request
+    def rollback_leftovers(exc: BaseException | None) -> None:
+        if exc is not None:
+            db.session.rollback()
+        sqlite_begin_immediate.set(True)
