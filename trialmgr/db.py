@@ -11,6 +11,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry
 
+from trialmgr.clock import utcnow
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -18,10 +20,6 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -147,5 +145,6 @@ def render_migration_type(type_: str, obj: Any, autogen_context: Any) -> str | b
 
 
 def today() -> date:
-    """Today's date in UTC: the reference for 'not in the future' and expiry checks."""
+    """Today's date in UTC. Not for clinical rules, which ask a site's or a user's zone
+    (trialmgr.clock); for reports' generation dates and the test suite's clock."""
     return utcnow().date()

@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from trialmgr.audit import services as audit
+from trialmgr.clock import check_not_future
 from trialmgr.enrollment.models import (
     ENDED_STATUSES,
     ConsentVersion,
@@ -20,7 +21,6 @@ from trialmgr.enrollment.policies import require_manager
 from trialmgr.enrollment.services.trials import design_locked
 from trialmgr.errors import Conflict, Invalid
 from trialmgr.extensions import db
-from trialmgr.partners.services.dates import check_not_future
 
 
 def current_consent_version(trial: Trial, on: date) -> ConsentVersion | None:

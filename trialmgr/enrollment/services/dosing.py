@@ -79,7 +79,7 @@ def check_gates(subject: Subject, dosed_at: datetime, now: datetime) -> None:
             "Dosing before consent and enrolment.",
             errors={"dosed_at": ["Before the consent or enrolment date."]},
         )
-    assert_site_open(subject.site, day)
+    assert_site_open(subject.site, day, "dosing")
     if subject.reconsent_due or needs_reconsent(subject, day):
         raise Conflict(
             f"Subject {subject.code} must re-consent to the current consent version before dosing.",

@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from trialmgr.audit import services as audit
+from trialmgr.clock import check_not_future
 from trialmgr.db import lock_rows
 from trialmgr.enrollment.models import Screening, Subject, Trial
 from trialmgr.enrollment.services.trials import get_trial
@@ -16,7 +17,6 @@ from trialmgr.errors import Conflict, Invalid, NotFound
 from trialmgr.extensions import db
 from trialmgr.partners.models import Site
 from trialmgr.partners.policies import may_see_site, scope_sites
-from trialmgr.partners.services.dates import check_not_future
 from trialmgr.partners.services.sites import assert_site_open, check_not_before_activation
 
 
@@ -45,9 +45,9 @@ def create_screening(actor: Any, data: dict[str, Any], today: date) -> Screening
         )
     check_not_future("screened_on", data["screened_on"], today)
     lock_rows(db.session, Site, site.id)  # numbers per site stay gap-free and unique
-    assert_site_open(site, data["screened_on"])
+    assert_site_open(site, data["screened_on"], "screening")
     check_not_before_activation("screened_on", data["screened_on"], site)
-    assert_site_open(site, today)
+    assert_site_open(site, today, "screening")
     answers = data.get("answers") or {}
     failed, _ = _evaluate(trial, answers)
     number = (

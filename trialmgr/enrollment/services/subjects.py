@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
 from trialmgr.audit import services as audit
+from trialmgr.clock import check_not_future
 from trialmgr.db import lock_rows
 from trialmgr.enrollment.models import (
     ENDED_STATUSES,
@@ -26,7 +27,6 @@ from trialmgr.errors import Conflict, Invalid, NotFound
 from trialmgr.extensions import db
 from trialmgr.partners.models import Site
 from trialmgr.partners.policies import may_see_site, scope_sites
-from trialmgr.partners.services.dates import check_not_future
 from trialmgr.partners.services.sites import assert_site_open, check_not_before_activation
 
 # No I, O, 0 or 1: codes are read aloud and copied by hand.
@@ -77,7 +77,7 @@ def enrol(actor: Any, data: dict[str, Any], today: date) -> Subject:
         raise Invalid(
             "Enrolment before consent.", errors={"enrolled_on": ["Before the consent date."]}
         )
-    assert_site_open(site, enrolled_on)
+    assert_site_open(site, enrolled_on, "enrolment")
     version = consent_version_on(trial, data["consent_version_id"], consented_on)
     taken = sum(
         1

@@ -6,11 +6,11 @@ from datetime import date
 from typing import Any
 
 from trialmgr.audit import services as audit
+from trialmgr.clock import check_not_future
 from trialmgr.errors import Conflict, Invalid, NotFound
 from trialmgr.extensions import db
 from trialmgr.partners.models import APPROVAL_KINDS, Site, SiteApproval
 from trialmgr.partners.policies import may_see_site, require_manager
-from trialmgr.partners.services.dates import check_not_future
 
 EXPIRY_WARNING_DAYS = 30
 

@@ -3,19 +3,18 @@ site's state on a date."""
 
 from __future__ import annotations
 
-import zoneinfo
 from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from trialmgr.audit import services as audit
+from trialmgr.clock import check_not_future, local_date
 from trialmgr.errors import Conflict, Invalid, NotFound
 from trialmgr.extensions import db
 from trialmgr.partners.models import Partner, Site
 from trialmgr.partners.policies import may_see_site, require_manager, scope_sites
 from trialmgr.partners.services.approvals import approval_view, missing_approvals
-from trialmgr.partners.services.dates import check_not_future
 
 DAYS_PER_MONTH = 365.25 / 12
 
@@ -140,19 +139,21 @@ def open_for_screening(site: Site, on: date) -> bool:
     return site.status == "active" and not missing_approvals(site, on)
 
 
-def assert_site_open(site: Site, on: date) -> None:
-    """Called by enrolment before a new screening: the site must be active with every
-    approval current on the screening date. Follow-up of enrolled subjects does not call this."""
+def assert_site_open(site: Site, on: date, operation: str) -> None:
+    """The gate for a clinical event at the site: `operation` (screening, enrolment, dosing)
+    happening on `on` needs the site active with every approval current on that date.
+    The refusal names the operation. Follow-up of enrolled subjects does not call this."""
     if site.status != "active":
         raise Conflict(
-            f"Site {site.code} is {site.status}; it does not accept new screenings.",
+            f"{operation.capitalize()} not allowed: site {site.code} is {site.status}.",
             title="Site not open",
             errors={"site": [f"Site is {site.status}."]},
         )
     missing = missing_approvals(site, on)
     if missing:
         raise Conflict(
-            f"Site {site.code} is closed to new screenings: {', '.join(missing)} not current.",
+            f"{operation.capitalize()} not allowed on {on.isoformat()}: site {site.code} has "
+            f"{', '.join(missing)} not current.",
             title="Site not open",
             errors={"missing": missing},
         )
@@ -160,7 +161,12 @@ def assert_site_open(site: Site, on: date) -> None:
 
 def site_local_date(site: Site, moment: datetime) -> date:
     """The calendar day at the site when `moment` happened (dosing day 0, study days)."""
-    return moment.astimezone(zoneinfo.ZoneInfo(site.timezone)).date()
+    return local_date(moment, site.timezone)
+
+
+def site_today(site: Site, now: datetime) -> date:
+    """Today at the site: the reference for its "not in the future" and expiry checks."""
+    return local_date(now, site.timezone)
 
 
 def months_open(site: Site, until: date) -> float:
