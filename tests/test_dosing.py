@@ -15,7 +15,8 @@ def test_sentinel_then_day_13_refused_day_14_allowed(api):
     day13 = dose(coord, second, d0 + timedelta(days=13))
     assert day13.status_code == 409
     assert day13.json["title"] == "Sentinel stagger"
-    assert day13.json["detail"] == f"next dosing allowed on {(d0 + timedelta(days=14)).isoformat()}"
+    allowed = (d0 + timedelta(days=14)).isoformat()
+    assert day13.json["detail"] == f"next dosing allowed on {allowed} 09:00 UTC (UTC)"
     day14 = dose(coord, second, d0 + timedelta(days=14))
     assert day14.status_code == 201
     # the third subject staggers from the second, not the sentinel

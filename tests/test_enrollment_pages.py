@@ -11,7 +11,16 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from tests.builders import TODAY, active_site, days_ago, dose, eligible_screening, enrol, world
+from tests.builders import (
+    TODAY,
+    active_site,
+    days_ago,
+    dose,
+    eligible_screening,
+    enrol,
+    open_trial,
+    world,
+)
 from tests.factories import PASSWORD, login_page
 
 CODE = re.compile(r"S01-[A-HJ-NP-Z2-9]{5}")
@@ -192,7 +201,7 @@ def test_enrol_through_the_form_shows_the_pseudonymous_code(w, coord_page):
     assert w["coord"].get(f"/subjects/{code}").json["enrolled_on"] == days_ago(289).isoformat()
 
 
-def test_enrol_form_refuses_consent_before_screening(w, coord_page):
+def test_enrol_form_refuses_consent_before_the_site_opened(w, coord_page):
     screening = eligible_screening(w["coord"], w["trial"], w["site"])
     resp = coord_page.post(
         "/subjects/new",
@@ -200,12 +209,12 @@ def test_enrol_form_refuses_consent_before_screening(w, coord_page):
             "screening_id": screening["id"],
             "cohort_id": w["trial"]["cohorts"][0]["id"],
             "consent_version_id": w["trial"]["consent_versions"][0]["id"],
-            "consented_on": days_ago(350).isoformat(),
+            "consented_on": days_ago(450).isoformat(),
             "enrolled_on": days_ago(280).isoformat(),
         },
     )
     assert resp.status_code == 422
-    assert "Before the screening date" in text(resp)
+    assert "Before the site opened" in text(resp)
     assert w["coord"].get("/subjects").json == []
 
 
@@ -426,7 +435,13 @@ def test_withdrawal_through_the_form_cancels_scheduled_visits(w, coord_page):
     )
     assert resp.status_code == 302
     assert w["coord"].get(f"/subjects/{subject['code']}").json["status"] == "withdrawn"
-    assert {v["status"] for v in visits_of(w["coord"], subject["code"]).values()} == {"cancelled"}
+    visits = visits_of(w["coord"], subject["code"])
+    # scheduled before the withdrawal: still open for entry; after it: cancelled
+    assert {n: visits[n]["status"] for n in ("Day 7", "Week 4", "Week 12")} == {
+        "Day 7": "scheduled",
+        "Week 4": "scheduled",
+        "Week 12": "cancelled",
+    }
 
 
 # --- site scoping ---------------------------------------------------------------------
@@ -501,7 +516,19 @@ def test_paused_trial_shows_the_banner_and_a_monitor_resumes_with_a_signature(ap
 
 def test_manager_adds_a_cohort_and_a_consent_version_on_the_trial_page(app, w):
     page = browser(app, w["lead"])
-    trial_id = w["trial"]["id"]
+    open_id = w["trial"]["id"]
+    after_opening = page.post(
+        f"/trials/{open_id}/cohorts/new",
+        data={
+            "sequence": "4",
+            "label": "C4",
+            "dose": "3e14",
+            "dose_unit": "vg/kg",
+            "capacity": "2",
+        },
+    )
+    assert after_opening.status_code == 409 and "amendment" in text(after_opening)
+    trial_id = open_trial(w["lead"], open_=False)["id"]
     resp = page.post(
         f"/trials/{trial_id}/cohorts/new",
         data={
@@ -535,6 +562,7 @@ def test_manager_adds_a_cohort_and_a_consent_version_on_the_trial_page(app, w):
     assert version.status_code == 302
     trial = w["lead"].get(f"/trials/{trial_id}").json
     assert [c["label"] for c in trial["cohorts"]] == ["C1", "C2", "C3", "C4"]
+    assert w["lead"].get(f"/trials/{open_id}").json["cohorts"][-1]["label"] == "C3"
     assert {v["version"]: v["reconsent_required"] for v in trial["consent_versions"]}["1.1"] is True
 
 

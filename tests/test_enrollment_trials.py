@@ -11,8 +11,8 @@ from tests.factories import PASSWORD
     [
         ("aav", 5),
         ("adenoviral", 5),
-        ("other", 5),
         ("lentiviral", 15),
+        ("transposon", 15),
         ("gammaretroviral", 15),
         ("genome_editing", 15),
     ],
@@ -26,6 +26,17 @@ def test_vector_type_sets_follow_up_length(api, vector, years):
         "setup",
         14,
     )
+
+
+def test_other_vector_type_must_state_its_follow_up_length(api):
+    lead = api.as_role("consortium_lead")
+    silent = lead.post("/trials", json={"code": "GT-01", "title": "Pilot", "vector_type": "other"})
+    assert silent.status_code == 422 and "ltfu_years" in silent.json["errors"]
+    stated = lead.post(
+        "/trials",
+        json={"code": "GT-01", "title": "Pilot", "vector_type": "other", "ltfu_years": 8},
+    )
+    assert stated.status_code == 201 and stated.json["ltfu_years"] == 8
 
 
 def test_follow_up_length_can_be_overridden(api):
@@ -70,6 +81,22 @@ def test_trial_opens_only_with_cohort_and_consent_version(api):
     lead.post(
         f"/trials/{trial['id']}/consent-versions",
         json={"version": "1.0", "approved_on": days_ago(3).isoformat()},
+    )
+    no_inclusion = lead.patch(
+        f"/trials/{trial['id']}", json={"status": "open", "reason": "ethics approved"}
+    )
+    assert no_inclusion.status_code == 409
+    assert "inclusion criterion" in no_inclusion.json["detail"]
+    lead.post(
+        f"/trials/{trial['id']}/eligibility-criteria",
+        json={"code": "E1", "kind": "exclusion", "text": "Neutralising anti-AAV antibodies"},
+    )
+    assert (
+        lead.patch(f"/trials/{trial['id']}", json={"status": "open", "reason": "x" * 5})
+    ).status_code == 409  # an exclusion criterion alone is not enough
+    lead.post(
+        f"/trials/{trial['id']}/eligibility-criteria",
+        json={"code": "I1", "kind": "inclusion", "text": "Severe haemophilia B"},
     )
     resp = lead.patch(
         f"/trials/{trial['id']}", json={"status": "open", "reason": "ethics approved"}
@@ -297,9 +324,8 @@ def test_consent_version_cannot_predate_the_current_one(api):
 
 
 def test_generated_visit_names_are_reserved(api):
-    w = world(api)
-    for name in ("RCR test month 3", "LTFU year 1 visit"):
-        resp = w["lead"].post(
-            f"/trials/{w['trial']['id']}/visit-definitions", json={"name": name, "day": 90}
-        )
+    lead = api.as_role("consortium_lead")
+    trial = open_trial(lead, open_=False)
+    for name in ("RCR test month 3", "LTFU year 1 visit", "RCR pre-treatment sample"):
+        resp = lead.post(f"/trials/{trial['id']}/visit-definitions", json={"name": name, "day": 90})
         assert resp.status_code == 422 and "name" in resp.json["errors"]

@@ -255,14 +255,15 @@ def test_consent_dates(api):
         "/subjects", json=_enrol_body(w, s, consented_on=days_ago(-1).isoformat())
     )
     assert future.status_code == 422
-    before_screening = w["coord"].post(
-        "/subjects", json=_enrol_body(w, s, consented_on=days_ago(301).isoformat())
-    )
-    assert before_screening.status_code == 422
     before_activation = w["coord"].post(
         "/subjects", json=_enrol_body(w, s, consented_on=days_ago(401).isoformat())
     )
     assert before_activation.status_code == 422
+    # ICH E6 4.8.8: consent comes before any trial-specific procedure, screening included.
+    before_screening = w["coord"].post(
+        "/subjects", json=_enrol_body(w, s, consented_on=days_ago(301).isoformat())
+    )
+    assert before_screening.status_code == 201, before_screening.json
 
 
 def test_superseded_consent_version_is_409_current_is_accepted(api):

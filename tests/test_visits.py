@@ -67,9 +67,12 @@ def test_ltfu_length_and_rcr_tests_follow_the_vector(vector, years, rcr):
     )
     rcr_visits = [v for v in visits if v["kind"] == "rcr"]
     if rcr:
-        months = [int(v["name"].split()[-1]) for v in rcr_visits]
+        pre, *tests = rcr_visits
+        assert pre["name"] == "RCR pre-treatment sample"
+        assert (pre["window_start"], pre["window_end"]) == (date(2027, 2, 13), date(2027, 3, 15))
+        months = [int(v["name"].split()[-1]) for v in tests]
         assert months[:4] == [3, 6, 12, 24] and months[-1] == 12 * years
-        assert rcr_visits[0]["scheduled_on"] == date(2027, 6, 15)
+        assert tests[0]["scheduled_on"] == date(2027, 6, 15)
     else:
         assert rcr_visits == []
 
@@ -205,19 +208,44 @@ def test_ltfu_contact_needs_the_delayed_event_answers(api):
     assert ok.status_code == 200 and ok.json["answers"]["autoimmune"] is True
 
 
-def test_full_withdrawal_cancels_scheduled_visits(dosed):
+def test_full_withdrawal_cancels_only_visits_scheduled_after_it(dosed):
     coord, code = dosed["coord"], dosed["subject"]["code"]
+    on = days_ago(50)  # dosed 100 days ago: Day 7 and Week 4 before, Week 12 and LTFU after
     resp = coord.post(
         f"/subjects/{code}/withdrawal",
-        json={
-            "withdrawn_on": days_ago(1).isoformat(),
-            "kind": "full",
-            "reason": "consent withdrawn",
-        },
+        json={"withdrawn_on": on.isoformat(), "kind": "full", "reason": "consent withdrawn"},
     )
     assert resp.status_code == 200 and resp.json["status"] == "withdrawn"
-    visits = coord.get(f"/subjects/{code}/visits").json
-    assert {v["status"] for v in visits} == {"cancelled"}
+    visits = {v["name"]: v for v in coord.get(f"/subjects/{code}/visits").json}
+    assert {n: visits[n]["status"] for n in ("Day 7", "Week 4", "Week 12")} == {
+        "Day 7": "scheduled",
+        "Week 4": "scheduled",
+        "Week 12": "cancelled",
+    }
+    assert visits["Week 12"]["cancel_reason"] == "withdrawn"
+    assert {v["status"] for v in visits.values() if v["kind"] == "ltfu"} == {"cancelled"}
+    # the overdue Week 4, done before the withdrawal, can still be entered; not after it
+    week4 = visits["Week 4"]
+    after = coord.patch(
+        f"/visits/{week4['id']}",
+        json={"status": "done", "done_on": days_ago(40).isoformat(), "reason": "entered late"},
+    )
+    assert after.status_code == 422 and "done_on" in after.json["errors"]
+    ok = coord.patch(
+        f"/visits/{week4['id']}",
+        json={"status": "done", "done_on": week4["scheduled_on"], "reason": "entered late"},
+    )
+    assert ok.status_code == 200, ok.json
+    corrected = coord.patch(
+        f"/visits/{week4['id']}",
+        json={"status": "done", "done_on": week4["window_start"], "reason": "date misread"},
+    )
+    assert corrected.status_code == 200 and corrected.json["done_on"] == week4["window_start"]
+    week12 = coord.patch(
+        f"/visits/{visits['Week 12']['id']}",
+        json={"status": "done", "done_on": days_ago(16).isoformat(), "reason": "x" * 5},
+    )
+    assert week12.status_code == 409 and week12.json["title"] == "Visit cancelled"
 
 
 def test_withdrawal_from_procedures_keeps_safety_follow_up(dosed):
@@ -225,14 +253,15 @@ def test_withdrawal_from_procedures_keeps_safety_follow_up(dosed):
     resp = coord.post(
         f"/subjects/{code}/withdrawal",
         json={
-            "withdrawn_on": days_ago(1).isoformat(),
+            "withdrawn_on": days_ago(50).isoformat(),
             "kind": "procedures",
             "reason": "no more blood draws",
         },
     )
     assert resp.status_code == 200 and resp.json["status"] != "withdrawn"
     visits = coord.get(f"/subjects/{code}/visits").json
-    assert {v["status"] for v in visits if v["kind"] == "protocol"} == {"cancelled"}
+    protocol = {v["name"]: v["status"] for v in visits if v["kind"] == "protocol"}
+    assert protocol == {"Day 7": "scheduled", "Week 4": "scheduled", "Week 12": "cancelled"}
     assert {v["status"] for v in visits if v["kind"] == "ltfu"} == {"scheduled"}
 
 
@@ -244,18 +273,35 @@ def test_withdrawal_needs_a_reason(dosed):
     assert resp.status_code == 422
 
 
-def test_reconsent_due_blocks_protocol_visits_not_safety_follow_up(dosed):
+def test_consent_is_judged_on_the_visit_date_not_the_entry_date(dosed):
+    """A visit done while consent was valid is accepted whenever it is entered; one done while
+    re-consent was due is accepted with a consent deviation (this used to be refused)."""
     lead, coord, trial = dosed["lead"], dosed["coord"], dosed["trial"]
+    code = dosed["subject"]["code"]
     lead.post(
         f"/trials/{trial['id']}/consent-versions",
-        json={"version": "2.0", "approved_on": days_ago(3).isoformat(), "reconsent_required": True},
+        json={
+            "version": "2.0",
+            "approved_on": days_ago(20).isoformat(),
+            "reconsent_required": True,
+        },
     )
-    week4 = dosed["visits"]["Week 4"]
-    resp = coord.patch(
+    assert coord.get(f"/subjects/{code}").json["reconsent_due"] is True
+    week4 = dosed["visits"]["Week 4"]  # done 72 days ago, before version 2.0
+    ok = coord.patch(
         f"/visits/{week4['id']}",
-        json={"status": "done", "done_on": week4["scheduled_on"], "reason": "visit performed"},
+        json={"status": "done", "done_on": week4["scheduled_on"], "reason": "entered late"},
     )
-    assert resp.status_code == 409 and resp.json["title"] == "Re-consent required"
+    assert ok.status_code == 200, ok.json
+    week12 = dosed["visits"]["Week 12"]  # done 16 days ago, while re-consent was due
+    due = coord.patch(
+        f"/visits/{week12['id']}",
+        json={"status": "done", "done_on": week12["scheduled_on"], "reason": "entered late"},
+    )
+    assert due.status_code == 200, due.json
+    deviations = coord.get(f"/subjects/{code}/deviations").json
+    assert [d["kind"] for d in deviations] == ["consent"]
+    assert "version 2.0" in deviations[0]["description"]
 
 
 def test_death_is_recorded_explicitly(dosed):
@@ -438,4 +484,6 @@ def test_procedures_withdrawal_can_become_full(dosed):
         f"/subjects/{code}/withdrawal", json={**body, "kind": "full", "reason": "consent withdrawn"}
     )
     assert full.status_code == 200 and full.json["status"] == "withdrawn"
-    assert {v["status"] for v in coord.get(f"/subjects/{code}/visits").json} == {"cancelled"}
+    visits = coord.get(f"/subjects/{code}/visits").json
+    assert {v["status"] for v in visits if v["kind"] == "ltfu"} == {"cancelled"}
+    assert {v["status"] for v in visits if v["kind"] == "protocol"} == {"scheduled"}  # before

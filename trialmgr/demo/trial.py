@@ -10,6 +10,7 @@ from typing import Any
 
 from trialmgr.auth.models import SystemActor
 from trialmgr.auth.services import find_user_by_email
+from trialmgr.clock import utcnow
 from trialmgr.demo.accounts import DEMO_PASSWORD
 from trialmgr.enrollment.models import Subject, Trial
 from trialmgr.enrollment.services import consent as consent_service
@@ -47,6 +48,7 @@ def _at(day: date, hour: int = 9) -> datetime:
 
 def seed(sites: dict[str, Site], today: date) -> Trial:
     lead = SystemActor(email="system:demo")
+    now = utcnow()
     ago = lambda n: today - timedelta(days=n)  # noqa: E731
     trial = trials_service.create_trial(
         lead,
@@ -75,7 +77,7 @@ def seed(sites: dict[str, Site], today: date) -> Trial:
     for code, kind, text in CRITERIA:
         trials_service.add_criterion(lead, trial, {"code": code, "kind": kind, "text": text})
     consent_service.add_consent_version(
-        lead, trial, {"version": "1.0", "approved_on": ago(320)}, today
+        lead, trial, {"version": "1.0", "approved_on": ago(320)}, now
     )
     for name, day, before, after, primary in VISITS:
         trials_service.add_visit_definition(
@@ -113,12 +115,12 @@ def seed(sites: dict[str, Site], today: date) -> Trial:
         "screen_failed",
     )
     _screen(it_coord, trial, it, ago(230), ELIGIBLE, "declined", "Family declined: travel burden")
-    a = _enrol(it_coord, trial, it, 0, ago(225), today)
-    b = _enrol(it_coord, trial, it, 0, ago(215), today)
-    c = _enrol(fr_coord, trial, fr, 0, ago(170), today)
-    _dose(it_coord, a, ago(200), today)
-    _dose(it_coord, b, ago(186), today)
-    _dose(fr_coord, c, ago(160), today)
+    a = _enrol(it_coord, trial, it, 0, ago(225), now)
+    b = _enrol(it_coord, trial, it, 0, ago(215), now)
+    c = _enrol(fr_coord, trial, fr, 0, ago(170), now)
+    _dose(it_coord, a, ago(200), now)
+    _dose(it_coord, b, ago(186), now)
+    _dose(fr_coord, c, ago(160), now)
     monitor = find_user_by_email("monitor@example.org")
     oversight_service.record_safety_review(
         monitor,
@@ -132,9 +134,9 @@ def seed(sites: dict[str, Site], today: date) -> Trial:
         },
         _at(ago(40), 15),
     )
-    d = _enrol(fr_coord, trial, fr, 1, ago(30), today)
-    e = _enrol(it_coord, trial, it, 1, ago(20), today)
-    _dose(fr_coord, d, ago(11), today)
+    d = _enrol(fr_coord, trial, fr, 1, ago(30), now)
+    e = _enrol(it_coord, trial, it, 1, ago(20), now)
+    _dose(fr_coord, d, ago(11), now)
     _screen(
         fr_coord,
         trial,
@@ -145,15 +147,15 @@ def seed(sites: dict[str, Site], today: date) -> Trial:
     )
     _screen(it_coord, trial, it, ago(3), {"I1": True, "I2": True}, None)
     for subject in (a, b, c, d):
-        _record_visits(it_coord if subject.site_id == it.id else fr_coord, subject, today)
+        _record_visits(it_coord if subject.site_id == it.id else fr_coord, subject, now)
     consent_service.add_consent_version(
-        lead, trial, {"version": "1.1", "approved_on": ago(6), "reconsent_required": True}, today
+        lead, trial, {"version": "1.1", "approved_on": ago(6), "reconsent_required": True}, now
     )
     v11 = trial.consent_versions[-1]
     for subject in (a, c, d, e):  # b stays due for re-consent
         actor = it_coord if subject.site_id == it.id else fr_coord
         consent_service.record_consent(
-            actor, subject, {"consent_version_id": v11.id, "consented_on": ago(2)}, today
+            actor, subject, {"consent_version_id": v11.id, "consented_on": ago(2)}, now
         )
     return trial
 
@@ -180,12 +182,12 @@ def _screen(
         data["outcome"] = outcome
     if reason:
         data["fail_reason"] = reason
-    return screening_service.create_screening(actor, data, on)
+    return screening_service.create_screening(actor, data, utcnow())
 
 
-def _enrol(actor: Any, trial: Trial, site: Site, cohort: int, on: date, today: date) -> Subject:
+def _enrol(actor: Any, trial: Trial, site: Site, cohort: int, on: date, now: datetime) -> Subject:
     screening = _screen(actor, trial, site, on - timedelta(days=5), ELIGIBLE, "eligible")
-    version = consent_service.current_consent_version(trial, on)
+    version = consent_service.current_consent_version(trial, site.id, on)
     assert version is not None
     return subjects_service.enrol(
         actor,
@@ -196,27 +198,25 @@ def _enrol(actor: Any, trial: Trial, site: Site, cohort: int, on: date, today: d
             "consented_on": on,
             "enrolled_on": on,
         },
-        today,
+        now,
     )
 
 
-def _dose(actor: Any, subject: Subject, on: date, today: date) -> None:
+def _dose(actor: Any, subject: Subject, on: date, now: datetime) -> None:
     dosing_service.record_dosing(
         actor,
         subject,
         {"dosed_at": _at(on), "dose": subject.cohort.dose, "lot_number": "VEC-AAV8-2026-03"},
-        _at(today, 23),
+        now,
     )
 
 
-def _record_visits(actor: Any, subject: Subject, today: date) -> None:
+def _record_visits(actor: Any, subject: Subject, now: datetime) -> None:
     """Visits whose window has closed: done in window, except one late (a deviation)."""
     for visit in subject.visits:
-        if visit.kind != "protocol" or visit.window_end >= today:
+        if visit.kind != "protocol" or visit.window_end >= now.date():
             continue
         done_on = visit.scheduled_on
         if visit.name == "Week 8" and subject.code.startswith("IT01"):
             done_on = visit.window_end + timedelta(days=2)
-        visits_service.record_visit(
-            actor, visit, {"status": "done", "done_on": done_on}, today, _at(done_on, 12)
-        )
+        visits_service.record_visit(actor, visit, {"status": "done", "done_on": done_on}, now)

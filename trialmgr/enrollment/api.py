@@ -14,16 +14,22 @@ from trialmgr.auth.policies import (
     current_actor,
     roles,
 )
-from trialmgr.db import paginate, today, utcnow
+from trialmgr.db import paginate, utcnow
 from trialmgr.enrollment.schemas import (
+    AmendmentIn,
+    AmendmentOut,
     CohortIn,
     CohortOut,
+    CohortPatch,
     ConsentIn,
     ConsentOut,
+    ConsentSiteApprovalIn,
+    ConsentSiteApprovalOut,
     ConsentVersionIn,
     ConsentVersionOut,
     CriterionIn,
     CriterionOut,
+    CriterionPatch,
     DeviationOut,
     DosingIn,
     DosingOut,
@@ -31,6 +37,10 @@ from trialmgr.enrollment.schemas import (
     EnrolIn,
     PauseIn,
     PauseOut,
+    ReadinessOut,
+    ReadinessQuery,
+    ReinstateIn,
+    RemovalIn,
     ResumeIn,
     SafetyReviewIn,
     SafetyReviewOut,
@@ -46,11 +56,13 @@ from trialmgr.enrollment.schemas import (
     TrialQuery,
     VisitDefinitionIn,
     VisitDefinitionOut,
+    VisitDefinitionPatch,
     VisitDueQuery,
     VisitOut,
     VisitPatch,
     WithdrawalIn,
 )
+from trialmgr.enrollment.services import amendments as amendments_service
 from trialmgr.enrollment.services import consent as consent_service
 from trialmgr.enrollment.services import dosing as dosing_service
 from trialmgr.enrollment.services import oversight as oversight_service
@@ -124,8 +136,18 @@ def add_criterion(data: dict[str, Any], trial_id: int) -> Any:
 def add_consent_version(data: dict[str, Any], trial_id: int) -> Any:
     """With `reconsent_required`, active subjects on older versions become due for re-consent."""
     return consent_service.add_consent_version(
-        current_actor(), trials_service.get_trial(trial_id), data, today()
+        current_actor(), trials_service.get_trial(trial_id), data, utcnow()
     )
+
+
+@blp.route("/consent-versions/<int:version_id>/site-approvals", methods=["POST"])
+@roles(*MANAGERS)
+@blp.arguments(ConsentSiteApprovalIn)
+@blp.response(201, ConsentSiteApprovalOut)
+def add_consent_site_approval(data: dict[str, Any], version_id: int) -> Any:
+    """A site's ethics approval of a consent version: the site uses it from that date."""
+    version = consent_service.get_consent_version(version_id)
+    return consent_service.add_site_approval(current_actor(), version, data, utcnow())
 
 
 @blp.route("/trials/<int:trial_id>/visit-definitions", methods=["POST"])
@@ -185,6 +207,63 @@ def resume_trial(data: dict[str, Any], trial_id: int) -> Any:
     )
 
 
+@blp.route("/trials/<int:trial_id>/amendments", methods=["GET"])
+@roles(*ANY_ROLE)
+@blp.response(200, AmendmentOut(many=True))
+def list_amendments(trial_id: int) -> Any:
+    return amendments_service.amendments_of(trials_service.get_trial(trial_id))
+
+
+@blp.route("/trials/<int:trial_id>/amendments", methods=["POST"])
+@roles(*MANAGERS)
+@blp.arguments(AmendmentIn)
+@blp.response(201, AmendmentOut)
+def record_amendment(data: dict[str, Any], trial_id: int) -> Any:
+    """A protocol amendment (version, effective date, reason, changes): after opening the
+    design changes only this way; future visits of subjects in follow-up are recomputed."""
+    trial = trials_service.get_trial(trial_id)
+    return amendments_service.record_amendment(current_actor(), trial, data, utcnow())
+
+
+@blp.route("/trials/<int:trial_id>/escalation-readiness", methods=["GET"])
+@roles(*ANY_ROLE)
+@blp.arguments(ReadinessQuery, location="query")
+@blp.response(200, ReadinessOut)
+def escalation_readiness(args: dict[str, Any], trial_id: int) -> Any:
+    """What the safety-review form shows for a cohort and what blocks `escalate`."""
+    trial = trials_service.get_trial(trial_id)
+    cohort = trials_service.get_cohort(trial, args["cohort_id"])
+    return dosing_service.escalation_readiness(trial, cohort, utcnow())
+
+
+def _design_routes(kind: str, path: str, patch_schema: Any, out_schema: Any) -> None:
+    """PATCH and DELETE of a design item, while its trial is in setup."""
+
+    @blp.route(f"/{path}/<int:item_id>", methods=["PATCH"], endpoint=f"update_{kind}")
+    @roles(*MANAGERS)
+    @blp.arguments(patch_schema)
+    @blp.response(200, out_schema)
+    def update(data: dict[str, Any], item_id: int) -> Any:
+        item = trials_service.get_design_item(kind, item_id)
+        return trials_service.update_design_item(current_actor(), item, data)
+
+    @blp.route(f"/{path}/<int:item_id>", methods=["DELETE"], endpoint=f"remove_{kind}")
+    @roles(*MANAGERS)
+    @blp.arguments(RemovalIn, location="query")
+    @blp.response(204)
+    def remove(args: dict[str, Any], item_id: int) -> None:
+        item = trials_service.get_design_item(kind, item_id)
+        trials_service.remove_design_item(current_actor(), item, args.get("reason"))
+
+    update.__doc__ = f"Correct a {kind.replace('_', ' ')} while the trial is in setup."
+    remove.__doc__ = f"Remove a {kind.replace('_', ' ')} while the trial is in setup."
+
+
+_design_routes("cohort", "cohorts", CohortPatch, CohortOut)
+_design_routes("criterion", "eligibility-criteria", CriterionPatch, CriterionOut)
+_design_routes("visit_definition", "visit-definitions", VisitDefinitionPatch, VisitDefinitionOut)
+
+
 # --- screening ---------------------------------------------------------------------
 
 
@@ -193,7 +272,7 @@ def resume_trial(data: dict[str, Any], trial_id: int) -> Any:
 @blp.arguments(ScreeningIn)
 @blp.response(201, ScreeningOut)
 def create_screening(data: dict[str, Any]) -> Any:
-    return screening_service.create_screening(current_actor(), data, today())
+    return screening_service.create_screening(current_actor(), data, utcnow())
 
 
 @blp.route("/screenings", methods=["GET"])
@@ -234,7 +313,7 @@ def get_screening(screening_id: int) -> Any:
 def update_screening(data: dict[str, Any], screening_id: int) -> Any:
     actor = current_actor()
     return screening_service.set_screening_outcome(
-        actor, screening_service.get_screening(actor, screening_id), data
+        actor, screening_service.get_screening(actor, screening_id), data, utcnow()
     )
 
 
@@ -248,7 +327,7 @@ def update_screening(data: dict[str, Any], screening_id: int) -> Any:
 def enrol(data: dict[str, Any]) -> Any:
     """Enrol from an eligible screening: 409 when the cohort is full, the site not open,
     the screening not eligible or the trial not open."""
-    return subjects_service.enrol(current_actor(), data, today())
+    return subjects_service.enrol(current_actor(), data, utcnow())
 
 
 @blp.route("/subjects", methods=["GET"])
@@ -283,7 +362,7 @@ def list_consents(code: str) -> Any:
 def record_consent(data: dict[str, Any], code: str) -> Any:
     actor = current_actor()
     return consent_service.record_consent(
-        actor, subjects_service.get_subject(actor, code), data, today()
+        actor, subjects_service.get_subject(actor, code), data, utcnow()
     )
 
 
@@ -320,7 +399,7 @@ def list_deviations(code: str) -> Any:
 def withdraw(data: dict[str, Any], code: str) -> Any:
     actor = current_actor()
     return subjects_service.withdraw(
-        actor, subjects_service.get_subject(actor, code), data, today()
+        actor, subjects_service.get_subject(actor, code), data, utcnow()
     )
 
 
@@ -333,7 +412,19 @@ def end_participation(data: dict[str, Any], code: str) -> Any:
     actor = current_actor()
     subject = subjects_service.get_subject(actor, code)
     return subjects_service.end_participation(
-        actor, subject, data["status"], data["on"], data["reason"], today()
+        actor, subject, data["status"], data["on"], data["reason"], utcnow()
+    )
+
+
+@blp.route("/subjects/<code>/reinstate", methods=["POST"])
+@roles(*SITE_WORK)
+@blp.arguments(ReinstateIn)
+@blp.response(200, SubjectOut)
+def reinstate(data: dict[str, Any], code: str) -> Any:
+    """A subject lost to follow-up traced again: the contacts still to come are reopened."""
+    actor = current_actor()
+    return subjects_service.reinstate(
+        actor, subjects_service.get_subject(actor, code), data, utcnow()
     )
 
 
@@ -346,7 +437,7 @@ def record_visit(data: dict[str, Any], visit_id: int) -> Any:
     or missed records a deviation."""
     actor = current_actor()
     return visits_service.record_visit(
-        actor, visits_service.get_visit(actor, visit_id), data, today(), utcnow()
+        actor, visits_service.get_visit(actor, visit_id), data, utcnow()
     )
 
 
@@ -359,6 +450,6 @@ def visits_due(args: dict[str, Any], pagination_parameters: Any) -> Any:
     """Visits due in the next `days` (default 14) or overdue, in your sites."""
     return paginate(
         db.session,
-        visits_service.visits_due(current_actor(), today(), args["days"]),
+        visits_service.visits_due(current_actor(), utcnow(), args["days"]),
         pagination_parameters,
     )

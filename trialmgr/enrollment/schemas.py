@@ -6,8 +6,15 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
+from trialmgr.clock import format_local, utcnow
 from trialmgr.db import today
-from trialmgr.enrollment.models import REVIEW_DECISIONS, SUBJECT_STATUSES, VECTOR_TYPES
+from trialmgr.enrollment.models import (
+    RCR_RESULTS,
+    REVIEW_DECISIONS,
+    SUBJECT_STATUSES,
+    TRIAL_STATUSES,
+    VECTOR_TYPES,
+)
 
 
 def reason_field() -> fields.String:
@@ -29,6 +36,32 @@ def _birth_year(value: int) -> None:
         raise ValidationError(f"Between 1900 and {today().year}.")
 
 
+def _orphacodes() -> fields.List:
+    return fields.List(
+        fields.Integer(strict=True, validate=validate.Range(min=1)),
+        validate=validate.Length(max=50),
+        metadata={"description": "Other ORPHAcodes a screening may carry (e.g. subtypes)."},
+    )
+
+
+def _dlt_window() -> fields.Integer:
+    return fields.Integer(
+        strict=True,
+        allow_none=True,
+        validate=validate.Range(min=0, max=365),
+        metadata={
+            "description": "Days of observation after a cohort's last dosing before "
+            "`escalate` can be signed."
+        },
+    )
+
+
+def _full_cohort() -> fields.Boolean:
+    return fields.Boolean(
+        metadata={"description": "`escalate` needs every slot of the cohort dosed."}
+    )
+
+
 class TrialIn(Schema):
     code = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9-]{2,20}$"))
     title = fields.String(required=True, validate=validate.Length(min=3, max=300))
@@ -39,21 +72,34 @@ class TrialIn(Schema):
     stagger_days = fields.Integer(
         load_default=14, strict=True, validate=validate.Range(min=0, max=365)
     )
-    ltfu_years = fields.Integer(strict=True, validate=validate.Range(min=0, max=30))
+    ltfu_years = fields.Integer(
+        strict=True,
+        validate=validate.Range(min=0, max=30),
+        metadata={"description": "Default from the vector type; required for `other`."},
+    )
+    accepted_orphacodes = _orphacodes()
+    escalation_requires_full_cohort = _full_cohort()
+    dlt_window_days = _dlt_window()
 
 
 class TrialPatch(Schema):
+    """Title, phase and indication any time; the design fields only during setup (after
+    opening: `POST /trials/{id}/amendments`). Status: open, closed (to enrolment), ended."""
+
     title = fields.String(validate=validate.Length(min=3, max=300))
     phase = fields.String(validate=validate.Length(max=20))
     indication = fields.String(validate=validate.Length(max=200))
     stagger_days = fields.Integer(strict=True, validate=validate.Range(min=0, max=365))
     ltfu_years = fields.Integer(strict=True, validate=validate.Range(min=0, max=30))
-    status = fields.String(validate=validate.OneOf(["open", "closed"]))
+    accepted_orphacodes = _orphacodes()
+    escalation_requires_full_cohort = _full_cohort()
+    dlt_window_days = _dlt_window()
+    status = fields.String(validate=validate.OneOf(["open", "closed", "ended"]))
     reason = reason_field()
 
 
 class TrialQuery(Schema):
-    status = fields.String(validate=validate.OneOf(["setup", "open", "paused", "closed"]))
+    status = fields.String(validate=validate.OneOf(TRIAL_STATUSES))
 
 
 class CohortIn(Schema):
@@ -86,20 +132,63 @@ class CriterionOut(CriterionIn):
     sequence = fields.Integer()
 
 
+class ConsentSiteApprovalIn(Schema):
+    site_id = fields.Integer(required=True, strict=True)
+    approved_on = fields.Date(required=True)
+    language = fields.String(
+        validate=validate.Length(min=2, max=35), metadata={"description": "e.g. it, fr, de"}
+    )
+
+
+class ConsentSiteApprovalOut(ConsentSiteApprovalIn):
+    id = fields.Integer()
+    consent_version_id = fields.Integer()
+    site_code = fields.Function(lambda a: _site_code(a.site_id))
+
+
+def _site_code(site_id: int) -> str | None:
+    from trialmgr.extensions import db
+    from trialmgr.partners.models import Site
+
+    site = db.session.get(Site, site_id)
+    return site.code if site else None
+
+
 class ConsentVersionIn(Schema):
     version = fields.String(required=True, validate=validate.Length(min=1, max=20))
-    approved_on = fields.Date(required=True)
+    approved_on = fields.Date(
+        metadata={
+            "description": "Approved at every site from this date (optional when "
+            "`site_approvals` are given)."
+        }
+    )
     reconsent_required = fields.Boolean(load_default=False)
+    site_approvals = fields.List(
+        fields.Nested(ConsentSiteApprovalIn),
+        metadata={
+            "description": "Per-site ethics approvals: a site uses the version from "
+            "its own approval date."
+        },
+    )
 
 
-class ConsentVersionOut(ConsentVersionIn):
+class ConsentVersionOut(Schema):
     id = fields.Integer()
     trial_id = fields.Integer()
+    version = fields.String()
+    approved_on = fields.Date(allow_none=True)
+    reconsent_required = fields.Boolean()
+    site_approvals = fields.List(fields.Nested(ConsentSiteApprovalOut))
 
 
 class VisitDefinitionIn(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=60))
-    day = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=36500))
+    day = fields.Integer(
+        required=True,
+        strict=True,
+        validate=validate.Range(min=-365, max=36500),
+        metadata={"description": "Study day: dosing is day 0, negative days are pre-dose."},
+    )
     window_before = fields.Integer(
         load_default=0, strict=True, validate=validate.Range(min=0, max=365)
     )
@@ -112,6 +201,104 @@ class VisitDefinitionIn(Schema):
 class VisitDefinitionOut(VisitDefinitionIn):
     id = fields.Integer()
     trial_id = fields.Integer()
+    active = fields.Boolean(metadata={"description": "False once an amendment removed it."})
+
+
+class CohortPatch(Schema):
+    label = fields.String(validate=validate.Length(min=1, max=20))
+    dose = fields.String(validate=[validate.Length(max=40), _positive_number])
+    dose_unit = fields.String(validate=validate.Length(min=1, max=20))
+    capacity = fields.Integer(strict=True, validate=validate.Range(min=1, max=100))
+    sequence = fields.Integer(strict=True, validate=validate.Range(min=1, max=100))
+    reason = fields.String(validate=validate.Length(min=3, max=2000))
+
+
+class CriterionPatch(Schema):
+    code = fields.String(validate=validate.Regexp(r"^[A-Za-z0-9]{1,10}$"))
+    kind = fields.String(validate=validate.OneOf(["inclusion", "exclusion"]))
+    text = fields.String(validate=validate.Length(min=3, max=2000))
+    reason = fields.String(validate=validate.Length(min=3, max=2000))
+
+
+class VisitDefinitionPatch(Schema):
+    name = fields.String(validate=validate.Length(min=1, max=60))
+    day = fields.Integer(strict=True, validate=validate.Range(min=-365, max=36500))
+    window_before = fields.Integer(strict=True, validate=validate.Range(min=0, max=365))
+    window_after = fields.Integer(strict=True, validate=validate.Range(min=0, max=365))
+    primary_endpoint = fields.Boolean()
+    reason = fields.String(validate=validate.Length(min=3, max=2000))
+
+
+class RemovalIn(Schema):
+    reason = fields.String(validate=validate.Length(min=3, max=2000))
+
+
+class _VisitChange(VisitDefinitionPatch):
+    id = fields.Integer(required=True, strict=True)
+
+
+class _CriterionChange(CriterionPatch):
+    id = fields.Integer(required=True, strict=True)
+
+
+class _VisitChanges(Schema):
+    add = fields.List(fields.Nested(VisitDefinitionIn), load_default=list)
+    change = fields.List(fields.Nested(_VisitChange(exclude=("reason",))), load_default=list)
+    remove = fields.List(fields.Integer(strict=True), load_default=list)
+
+
+class _CriterionChanges(Schema):
+    add = fields.List(fields.Nested(CriterionIn), load_default=list)
+    change = fields.List(fields.Nested(_CriterionChange(exclude=("reason",))), load_default=list)
+
+
+class _CohortChanges(Schema):
+    add = fields.List(fields.Nested(CohortIn), load_default=list)
+
+
+class AmendmentIn(Schema):
+    version = fields.String(required=True, validate=validate.Length(min=1, max=20))
+    effective_on = fields.Date(required=True)
+    reason = reason_field()
+    stagger_days = fields.Integer(strict=True, validate=validate.Range(min=0, max=365))
+    ltfu_years = fields.Integer(strict=True, validate=validate.Range(min=0, max=30))
+    accepted_orphacodes = _orphacodes()
+    escalation_requires_full_cohort = _full_cohort()
+    dlt_window_days = _dlt_window()
+    visit_definitions = fields.Nested(_VisitChanges)
+    criteria = fields.Nested(_CriterionChanges)
+    cohorts = fields.Nested(_CohortChanges)
+
+
+class AmendmentOut(Schema):
+    id = fields.Integer()
+    trial_id = fields.Integer()
+    version = fields.String()
+    effective_on = fields.Date()
+    reason = fields.String()
+    recorded_at = fields.DateTime()
+    recorded_by = fields.String()
+    changes = fields.Dict()
+    rescheduled = fields.List(
+        fields.String(), metadata={"description": "Subjects whose future visits changed."}
+    )
+
+
+class ReadinessQuery(Schema):
+    cohort_id = fields.Integer(required=True)
+
+
+class ReadinessOut(Schema):
+    cohort_id = fields.Integer()
+    cohort = fields.String()
+    capacity = fields.Integer()
+    dosed = fields.Integer()
+    last_dosed_at = fields.DateTime(allow_none=True)
+    days_since_last_dosing = fields.Integer(allow_none=True)
+    requires_full_cohort = fields.Boolean()
+    dlt_window_days = fields.Integer(allow_none=True)
+    ready = fields.Boolean()
+    blockers = fields.List(fields.String())
 
 
 class TrialOut(Schema):
@@ -126,6 +313,9 @@ class TrialOut(Schema):
     stagger_days = fields.Integer()
     status = fields.String()
     paused_reason = fields.String(allow_none=True)
+    accepted_orphacodes = fields.List(fields.Integer())
+    escalation_requires_full_cohort = fields.Boolean()
+    dlt_window_days = fields.Integer(allow_none=True)
     cohorts = fields.List(fields.Nested(CohortOut))
     criteria = fields.List(fields.Nested(CriterionOut))
     consent_versions = fields.List(fields.Nested(ConsentVersionOut))
@@ -171,6 +361,16 @@ class PauseOut(Schema):
     resume_reason = fields.String(allow_none=True)
 
 
+def _consented_on() -> fields.Date:
+    return fields.Date(
+        metadata={
+            "description": "Written consent recorded at screening (with "
+            "`consent_version_id`); a subject who consented and failed screening counts as "
+            "consented."
+        }
+    )
+
+
 class ScreeningIn(Schema):
     trial_id = fields.Integer(required=True, strict=True)
     site_id = fields.Integer(required=True, strict=True)
@@ -183,6 +383,8 @@ class ScreeningIn(Schema):
     )
     outcome = fields.String(validate=validate.OneOf(["eligible", "screen_failed", "declined"]))
     fail_reason = fields.String(validate=validate.Length(max=2000))
+    consented_on = _consented_on()
+    consent_version_id = fields.Integer(strict=True)
 
 
 class ScreeningPatch(Schema):
@@ -191,6 +393,8 @@ class ScreeningPatch(Schema):
     answers = fields.Dict(
         keys=fields.String(validate=validate.Length(max=10)), values=fields.Boolean()
     )
+    consented_on = _consented_on()
+    consent_version_id = fields.Integer(strict=True)
     reason = reason_field()
 
 
@@ -208,6 +412,8 @@ class ScreeningOut(Schema):
     outcome = fields.String()
     failed_criteria = fields.List(fields.String())
     fail_reason = fields.String(allow_none=True)
+    consented_on = fields.Date(allow_none=True)
+    consent_version_id = fields.Integer(allow_none=True)
 
 
 class ScreeningQuery(Schema):
@@ -223,9 +429,13 @@ class ScreeningQuery(Schema):
 class EnrolIn(Schema):
     screening_id = fields.Integer(required=True, strict=True)
     cohort_id = fields.Integer(required=True, strict=True)
-    consent_version_id = fields.Integer(required=True, strict=True)
-    consented_on = fields.Date(required=True)
-    enrolled_on = fields.Date()
+    consent_version_id = fields.Integer(
+        strict=True, metadata={"description": "Optional when the screening holds the consent."}
+    )
+    consented_on = fields.Date(
+        metadata={"description": "Optional when the screening holds the consent."}
+    )
+    enrolled_on = fields.Date(metadata={"description": "Default: the site's today."})
 
 
 class DosingIn(Schema):
@@ -235,6 +445,13 @@ class DosingIn(Schema):
     dose = fields.String(required=True, validate=[validate.Length(max=40), _positive_number])
     dose_unit = fields.String(validate=validate.Length(min=1, max=20))
     lot_number = fields.String(required=True, validate=validate.Length(min=1, max=60))
+    confirm_dose_deviation = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "Needed to record a dose more than 10 % from the cohort's; "
+            "it is then a dosing-error deviation."
+        },
+    )
 
     @validates("dosed_at")
     def _utc(self, value: Any, **_: Any) -> None:
@@ -247,6 +464,10 @@ class DosingOut(Schema):
     subject_code = fields.Function(lambda d: d.subject.code)
     cohort_id = fields.Integer()
     dosed_at = fields.DateTime()
+    dosed_at_local = fields.Function(
+        lambda d: format_local(d.dosed_at, d.subject.site.timezone),
+        metadata={"description": "In the site's zone, e.g. 2026-02-10 10:00 CET (Europe/Rome)."},
+    )
     dose = fields.String()
     dose_unit = fields.String()
     lot_number = fields.String()
@@ -270,6 +491,7 @@ class SubjectOut(Schema):
     withdrawal_kind = fields.String(allow_none=True)
     withdrawal_reason = fields.String(allow_none=True)
     ended_on = fields.Date(allow_none=True)
+    end_reason = fields.String(allow_none=True)
     dosing = fields.Nested(DosingOut, allow_none=True)
     birth_year = fields.Function(lambda s: s.screening.birth_year)
     sex = fields.Function(lambda s: s.screening.sex)
@@ -311,6 +533,11 @@ class EndIn(Schema):
     reason = reason_field()
 
 
+class ReinstateIn(Schema):
+    on = fields.Date(required=True, metadata={"description": "When the subject was traced."})
+    reason = reason_field()
+
+
 class VisitOut(Schema):
     id = fields.Integer()
     subject_code = fields.Function(lambda v: v.subject.code)
@@ -326,11 +553,18 @@ class VisitOut(Schema):
     answers = fields.Dict(allow_none=True)
     notes = fields.String(allow_none=True)
     primary_endpoint = fields.Boolean()
+    result = fields.String(allow_none=True, metadata={"description": "RCR tests."})
+    positive_rcr = fields.Function(
+        lambda v: v.kind == "rcr" and v.result == "positive",
+        metadata={"description": "A positive RCR result: a serious adverse event to report."},
+    )
+    cancel_reason = fields.String(allow_none=True)
 
     def _state(self, visit: Any) -> str:
         from trialmgr.enrollment.services.visits import visit_state
+        from trialmgr.partners.services.sites import site_today
 
-        return visit_state(visit, today())
+        return visit_state(visit, site_today(visit.subject.site, utcnow()))
 
 
 class VisitPatch(Schema):
@@ -340,6 +574,9 @@ class VisitPatch(Schema):
         keys=fields.String(validate=validate.Length(max=40)), values=fields.Boolean()
     )
     notes = fields.String(validate=validate.Length(max=4000))
+    result = fields.String(
+        validate=validate.OneOf(RCR_RESULTS), metadata={"description": "RCR tests only."}
+    )
     reason = reason_field()
 
 

@@ -10,10 +10,12 @@ import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
 from trialmgr.audit import services as audit
+from trialmgr.clock import format_local
 from trialmgr.db import lock_rows
-from trialmgr.enrollment.models import Cohort, Dosing, SafetyReview, Subject, Trial
+from trialmgr.enrollment.models import Cohort, Deviation, Dosing, SafetyReview, Subject, Trial
+from trialmgr.enrollment.policies import require_site_worker
 from trialmgr.enrollment.services import schedule
-from trialmgr.enrollment.services.consent import needs_reconsent
+from trialmgr.enrollment.services.consent import reconsent_due_on
 from trialmgr.enrollment.services.subjects import counts_against_capacity
 from trialmgr.errors import Conflict, Invalid
 from trialmgr.extensions import db
@@ -58,16 +60,18 @@ def check_gates(subject: Subject, dosed_at: datetime, now: datetime) -> None:
     trial, cohort = subject.trial, subject.cohort
     if subject.dosing is not None:
         raise Conflict(f"Subject {subject.code} was already dosed.", title="Already dosed")
-    if subject.status != "enrolled":
-        raise Conflict(f"Subject {subject.code} is {subject.status}.", title="Subject not enrolled")
     if subject.withdrawal_kind:
         raise Conflict(
             f"Subject {subject.code} withdrew from further procedures on {subject.withdrawn_on}.",
             title="Subject withdrawn",
         )
+    if subject.status != "enrolled":
+        status = subject.status.replace("_", " ")
+        raise Conflict(f"Subject {subject.code} is {status}.", title="Subject not enrolled")
     if trial.status == "paused":
         raise Conflict(f"Dosing is paused trial-wide: {trial.paused_reason}", title="Trial paused")
-    if trial.status != "open":
+    # Closed to enrolment: subjects already enrolled are still dosed.
+    if trial.status not in ("open", "closed"):
         raise Conflict(f"The trial is {trial.status}.", title="Trial not open")
     if dosed_at > now:
         raise Invalid(
@@ -80,26 +84,32 @@ def check_gates(subject: Subject, dosed_at: datetime, now: datetime) -> None:
             errors={"dosed_at": ["Before the consent or enrolment date."]},
         )
     assert_site_open(subject.site, day, "dosing")
-    if subject.reconsent_due or needs_reconsent(subject, day):
+    due = reconsent_due_on(subject, day)
+    if due is not None:
         raise Conflict(
-            f"Subject {subject.code} must re-consent to the current consent version before dosing.",
+            f"Subject {subject.code} had not re-consented to version {due.version} by "
+            f"{day.isoformat()}; dosing needs a valid consent on the dosing date.",
             title="Re-consent required",
         )
-    _check_stagger(trial, cohort, dosed_at)
+    _check_stagger(subject, cohort, dosed_at)
     _check_escalation(trial, cohort, dosed_at)
 
 
-def _check_stagger(trial: Trial, cohort: Cohort, dosed_at: datetime) -> None:
-    """Sentinel dosing: subjects of one cohort are dosed at least `stagger_days` apart."""
-    stagger = timedelta(days=trial.stagger_days)
-    for other in _cohort_dosings(cohort):
-        if abs(dosed_at - other.dosed_at) < stagger:
-            allowed = max(d.dosed_at for d in _cohort_dosings(cohort)) + stagger
-            raise Conflict(
-                f"next dosing allowed on {allowed.date().isoformat()}",
-                title="Sentinel stagger",
-                next_allowed_at=allowed.isoformat(),
-            )
+def _check_stagger(subject: Subject, cohort: Cohort, dosed_at: datetime) -> None:
+    """Sentinel dosing: subjects of one cohort are dosed at least `stagger_days` apart, in
+    exact hours (14 days of 24 h by default). The refusal gives the next allowed moment in the
+    site's local time and zone."""
+    stagger = timedelta(days=subject.trial.stagger_days)
+    dosings = _cohort_dosings(cohort)
+    if any(abs(dosed_at - other.dosed_at) < stagger for other in dosings):
+        allowed = max(d.dosed_at for d in dosings) + stagger
+        local = format_local(allowed, subject.site.timezone)
+        raise Conflict(
+            f"next dosing allowed on {local}",
+            title="Sentinel stagger",
+            next_allowed_at=allowed.isoformat(),
+            next_allowed_local=local,
+        )
 
 
 def escalation_block(trial: Trial, cohort: Cohort, dosed_at: datetime) -> str | None:
@@ -129,26 +139,99 @@ def _check_escalation(trial: Trial, cohort: Cohort, dosed_at: datetime) -> None:
         raise Conflict(block, title="Safety review required")
 
 
+DOSE_TOLERANCE = 0.10
+
+
+def _dose_deviation(subject: Subject, data: dict[str, Any]) -> str | None:
+    """The dose must be in the cohort's unit (422 otherwise); more than 10 % away from the
+    cohort dose needs an explicit confirmation and is then a dosing-error deviation."""
+    cohort = subject.cohort
+    unit = data.get("dose_unit") or cohort.dose_unit
+    if unit != cohort.dose_unit:
+        raise Invalid(
+            "The dose must be given in the cohort's unit.",
+            errors={"dose_unit": [f"Cohort {cohort.label} doses in {cohort.dose_unit}."]},
+        )
+    given, planned = float(data["dose"]), float(cohort.dose)
+    if abs(given - planned) <= DOSE_TOLERANCE * planned:
+        return None
+    off = (given - planned) / planned * 100
+    text = (
+        f"Dose {data['dose']} {unit} is {off:+.0f} % from cohort {cohort.label}'s "
+        f"{cohort.dose} {unit}."
+    )
+    if not data.get("confirm_dose_deviation"):
+        raise Invalid(
+            "The dose is more than 10 % away from the cohort dose.",
+            errors={"confirm_dose_deviation": [f"{text} Confirm to record it as a dosing error."]},
+        )
+    return text
+
+
 def record_dosing(actor: Any, subject: Subject, data: dict[str, Any], now: datetime) -> Dosing:
     """Record the dose (date-time, actual dose, lot) once every gate holds, and generate
-    the subject's visit and long-term follow-up schedule from the dosing date."""
-    lock_rows(
-        db.session, Cohort, subject.cohort_id
-    )  # no two dosings pass the stagger check at once
+    the subject's visit and long-term follow-up schedule from the site-local dosing day."""
+    require_site_worker(actor, subject.site_id)
+    lock_rows(db.session, Cohort, subject.cohort_id)  # no two dosings pass the stagger at once
     check_gates(subject, data["dosed_at"], now)
+    deviation = _dose_deviation(subject, data)
+    day = site_local_date(subject.site, data["dosed_at"])
     with audit.audited(actor, action="subject.dose"):
         dosing = Dosing(
             subject=subject,
             cohort_id=subject.cohort_id,
             dosed_at=data["dosed_at"],
             dose=data["dose"],
-            dose_unit=data.get("dose_unit") or subject.cohort.dose_unit,
+            dose_unit=subject.cohort.dose_unit,
             lot_number=data["lot_number"],
         )
         db.session.add(dosing)
         subject.status = "dosed"
-        schedule.generate(subject, site_local_date(subject.site, data["dosed_at"]))
+        schedule.generate(subject, day)
+        if deviation:
+            db.session.add(
+                Deviation(
+                    subject_id=subject.id,
+                    kind="dosing_error",
+                    description=deviation,
+                    occurred_on=day,
+                    recorded_at=now,
+                )
+            )
     return dosing
+
+
+def escalation_readiness(trial: Trial, cohort: Cohort, now: datetime) -> dict[str, Any]:
+    """What the safety-review form shows for a cohort, and what blocks `escalate`: its dosed
+    count against capacity, days since its last dosing, and the trial's minimum (every slot
+    dosed, a DLT observation window in days)."""
+    dosings = _cohort_dosings(cohort)
+    last = dosings[-1].dosed_at if dosings else None
+    days_since = (now - last).total_seconds() / 86400 if last else None
+    blockers = []
+    if not dosings:
+        blockers.append(f"Nobody in cohort {cohort.label} has been dosed.")
+    if trial.escalation_requires_full_cohort and len(dosings) < cohort.capacity:
+        blockers.append(
+            f"Every slot of cohort {cohort.label} must be dosed first "
+            f"({len(dosings)} of {cohort.capacity})."
+        )
+    window = trial.dlt_window_days
+    if window and last is not None and days_since is not None and days_since < window:
+        until = format_local(last + timedelta(days=window), "UTC")
+        blockers.append(f"The {window}-day DLT window of cohort {cohort.label} runs until {until}.")
+    return {
+        "cohort_id": cohort.id,
+        "cohort": cohort.label,
+        "capacity": cohort.capacity,
+        "dosed": len(dosings),
+        "last_dosed_at": last,
+        "days_since_last_dosing": None if days_since is None else int(days_since),
+        "requires_full_cohort": trial.escalation_requires_full_cohort,
+        "dlt_window_days": trial.dlt_window_days,
+        "ready": not blockers,
+        "blockers": blockers,
+    }
 
 
 def cohort_board(trial: Trial, now: datetime) -> list[dict[str, Any]]:

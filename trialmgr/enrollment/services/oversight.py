@@ -10,8 +10,9 @@ import sqlalchemy as sa
 
 from trialmgr.audit import services as audit
 from trialmgr.auth.services import verify_signature
-from trialmgr.enrollment.models import Dosing, SafetyReview, Trial, TrialPause
+from trialmgr.enrollment.models import SafetyReview, Trial, TrialPause
 from trialmgr.enrollment.policies import require_safety_monitor
+from trialmgr.enrollment.services.dosing import escalation_readiness
 from trialmgr.enrollment.services.trials import get_cohort
 from trialmgr.errors import Conflict
 from trialmgr.extensions import db
@@ -24,18 +25,19 @@ def record_safety_review(
     actor: Any, trial: Trial, data: dict[str, Any], now: datetime
 ) -> SafetyReview:
     """A DSMB/SRC decision on a cohort, e-signed by a safety monitor re-entering their
-    password. `escalate` on cohort n opens the first dosing of cohort n+1."""
+    password. `escalate` on cohort n opens the first dosing of cohort n+1; it needs someone
+    dosed in cohort n and, if the trial says so, every slot dosed and its DLT window over."""
     require_safety_monitor(actor, "records safety review decisions")
     verify_signature(actor, data["password"], now)
     cohort = get_cohort(trial, data["cohort_id"])
-    dosed = db.session.execute(
-        sa.select(sa.func.count()).select_from(Dosing).where(Dosing.cohort_id == cohort.id)
-    ).scalar_one()
-    if data["decision"] == "escalate" and not dosed:
-        raise Conflict(
-            f"Nobody in cohort {cohort.label} has been dosed: there is nothing to review yet.",
-            title="Nothing to review",
-        )
+    if data["decision"] == "escalate":
+        readiness = escalation_readiness(trial, cohort, now)
+        if readiness["blockers"]:
+            raise Conflict(
+                " ".join(readiness["blockers"]),
+                title="Nothing to review" if not readiness["dosed"] else "Escalation not ready",
+                errors={"decision": readiness["blockers"]},
+            )
     with audit.audited(actor, action="safety_review.sign", reason=data["rationale"]):
         review = SafetyReview(
             trial_id=trial.id,

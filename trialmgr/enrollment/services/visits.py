@@ -8,12 +8,15 @@ from typing import Any
 import sqlalchemy as sa
 
 from trialmgr.audit import services as audit
+from trialmgr.clock import actor_today, check_not_future
 from trialmgr.enrollment.models import LTFU_QUESTIONS, Deviation, Subject, Visit
-from trialmgr.enrollment.services.subjects import assert_may_enter_data
+from trialmgr.enrollment.policies import require_site_worker
+from trialmgr.enrollment.services.consent import reconsent_due_on
+from trialmgr.enrollment.services.subjects import advance_subject, exit_date
 from trialmgr.errors import Conflict, Invalid, NotFound
 from trialmgr.extensions import db
 from trialmgr.partners.policies import may_see_site, scope_sites
-from trialmgr.partners.services.sites import site_local_date
+from trialmgr.partners.services.sites import site_local_date, site_today
 
 
 def get_visit(actor: Any, visit_id: int) -> Visit:
@@ -34,45 +37,36 @@ def visit_state(visit: Visit, today: date) -> str:
     return "scheduled"
 
 
-def record_visit(
-    actor: Any, visit: Visit, data: dict[str, Any], today: date, now: datetime
-) -> Visit:
-    """Mark a visit done (date, answers for LTFU contacts) or missed. Done outside its window,
-    or missed, records a protocol deviation. A second recording is a correction: reason required."""
+def _check_done_on(visit: Visit, done_on: date, today: date) -> None:
+    """A visit happened after the first consent, on or after dosing (pre-dose visits:
+    on or before it), never in the future, and not after the subject's exit."""
     subject = visit.subject
-    if visit.status == "cancelled":
-        raise Conflict(
-            "The visit was cancelled (withdrawal or end of participation).", title="Visit cancelled"
-        )
-    if visit.kind == "protocol":
-        assert_may_enter_data(subject)
-    status = data["status"]
-    reason = data.get("reason")
-    if visit.status != "scheduled" and not reason:
+    check_not_future("done_on", done_on, today)
+    if done_on < subject.consented_on:
         raise Invalid(
-            "Corrections need a reason.",
-            errors={"reason": ["Required to change a recorded visit."]},
+            "Visit before consent.",
+            errors={"done_on": [f"Before consent ({subject.consented_on})."]},
         )
-    done_on = data.get("done_on")
-    if status == "done":
-        if done_on is None:
-            raise Invalid("When was the visit?", errors={"done_on": ["Required when done."]})
-        if done_on > today:
-            raise Invalid(
-                "Clinical dates cannot be in the future.",
-                errors={"done_on": ["Must not be in the future."]},
-            )
-        dosing = subject.dosing
-        if dosing is not None and done_on < site_local_date(subject.site, dosing.dosed_at):
+    dosing = subject.dosing
+    if dosing is not None:
+        dosed_on = site_local_date(subject.site, dosing.dosed_at)
+        if visit.day > 0 and done_on < dosed_on:
             raise Invalid("Visit before dosing.", errors={"done_on": ["Before the dosing date."]})
-    if status == "missed" and today <= visit.window_end:
-        raise Conflict(
-            f"{visit.name} can be recorded as missed only after its window closes "
-            f"({visit.window_end.isoformat()}).",
-            title="Window still open",
+        if visit.day < 0 and done_on > dosed_on:
+            raise Invalid(
+                "A pre-dose visit after dosing.", errors={"done_on": ["After the dosing date."]}
+            )
+    exit_on = exit_date(subject, visit.kind)
+    if exit_on is not None and done_on > exit_on:
+        raise Invalid(
+            "Visit after the subject's exit.",
+            errors={"done_on": [f"After the exit on {exit_on.isoformat()}."]},
         )
+
+
+def _check_answers(visit: Visit, data: dict[str, Any]) -> None:
     answers = data.get("answers")
-    if status == "done" and visit.kind == "ltfu":
+    if data["status"] == "done" and visit.kind == "ltfu":
         missing = [q for q in LTFU_QUESTIONS if q not in (answers or {})]
         if missing:
             raise Invalid(
@@ -83,6 +77,45 @@ def record_visit(
         raise Invalid(
             "Unknown questions.", errors={"answers": ["Only the LTFU delayed-event questions."]}
         )
+    if visit.kind == "rcr" and data["status"] == "done" and not data.get("result"):
+        raise Invalid(
+            "An RCR test has a result.",
+            errors={"result": ["negative, positive or indeterminate."]},
+        )
+    if visit.kind != "rcr" and data.get("result"):
+        raise Invalid("Only RCR tests have a result.", errors={"result": ["Not an RCR test."]})
+
+
+def record_visit(actor: Any, visit: Visit, data: dict[str, Any], now: datetime) -> Visit:
+    """Mark a visit done (date; LTFU contacts answer the delayed-event questions, RCR tests
+    give a result) or missed. Done outside its window, or missed, records a deviation; a
+    protocol visit done while re-consent was due is accepted with a consent deviation
+    (safety follow-up, LTFU and RCR, never waits for consent). Visits scheduled before an
+    exit stay open for entry and correction; a second recording is a correction: reason
+    required."""
+    subject = visit.subject
+    require_site_worker(actor, subject.site_id)
+    today = site_today(subject.site, now)
+    if visit.status == "cancelled":
+        why = (visit.cancel_reason or "withdrawal or end of participation").replace("_", " ")
+        raise Conflict(f"{visit.name} was cancelled ({why}).", title="Visit cancelled")
+    status, reason, done_on = data["status"], data.get("reason"), data.get("done_on")
+    if visit.status != "scheduled" and not reason:
+        raise Invalid(
+            "Corrections need a reason.",
+            errors={"reason": ["Required to change a recorded visit."]},
+        )
+    if status == "done":
+        if done_on is None:
+            raise Invalid("When was the visit?", errors={"done_on": ["Required when done."]})
+        _check_done_on(visit, done_on, today)
+    if status == "missed" and today <= visit.window_end:
+        raise Conflict(
+            f"{visit.name} can be recorded as missed only after its window closes "
+            f"({visit.window_end.isoformat()}).",
+            title="Window still open",
+        )
+    _check_answers(visit, data)
     with audit.audited(
         actor,
         reason=reason,
@@ -90,15 +123,15 @@ def record_visit(
     ):
         visit.status = status
         visit.done_on = done_on if status == "done" else None
-        if answers is not None:
-            visit.answers = answers
+        if "answers" in data:
+            visit.answers = data["answers"]
         if "notes" in data:
             visit.notes = data["notes"]
+        visit.result = data.get("result") if status == "done" else None
         _void_deviations(visit, reason, now)
-        deviation = _deviation_for(visit, today, now)
-        if deviation is not None:
+        for deviation in _deviations_for(visit, today, now):
             db.session.add(deviation)
-        _advance_subject(subject)
+        advance_subject(subject)
     return visit
 
 
@@ -111,7 +144,8 @@ def _void_deviations(visit: Visit, reason: str | None, now: datetime) -> None:
         deviation.void_reason = reason
 
 
-def _deviation_for(visit: Visit, today: date, now: datetime) -> Deviation | None:
+def _deviations_for(visit: Visit, today: date, now: datetime) -> list[Deviation]:
+    found = []
     if visit.status == "done" and visit.done_on and not visit.in_window(visit.done_on):
         early_late = "early" if visit.done_on < visit.window_start else "late"
         days = (
@@ -119,37 +153,44 @@ def _deviation_for(visit: Visit, today: date, now: datetime) -> Deviation | None
             if early_late == "early"
             else (visit.done_on - visit.window_end).days
         )
-        return Deviation(
-            subject_id=visit.subject_id,
-            visit_id=visit.id,
-            kind="visit_out_of_window",
-            description=f"{visit.name} done {days} day(s) {early_late} "
-            f"(window {visit.window_start} to {visit.window_end}).",
-            occurred_on=visit.done_on,
-            recorded_at=now,
+        found.append(
+            Deviation(
+                subject_id=visit.subject_id,
+                visit_id=visit.id,
+                kind="visit_out_of_window",
+                description=f"{visit.name} done {days} day(s) {early_late} "
+                f"(window {visit.window_start} to {visit.window_end}).",
+                occurred_on=visit.done_on,
+                recorded_at=now,
+            )
         )
+    if visit.status == "done" and visit.done_on and visit.kind == "protocol":
+        due = reconsent_due_on(visit.subject, visit.done_on)
+        if due is not None:
+            found.append(
+                Deviation(
+                    subject_id=visit.subject_id,
+                    visit_id=visit.id,
+                    kind="consent",
+                    description=f"{visit.name} done on {visit.done_on} while re-consent to "
+                    f"version {due.version} was due.",
+                    occurred_on=visit.done_on,
+                    recorded_at=now,
+                )
+            )
     if visit.status == "missed":
-        return Deviation(
-            subject_id=visit.subject_id,
-            visit_id=visit.id,
-            kind="visit_missed",
-            description=f"{visit.name} missed (window {visit.window_start} to {visit.window_end}).",
-            occurred_on=min(visit.window_end, today),
-            recorded_at=now,
+        found.append(
+            Deviation(
+                subject_id=visit.subject_id,
+                visit_id=visit.id,
+                kind="visit_missed",
+                description=f"{visit.name} missed (window {visit.window_start} to "
+                f"{visit.window_end}).",
+                occurred_on=min(visit.window_end, today),
+                recorded_at=now,
+            )
         )
-    return None
-
-
-def _advance_subject(subject: Subject) -> None:
-    """dosed → in follow-up at the first visit done; → completed when the primary-endpoint
-    visit is done (long-term follow-up continues)."""
-    if subject.status not in ("dosed", "in_follow_up"):
-        return
-    done = [v for v in subject.visits if v.status == "done"]
-    if any(v.primary_endpoint for v in done):
-        subject.status = "completed"
-    elif done:
-        subject.status = "in_follow_up"
+    return found
 
 
 def deviations_of(subject: Subject, include_voided: bool = False) -> list[Deviation]:
@@ -160,9 +201,10 @@ def deviations_of(subject: Subject, include_voided: bool = False) -> list[Deviat
     return list(db.session.execute(q.order_by(Deviation.occurred_on)).scalars())
 
 
-def visits_due(actor: Any, today: date, days: int = 14) -> sa.Select[tuple[Visit]]:
-    """Scheduled visits whose window opens within `days`, or has passed (overdue), in the
-    actor's sites."""
+def visits_due(actor: Any, now: datetime, days: int = 14) -> sa.Select[tuple[Visit]]:
+    """Scheduled visits whose window opens within `days` (of the actor's today), or has
+    passed (overdue), in the actor's sites."""
+    today = actor_today(actor, now)
     q = (
         sa.select(Visit)
         .join(Subject, Visit.subject_id == Subject.id)

@@ -10,7 +10,7 @@ from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 
 from trialmgr.auth.policies import SCREENING_READERS, SITE_WORK, current_actor, roles
-from trialmgr.db import today
+from trialmgr.clock import actor_today, utcnow
 from trialmgr.enrollment.export import screening_csv
 from trialmgr.enrollment.models import (
     SCREENING_OUTCOMES,
@@ -93,7 +93,7 @@ def _screening_form(
         site_options=[(s.id, f"{s.code} · {s.name}") for s in sites],
         values=values,
         refusal=refusal,
-        today=today(),
+        today=actor_today(current_actor(), utcnow()),
     ), (refusal.status if refusal else 200)
 
 
@@ -109,7 +109,7 @@ def screening_new() -> Any:
     if request.method == "GET":
         sites = site_choices(current_actor(), active_only=True)
         values = {
-            "screened_on": today().isoformat(),
+            "screened_on": actor_today(current_actor(), utcnow()).isoformat(),
             "orphacode": trial.orphacode if trial and trial.orphacode else "",
             "site_id": sites[0].id if len(sites) == 1 else "",
         }
@@ -124,7 +124,7 @@ def screening_new() -> Any:
         form = without(request.form, "outcome") if outcome == "pending" else request.form
         answers = yes_no(request.form, "crit_", [c.code for c in trial.criteria])
         data = load_form(ScreeningIn(), form, {"trial_id": trial.id, "answers": answers})
-        return screening_service.create_screening(current_actor(), data, today())
+        return screening_service.create_screening(current_actor(), data, utcnow())
 
     screening = submit("screening", act)
     if isinstance(screening, Refusal):
@@ -166,7 +166,7 @@ def screening_outcome(screening_id: int) -> Any:
         codes = [c.code for c in screening.trial.criteria]
         extra = {"answers": yes_no(request.form, "crit_", codes)}
         data = load_form(ScreeningOutcomeForm(), request.form, extra)
-        return screening_service.set_screening_outcome(actor, screening, data)
+        return screening_service.set_screening_outcome(actor, screening, data, utcnow())
 
     result = submit("outcome", act)
     if isinstance(result, Refusal):

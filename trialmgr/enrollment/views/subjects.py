@@ -10,7 +10,7 @@ from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy.orm import selectinload
 
 from trialmgr.auth.policies import ANY_ROLE, SITE_WORK, current_actor, roles
-from trialmgr.db import today, utcnow
+from trialmgr.clock import utcnow
 from trialmgr.enrollment.models import (
     LTFU_QUESTIONS,
     SUBJECT_STATUSES,
@@ -49,6 +49,7 @@ from trialmgr.forms import (
     submit,
     typed_values,
 )
+from trialmgr.partners.services.sites import site_today
 
 # --- enrolment and subjects -----------------------------------------------------
 
@@ -75,7 +76,7 @@ def subject_new() -> Any:
         subject = submit(
             "enrol",
             lambda: subjects_service.enrol(
-                actor, load_form(EnrolIn(), request.form, data_in), today()
+                actor, load_form(EnrolIn(), request.form, data_in), utcnow()
             ),
         )
         if not isinstance(subject, Refusal):
@@ -88,7 +89,8 @@ def subject_new() -> Any:
         refusal = subject
     trial = screening.trial
     slots = _cohort_slots(trial)
-    current = consent_service.current_consent_version(trial, today())
+    site_day = site_today(screening.site, utcnow())
+    current = consent_service.current_consent_version(trial, screening.site_id, site_day)
     open_slot = next((s["cohort"].id for s in slots if s["free"]), "")
     values = (
         typed_values(request.form)
@@ -97,7 +99,7 @@ def subject_new() -> Any:
             "cohort_id": open_slot,
             "consent_version_id": current.id if current else "",
             "consented_on": "",
-            "enrolled_on": today().isoformat(),
+            "enrolled_on": site_day.isoformat(),
         }
     )
     existing = subjects_service.subject_of_screening(screening)
@@ -110,7 +112,7 @@ def subject_new() -> Any:
         existing=existing,
         values=values,
         refusal=refusal,
-        today=today(),
+        today=site_day,
     ), (refusal.status if refusal else 200)
 
 
@@ -186,7 +188,7 @@ def _dosing_gate(subject: Subject) -> Problem | None:
 
 def _subject_page(subject: Subject, refusal: Refusal | None = None) -> tuple[str, int]:
     actor = current_actor()
-    ref = today()
+    ref = site_today(subject.site, utcnow())
     deviations = visits_service.deviations_of(subject)
     trial = subject.trial
     zone = user_zone()
@@ -197,7 +199,7 @@ def _subject_page(subject: Subject, refusal: Refusal | None = None) -> tuple[str
         visits=[(v, visits_service.visit_state(v, ref)) for v in subject.visits],
         deviations=deviations,
         timeline=_timeline(subject, deviations),
-        current_version=consent_service.current_consent_version(trial, ref),
+        current_version=consent_service.current_consent_version(trial, subject.site_id, ref),
         gate=_dosing_gate(subject),
         next_allowed=dosing_service.next_dosing_allowed(trial, subject.cohort),
         ltfu_questions=LTFU_QUESTIONS,
@@ -233,7 +235,7 @@ def _subject_action(code: str, form: str, act: Callable[[Any, Subject], str]) ->
 def subject_consent(code: str) -> Any:
     def act(actor: Any, subject: Subject) -> str:
         consent = consent_service.record_consent(
-            actor, subject, load_form(ConsentIn(), request.form), today()
+            actor, subject, load_form(ConsentIn(), request.form), utcnow()
         )
         return f"Re-consent to version {consent.consent_version.version} recorded."
 
@@ -266,7 +268,7 @@ def visit_record(code: str, visit_id: int) -> Any:
         if answers:
             extra["answers"] = answers
         data = load_form(VisitForm(), request.form, extra)
-        visits_service.record_visit(actor, visit, data, today(), utcnow())
+        visits_service.record_visit(actor, visit, data, utcnow())
         return f"{visit.name}: {visit.status}."
 
     return _subject_action(code, f"visit-{visit_id}", act)
@@ -276,7 +278,7 @@ def visit_record(code: str, visit_id: int) -> Any:
 @roles(*SITE_WORK)
 def subject_withdraw(code: str) -> Any:
     def act(actor: Any, subject: Subject) -> str:
-        subjects_service.withdraw(actor, subject, load_form(WithdrawalIn(), request.form), today())
+        subjects_service.withdraw(actor, subject, load_form(WithdrawalIn(), request.form), utcnow())
         if subject.withdrawal_kind == "full":
             return f"{subject.code} withdrawn; scheduled visits cancelled."
         return f"{subject.code} withdrawn from procedures; safety follow-up continues."
@@ -290,7 +292,7 @@ def subject_end(code: str) -> Any:
     def act(actor: Any, subject: Subject) -> str:
         data = load_form(EndIn(), request.form)
         subjects_service.end_participation(
-            actor, subject, data["status"], data["on"], data["reason"], today()
+            actor, subject, data["status"], data["on"], data["reason"], utcnow()
         )
         return f"{subject.code}: {subject.status.replace('_', ' ')} recorded."
 

@@ -10,7 +10,7 @@ from marshmallow import ValidationError
 
 from trialmgr.auth.models import SAFETY_MONITOR
 from trialmgr.auth.policies import ANY_ROLE, MANAGERS, current_actor, roles
-from trialmgr.db import today, utcnow
+from trialmgr.clock import actor_today, utcnow
 from trialmgr.enrollment.models import (
     TRIAL_STATUSES,
     VECTOR_TYPES,
@@ -99,7 +99,7 @@ def _trial_page(trial: Trial, refusal: Refusal | None = None) -> tuple[str, int]
         trial=trial,
         pauses=oversight_service.pauses_of(trial),
         reviews=oversight_service.reviews_of(trial),
-        current_version=consent_service.current_consent_version(trial, today()),
+        current_version=consent_service.latest_version(trial),
         cohort_options=[(c.id, f"{c.label} · {c.dose} {c.dose_unit}") for c in trial.cohorts],
         manager=can_manage(actor),
         monitor=actor.role == SAFETY_MONITOR,
@@ -108,7 +108,7 @@ def _trial_page(trial: Trial, refusal: Refusal | None = None) -> tuple[str, int]
         resume_meaning=RESUME_MEANING,
         refusal=refusal,
         values=typed_values(request.form) if refusal else {},
-        today=today(),
+        today=actor_today(actor, utcnow()),
         # This page has its own pause banner; the site-wide one lists the other trials.
         paused_trials=[t for t in trial_choices("paused") if t.id != trial.id],
     ), (refusal.status if refusal else 200)
@@ -157,7 +157,7 @@ def criterion_new(trial_id: int) -> Any:
 def consent_version_new(trial_id: int) -> Any:
     def act(actor: Any, trial: Trial) -> str:
         data = load_form(ConsentVersionIn(), request.form)
-        version = consent_service.add_consent_version(actor, trial, data, today())
+        version = consent_service.add_consent_version(actor, trial, data, utcnow())
         due = " Active subjects on older versions are now due for re-consent."
         return (
             f"Consent version {version.version} added.{due if version.reconsent_required else ''}"

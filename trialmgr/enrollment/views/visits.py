@@ -10,7 +10,7 @@ from flask_login import current_user
 from sqlalchemy.orm import selectinload
 
 from trialmgr.auth.policies import WORKLIST_READERS, current_actor, roles
-from trialmgr.db import today
+from trialmgr.clock import actor_today, utcnow
 from trialmgr.enrollment.models import (
     Subject,
     Visit,
@@ -25,6 +25,7 @@ from trialmgr.enrollment.views.common import (
 )
 from trialmgr.extensions import db
 from trialmgr.forms import page_of
+from trialmgr.partners.services.sites import site_today
 
 # --- visits due and the coordinator's dashboard ----------------------------------
 
@@ -32,14 +33,19 @@ from trialmgr.forms import page_of
 @bp.route("/visits/due")
 @roles(*WORKLIST_READERS)
 def visits_due() -> str:
-    ref = today()
-    query = visits_service.visits_due(current_actor(), ref, VISITS_AHEAD_DAYS).options(
+    now = utcnow()
+    ref = actor_today(current_actor(), now)
+    query = visits_service.visits_due(current_actor(), now, VISITS_AHEAD_DAYS).options(
         selectinload(Visit.subject).selectinload(Subject.site)
     )
     visits, page, has_next = page_of(query)
     return render_template(
         "enrollment/visits_due.html",
-        visits=[(v, visits_service.visit_state(v, ref), _days_between(ref, v)) for v in visits],
+        visits=[
+            (v, visits_service.visit_state(v, day), _days_between(day, v))
+            for v in visits
+            for day in [site_today(v.subject.site, now)]
+        ],
         days=VISITS_AHEAD_DAYS,
         today=ref,
         args={},
@@ -58,9 +64,9 @@ def _days_between(ref: date, visit: Visit) -> int:
 def coordinator_summary() -> dict[str, int]:
     """Counts for the coordinator's home page, in the signed-in user's sites."""
     actor = current_user._get_current_object()
-    ref = today()
-    due = db.session.execute(visits_service.visits_due(actor, ref, VISITS_AHEAD_DAYS)).scalars()
-    states = [visits_service.visit_state(v, ref) for v in due]
+    now = utcnow()
+    due = db.session.execute(visits_service.visits_due(actor, now, VISITS_AHEAD_DAYS)).scalars()
+    states = [visits_service.visit_state(v, site_today(v.subject.site, now)) for v in due]
     return {
         "overdue": states.count("overdue"),
         "due": len(states) - states.count("overdue"),
