@@ -11,6 +11,7 @@ from trialmgr.auth import services
 from trialmgr.auth.models import ADMIN, User
 from trialmgr.auth.policies import ANY_ROLE, current_actor, public, roles
 from trialmgr.auth.schemas import (
+    SignOutIn,
     TokenIn,
     TokenInfoOut,
     TokenOut,
@@ -119,3 +120,12 @@ def get_user(user_id: int) -> User:
 @blp.response(200, UserOut)
 def update_user(data: dict[str, Any], user_id: int) -> User:
     return services.update_user(current_actor(), services.get_user(user_id), data)
+
+
+@blp.route("/users/<int:user_id>/sessions/revoke", methods=["POST"])
+@roles(ADMIN)
+@blp.arguments(SignOutIn)
+@blp.response(204)
+def sign_out_everywhere(data: dict[str, Any], user_id: int) -> None:
+    """Sign a user out everywhere: end their browser sessions and revoke their API tokens."""
+    services.sign_out_everywhere(current_actor(), services.get_user(user_id), data.get("reason"))

@@ -6,18 +6,18 @@ from typing import Any
 from urllib.parse import urlparse
 
 import sqlalchemy as sa
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_user, logout_user
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask_login import current_user
 from marshmallow import ValidationError
 from werkzeug.wrappers import Response
 
 from trialmgr.audit import services as audit
-from trialmgr.auth import services
+from trialmgr.auth import services, sessions
 from trialmgr.auth.models import ADMIN, DATE_FORMATS, ROLE_LABELS, ROLES, User
 from trialmgr.auth.policies import ANY_ROLE, current_actor, public, roles
-from trialmgr.auth.schemas import PasswordChangeIn, ProfileIn, UserIn, UserPatch
+from trialmgr.auth.schemas import PasswordChangeIn, ProfileIn, SignOutIn, UserIn, UserPatch
 from trialmgr.db import utcnow
-from trialmgr.errors import Problem, Unauthorized
+from trialmgr.errors import Problem
 from trialmgr.extensions import db, limiter
 from trialmgr.forms import load_form
 
@@ -25,12 +25,23 @@ bp = Blueprint("auth", __name__)
 
 
 def _safe_next(target: str | None) -> str:
-    """Only same-site relative paths: an open redirect would help phishing."""
-    if target and target.startswith("/") and not target.startswith("//"):
-        parsed = urlparse(target)
-        if not parsed.netloc and not parsed.scheme:
-            return target
-    return url_for("dashboard.home")
+    """Only same-site relative paths of plain printable ASCII: an open redirect would help
+    phishing, and control characters (CR/LF) cannot go into a Location header at all."""
+    home = url_for("dashboard.home")
+    if not target or not all("!" <= c <= "~" for c in target) or "\\" in target:
+        return home
+    if not target.startswith("/") or target.startswith("//"):
+        return home
+    parsed = urlparse(target)
+    return home if parsed.netloc or parsed.scheme else target
+
+
+def _keep_writes_of(exc: Problem) -> None:
+    """A refusal that must leave its trace (a counted wrong password and its audit row) is
+    committed by the request boundary although the page answers with an error, as
+    errors.handle_problem does for the API."""
+    if exc.keep_writes:
+        g.commit_despite_error = True
 
 
 def _login_limit() -> str:
@@ -45,21 +56,22 @@ def login() -> Any:
         if current_user.is_authenticated:
             return redirect(url_for("dashboard.home"))
         return render_template("auth/login.html")
+    target = _safe_next(request.args.get("next"))  # before signing anyone in
     email = request.form.get("email", "")[:255]
     try:
         user = services.authenticate(email, request.form.get("password", ""), utcnow(), "web")
-    except Unauthorized as exc:
-        db.session.commit()  # keep the failure count and the audit of the attempt
+    except services.LoginRefused as exc:
+        _keep_writes_of(exc)
         return render_template("auth/login.html", error=exc.detail, email=email), 401
-    login_user(user)
-    return redirect(_safe_next(request.args.get("next")))
+    sessions.sign_in(user)  # last: the `login` audit row is already written
+    return redirect(target)
 
 
 @bp.route("/logout", methods=["POST"])
 @roles(*ANY_ROLE)
 def logout() -> Response:
     services.record_logout(current_actor())
-    logout_user()
+    sessions.sign_out()
     flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))
 
@@ -74,7 +86,7 @@ def account() -> Any:
             if request.form.get("action") == "password":
                 data = load_form(PasswordChangeIn(), request.form)
                 services.change_password(actor, data["current_password"], data["new_password"])
-                login_user(actor)  # the session id carries the password stamp
+                sessions.renew(actor)  # this session goes on under the new generation
                 flash("Password changed; other sessions are signed out.", "success")
             else:
                 data = load_form(ProfileIn(), request.form)
@@ -84,6 +96,7 @@ def account() -> Any:
         except ValidationError as exc:
             errors = exc.normalized_messages()
         except Problem as exc:
+            _keep_writes_of(exc)
             errors = exc.errors or {"_schema": [exc.detail]}
     status = 422 if errors else 200
     return render_template(
@@ -174,3 +187,13 @@ def user_edit(user_id: int) -> Any:
         history=history,
         now=utcnow(),
     ), (422 if errors else 200)
+
+
+@bp.route("/admin/users/<int:user_id>/sessions/revoke", methods=["POST"])
+@roles(ADMIN)
+def user_sign_out_everywhere(user_id: int) -> Response:
+    user = services.get_user(user_id)
+    data = load_form(SignOutIn(), request.form)
+    services.sign_out_everywhere(current_actor(), user, data.get("reason"))
+    flash(f"{user.email} is signed out everywhere: sessions ended, API tokens revoked.", "success")
+    return redirect(url_for("auth.user_edit", user_id=user.id))
