@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy.orm import Session
 
 from tests.factories import PASSWORD, ApiClient, login_page, make_user
 from trialmgr.audit.models import AuditEvent
@@ -248,6 +249,23 @@ def test_safe_next_is_followed(app, client):
         "/login?next=/subjects%3Fpage%3D2", data={"email": user["email"], "password": PASSWORD}
     )
     assert resp.headers["Location"] == "/subjects?page=2"
+
+
+def test_login_whose_commit_fails_signs_nobody_in(app_factory, monkeypatch):
+    """If the login's transaction does not commit, its audit row is gone: so is the login."""
+    app = app_factory(PROPAGATE_EXCEPTIONS=False)
+    user = make_user(app, "coordinator")
+    client = app.test_client()
+
+    def failing_commit(self: Session) -> None:
+        raise sa.exc.OperationalError("COMMIT", {}, Exception("disk I/O error"))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Session, "commit", failing_commit)
+        resp = login_page(client, user["email"])
+    assert resp.status_code == 500
+    assert "login" not in _actions(app, user["id"])
+    assert not _signed_in(client)
 
 
 def test_refused_login_with_unsafe_next_signs_nobody_in(app, client):

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import time
 
-from flask import current_app, session
+from flask import after_this_request, current_app, session
 from flask_login import LoginManager, login_user, logout_user
+from werkzeug.wrappers import Response
 
 from trialmgr.auth.models import User
 from trialmgr.extensions import db
@@ -51,9 +52,20 @@ def _within_lifetime() -> bool:
 
 
 def sign_in(user: User) -> None:
-    """Start a browser session for a user whose sign-in is already audited."""
+    """Start a browser session for a user whose sign-in is already audited (flushed)."""
     login_user(user)
     session[SIGNED_IN_AT] = time.time()
+    after_this_request(_forget_if_failed)
+
+
+def _forget_if_failed(response: Response) -> Response:
+    """A login never exists without its audit row: if the request fails after all (its
+    commit fails, and the `login` row with it), the cookie must not name the user. Flask
+    runs this again on the error response that replaces a failed one."""
+    if response.status_code >= 400:
+        for key in _LOGIN_KEYS:
+            session.pop(key, None)
+    return response
 
 
 def renew(user: User) -> None:
