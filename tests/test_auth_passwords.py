@@ -19,6 +19,9 @@ ACCEPTED = [
     "long-enough-password",
     "Meine Katze heißt Mimi",
     "x" * 3 + "-pineapple-orbit-17",
+    "when the moon rises over the harbour the old fishermen sing of storms and of the "
+    "sea",  # longer than zxcvbn reads (72)
+    "q7#Lm" * 51,  # 255 characters
 ]
 
 REFUSED = [
@@ -30,6 +33,7 @@ REFUSED = [
     ("Password1234!", "easy to guess"),
     ("iloveyou12345", "easy to guess"),
     ("abcdefghijkl", "easy to guess"),
+    ("password" * 30, "easy to guess"),
     ("aaaaaaaaaaaaaaaa", "easy to guess"),
     ("123456789012", "easy to guess"),
     ("maria.rossi-is-here", "Do not use your name or e-mail address in your password."),

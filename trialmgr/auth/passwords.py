@@ -24,6 +24,7 @@ MAX_LENGTH = 256
 # zxcvbn scores 0-4; 3 is "safely unguessable" (about 10^8 guesses or more), the level
 # the zxcvbn authors recommend for an online service that limits login attempts.
 MIN_SCORE = 3
+ESTIMATE_LENGTH = 72
 # Words an attacker tries first against this service, whoever the user is.
 SERVICE_WORDS = ("trialmgr",)
 
@@ -92,7 +93,9 @@ def policy_problems(
     personal = _personal_words(email, name)
     if any(word in lowered for word in personal):
         return ["Do not use your name or e-mail address in your password."]
-    estimate = zxcvbn(password, user_inputs=[*sorted(personal), *SERVICE_WORDS])
+    # zxcvbn's cost grows fast with length, so it reads at most its own limit of 72
+    # characters: a longer password is judged by its beginning (which must be hard enough).
+    estimate = zxcvbn(password[:ESTIMATE_LENGTH], user_inputs=[*sorted(personal), *SERVICE_WORDS])
     if estimate["score"] < MIN_SCORE:
         warning = estimate["feedback"]["warning"]
         why = f"{warning} " if warning else ""
