@@ -68,6 +68,13 @@ def test_weak_passwords_are_refused_with_a_plain_sentence(app, password, message
         assert sentence[0].isupper() and sentence.endswith("."), sentence
 
 
+def test_short_names_do_not_refuse_ordinary_words(app):
+    with app.app_context():
+        passwords.check_password_policy(
+            "canada-goose-flight-7", email="ada@example.org", name="Ada Li"
+        )
+
+
 def test_the_demo_seed_alone_may_use_the_demo_password(app):
     _check(app, "demo-password-2026", allow_demo_password=True)
     with pytest.raises(Invalid):  # the exemption covers that one rule, nothing else

@@ -62,16 +62,21 @@ def burn_time(password: str) -> None:
     verify(_dummy_hashes[key], password)
 
 
-def _personal_words(email: str | None, name: str | None) -> set[str]:
-    """The e-mail's local part, the name run together, and each word of either that is long
-    enough to be recognisable (4 letters or more)."""
-    words: set[str] = set()
+def _personal_words(email: str | None, name: str | None) -> tuple[set[str], list[str]]:
+    """Words of the user's own that a password must not contain: the e-mail's local part,
+    the name run together, and each word of either, when 4 characters or longer (shorter
+    ones, like "Ada" or "li", are inside too many ordinary words to refuse outright).
+    Second, every word of either, for zxcvbn to treat as easy to guess."""
+    refused: set[str] = set()
+    hints: list[str] = []
     for text in (email.split("@")[0] if email else "", name or ""):
         text = text.strip().lower()
-        if len(text) >= 3:
-            words.add(re.sub(r"\s+", "", text))
-        words.update(re.findall(r"[^\W\d_]{4,}", text))
-    return words
+        whole = re.sub(r"\s+", "", text)
+        if len(whole) >= 4:
+            refused.add(whole)
+        refused.update(re.findall(r"[^\W\d_]{4,}", text))
+        hints += [whole, *re.findall(r"[^\W\d_]+", text)]
+    return refused, [hint for hint in hints if hint]
 
 
 def policy_problems(
@@ -90,12 +95,12 @@ def policy_problems(
     lowered = password.lower()
     if not allow_demo_password and lowered.strip() == DEMO_PASSWORD:
         return ["This is the published demo password. Choose a password of your own."]
-    personal = _personal_words(email, name)
+    personal, hints = _personal_words(email, name)
     if any(word in lowered for word in personal):
         return ["Do not use your name or e-mail address in your password."]
     # zxcvbn's cost grows fast with length, so it reads at most its own limit of 72
     # characters: a longer password is judged by its beginning (which must be hard enough).
-    estimate = zxcvbn(password[:ESTIMATE_LENGTH], user_inputs=[*sorted(personal), *SERVICE_WORDS])
+    estimate = zxcvbn(password[:ESTIMATE_LENGTH], user_inputs=[*hints, *SERVICE_WORDS])
     if estimate["score"] < MIN_SCORE:
         warning = estimate["feedback"]["warning"]
         why = f"{warning} " if warning else ""
