@@ -101,6 +101,26 @@ def test_parallel_wrong_passwords_lock_the_account(app, channel):
     assert counted + actions.count("login_refused_locked") == burst + 2
 
 
+def test_parallel_wrong_signatures_lock_the_account(app, api):
+    w = world(api)
+    monitor = api.as_role("safety_monitor")
+    headers = {"Authorization": f"Bearer {monitor.token}"}
+    sign = f"/api/v1/trials/{w['trial']['id']}/safety-reviews"
+    review = {"cohort_id": w["trial"]["cohorts"][0]["id"], "decision": "continue"}
+    burst = 2 * app.config["LOGIN_MAX_FAILURES"] + 1
+
+    def wrong(client: FlaskClient) -> int:
+        body = {**review, "rationale": "no DLT", "password": WRONG}
+        return client.post(sign, json=body, headers=headers).status_code
+
+    codes = _in_parallel(app, burst, wrong)
+    assert codes.count(422) == app.config["LOGIN_MAX_FAILURES"]
+    assert codes.count(403) == burst - app.config["LOGIN_MAX_FAILURES"]  # refused: locked
+    right = monitor.post(sign, json={**review, "rationale": "no DLT", "password": PASSWORD})
+    assert right.status_code == 403 and right.json["title"] == "Signature locked"
+    assert _actions(app, monitor.user["id"]).count("account_locked") == 1
+
+
 def test_right_password_after_a_lock_committed_meanwhile_is_refused(app, is_postgres):
     """A request that read the account before a concurrent request locked it must not let
     the right password through (the check happens in the database, not on the stale read)."""

@@ -50,14 +50,14 @@ def _update(user: User, now: datetime, values: dict[str, Any], returning: Any) -
 
 def count_failure(user: User, now: datetime, channel: str, action: str) -> bool:
     """Count one wrong password and audit it (`action`, or `account_locked` for the one that
-    locks). Returns True when the account is now locked, by this failure or already (then
-    nothing is counted and the attempt is audited as refused while locked). Flushed; the
-    refusal that follows keeps it (keep_writes)."""
+    locks). Returns False when nothing was counted because the account was locked already
+    (by a concurrent failure since it was read): that attempt is audited as refused while
+    locked. Flushed; the refusal that follows keeps it (keep_writes)."""
     cfg = current_app.config
     count = _update(user, now, {"failed_logins": User.failed_logins + 1}, User.failed_logins)
     if count is None:
         refuse_locked(user, channel, action)
-        return True
+        return False
     changes: dict[str, Any] = {"channel": channel, "failed_logins": count}
     locked = count >= cfg["LOGIN_MAX_FAILURES"]
     if locked:
@@ -75,7 +75,7 @@ def count_failure(user: User, now: datetime, channel: str, action: str) -> bool:
         mail.notify_account_locked(user.email, until)
     set_committed_value(user, "failed_logins", count)
     audit.record(user, action, "user_account", user.id, changes)
-    return locked
+    return True
 
 
 def refuse_locked(user: User, channel: str, failure: str) -> None:

@@ -298,6 +298,13 @@ class AccountLocked(Forbidden):
     keep_writes = True
 
 
+def _account_locked() -> AccountLocked:
+    return AccountLocked(
+        "Your account is locked after repeated wrong passwords; try again later.",
+        title="Account locked",
+    )
+
+
 def change_password(actor: User, current: str, new: str, now: datetime | None = None) -> None:
     """Changing one's password needs the current one: a wrong one counts toward the lockout,
     and a locked account cannot change it. The change ends every session (the caller renews
@@ -305,19 +312,17 @@ def change_password(actor: User, current: str, new: str, now: datetime | None = 
     now = now or utcnow()
     if actor.is_locked(now):
         lockout.refuse_locked(actor, "web", "password_change_failed")
-        raise AccountLocked(
-            "Your account is locked after repeated wrong passwords; try again later.",
-            title="Account locked",
-        )
+        raise _account_locked()
     if not verify(actor.password_hash, current or ""):
-        lockout.count_failure(actor, now, "web", "password_change_failed")
+        if not lockout.count_failure(actor, now, "web", "password_change_failed"):
+            raise _account_locked()
         raise PasswordCheckFailed(
             "The current password is wrong.",
             errors={"current_password": ["The current password is wrong."]},
         )
     if not lockout.clear_failures(actor, now):
         lockout.refuse_locked(actor, "web", "password_change_failed")
-        raise AccountLocked("Your account is locked; try again later.", title="Account locked")
+        raise _account_locked()
     check_password_policy(new, email=actor.email, name=actor.name)
     with audit.audited(actor, action="user.password_change"):
         actor.password_hash = hash_password(new)
@@ -348,7 +353,8 @@ def verify_signature(actor: User, password: str, now: datetime | None = None) ->
         lockout.refuse_locked(actor, "signature", "signature_failed")
         raise _signature_locked()
     if not verify(actor.password_hash, password or ""):
-        lockout.count_failure(actor, now, "signature", "signature_failed")
+        if not lockout.count_failure(actor, now, "signature", "signature_failed"):
+            raise _signature_locked()
         raise SignatureFailed(
             "The signature password does not match.",
             title="Signature not verified",
