@@ -26,6 +26,18 @@ LOGIN_MAX_FAILURES = 5
 LOGIN_LOCKOUT_MINUTES = 15
 API_TOKEN_TTL_HOURS = 12
 
+# Mail (standard library smtplib): off while MAIL_SERVER is None. Used to tell the owner
+# of an account that it was locked. MAIL_USE_TLS is STARTTLS; MAIL_USE_SSL is implicit TLS
+# (port 465).
+MAIL_SERVER = None
+MAIL_PORT = 25
+MAIL_USE_TLS = False
+MAIL_USE_SSL = False
+MAIL_USERNAME = None
+MAIL_PASSWORD = None
+MAIL_DEFAULT_SENDER = "trialmgr@localhost"
+MAIL_TIMEOUT = 10
+
 # Rate limits on credential endpoints (per client address).
 RATELIMIT_ENABLED = True
 RATELIMIT_STORAGE_URI = "memory://"

@@ -68,7 +68,7 @@ def _local_secret(path: Path) -> str:
 
 def register_extensions(app: Flask) -> None:
     from trialmgr.audit.services import install_listeners
-    from trialmgr.auth.models import User
+    from trialmgr.auth.sessions import install_user_loader
     from trialmgr.extensions import api, csrf, db, limiter, login_manager, migrate
     from trialmgr.templating import register_templating
 
@@ -84,16 +84,7 @@ def register_extensions(app: Flask) -> None:
     login_manager.session_protection = "strong"
     install_listeners()
     register_templating(app)
-
-    @login_manager.user_loader
-    def load_user(session_id: str) -> User | None:
-        user_id, _, _stamp = session_id.partition(":")
-        if not user_id.isdigit():
-            return None
-        user = db.session.get(User, int(user_id))
-        if user is None or not user.active or user.get_id() != session_id:
-            return None
-        return user
+    install_user_loader(login_manager)
 
 
 class BoundedIntConverter(IntegerConverter):

@@ -29,6 +29,9 @@ class Problem(Exception):
     # Writes made before the refusal are committed anyway (e.g. a failed-signature count);
     # such a refusal is raised before the operation writes anything else.
     keep_writes = False
+    # Shown next to the form that caused it (a page re-rendered with the refusal); False
+    # for "not found" and "your role may not", which are error pages, not form errors.
+    form_error = True
 
     def __init__(
         self,
@@ -55,11 +58,13 @@ class Unauthorized(Problem):
 class Forbidden(Problem):
     status = 403
     title = "Forbidden"
+    form_error = False
 
 
 class NotFound(Problem):
     status = 404
     title = "Not found"
+    form_error = False
 
 
 class Conflict(Problem):

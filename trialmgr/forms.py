@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from marshmallow import Schema, ValidationError, fields
 from werkzeug.datastructures import MultiDict
 
-from trialmgr.errors import Forbidden, NotFound, Problem
+from trialmgr.errors import Problem
 from trialmgr.lifecycle import settle_refusal
 
 T = TypeVar("T")
@@ -47,7 +47,8 @@ class Refusal:
 def submit(form: str, act: Callable[[], T]) -> T | Refusal:
     """Run one form's operation. Success returns its result (the request commits it);
     a refusal (field validation or a rule) returns a `Refusal` after settling the attempt.
-    Not found and forbidden are not form errors: they propagate to the error pages."""
+    Not found and "your role may not" are not form errors: they propagate to the error
+    pages."""
     try:
         return act()
     except ValidationError as exc:
@@ -56,7 +57,7 @@ def submit(form: str, act: Callable[[], T]) -> T | Refusal:
         detail = "Please correct the highlighted fields."
         return Refusal(form, 422, "Not saved", detail, messages, by_rule=False)
     except Problem as exc:
-        if isinstance(exc, NotFound | Forbidden):
+        if not exc.form_error:
             raise
         settle_refusal(exc)
         return Refusal(form, exc.status, exc.title, exc.detail, dict(exc.errors))

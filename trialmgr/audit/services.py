@@ -240,6 +240,11 @@ class AuditFilter:
     related: list[tuple[str, list[str]]] | None = None
 
 
+def recent(filters: AuditFilter, limit: int) -> list[AuditEvent]:
+    """The newest `limit` events matching the filters (a record's history on its page)."""
+    return list(db.session.execute(query(filters).limit(limit)).scalars())
+
+
 def query(filters: AuditFilter) -> sa.Select[tuple[AuditEvent]]:
     """Audit events matching the filters, newest first."""
     q = sa.select(AuditEvent)

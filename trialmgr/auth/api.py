@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
 from flask import current_app, g
 
 from trialmgr.auth import services
 from trialmgr.auth.models import ADMIN, User
 from trialmgr.auth.policies import ANY_ROLE, current_actor, public, roles
 from trialmgr.auth.schemas import (
+    SignOutIn,
     TokenIn,
     TokenInfoOut,
     TokenOut,
@@ -87,15 +87,7 @@ def me() -> User:
 @blp.response(200, UserOut(many=True))
 @blp.paginate()
 def list_users(filters: dict[str, Any], pagination_parameters: Any) -> list[User]:
-    q = sa.select(User).order_by(User.email)
-    if "role" in filters:
-        q = q.where(User.role == filters["role"])
-    if "active" in filters:
-        q = q.where(User.active == filters["active"])
-    if filters.get("q"):
-        like = f"%{filters['q'].lower()}%"
-        q = q.where(sa.or_(sa.func.lower(User.name).like(like), User.email.like(like)))
-    return paginate(db.session, q, pagination_parameters)
+    return paginate(db.session, services.user_query(filters), pagination_parameters)
 
 
 @blp.route("/users", methods=["POST"])
@@ -119,3 +111,12 @@ def get_user(user_id: int) -> User:
 @blp.response(200, UserOut)
 def update_user(data: dict[str, Any], user_id: int) -> User:
     return services.update_user(current_actor(), services.get_user(user_id), data)
+
+
+@blp.route("/users/<int:user_id>/sessions/revoke", methods=["POST"])
+@roles(ADMIN)
+@blp.arguments(SignOutIn)
+@blp.response(204)
+def sign_out_everywhere(data: dict[str, Any], user_id: int) -> None:
+    """Sign a user out everywhere: end their browser sessions and revoke their API tokens."""
+    services.sign_out_everywhere(current_actor(), services.get_user(user_id), data.get("reason"))

@@ -66,6 +66,9 @@ class User(IdMixin, TimestampMixin, Audited, Base):
     last_login_at: Mapped[datetime | None]
     date_format: Mapped[str] = mapped_column(sa.String(16), default="YYYY-MM-DD")
     timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
+    # Part of every browser session's id: moving it on ends all of the user's sessions
+    # (logout, password or role change, deactivation, an admin's "sign out everywhere").
+    session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="user")
 
@@ -83,9 +86,9 @@ class User(IdMixin, TimestampMixin, Audited, Base):
         return False
 
     def get_id(self) -> str:
-        # The password-change time is part of the session id, so changing a
-        # password ends every other session of that user.
-        return f"{self.id}:{self.password_changed_at.timestamp():.6f}"
+        # The session generation is part of the session id (auth/sessions.py): a session
+        # issued before the generation moved on no longer names a user.
+        return f"{self.id}:{self.session_generation}"
 
     @property
     def site_ids(self) -> list[int]:

@@ -67,6 +67,12 @@ class UserPatch(StrictSchema):
         _check_timezone(value)
 
 
+class SignOutIn(StrictSchema):
+    """An administrator's "sign out everywhere"; the reason goes in the audit."""
+
+    reason = fields.String(validate=validate.Length(max=2000))
+
+
 class UserOut(Schema):
     id = fields.Integer()
     email = fields.String()

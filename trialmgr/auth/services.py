@@ -1,4 +1,4 @@
-"""Accounts: passwords, lockout, tokens, roles and site memberships."""
+"""Accounts: lockout, tokens, sessions, roles and site memberships."""
 
 from __future__ import annotations
 
@@ -8,62 +8,24 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
+from sqlalchemy.orm.attributes import set_committed_value
 
 from trialmgr.audit import services as audit
+from trialmgr.auth import lockout
 from trialmgr.auth.models import COORDINATOR, ROLES, ApiToken, User, site_membership
+from trialmgr.auth.passwords import (
+    burn_time,
+    check_password_policy,
+    hash_password,
+    needs_rehash,
+    verify,
+)
 from trialmgr.db import utcnow
 from trialmgr.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from trialmgr.extensions import db
 
 _site_table = sa.table("site", sa.column("id"))
-
-
-def _hasher() -> PasswordHasher:
-    params = current_app.config.get("PASSWORD_HASH_PARAMS") or {}
-    return PasswordHasher(**params)  # argon2id by default
-
-
-def hash_password(password: str) -> str:
-    return _hasher().hash(password)
-
-
-def check_password_policy(password: str, email: str | None = None) -> None:
-    """Passwords: at least PASSWORD_MIN_LENGTH characters, not the e-mail address,
-    not one repeated character."""
-    minimum = current_app.config["PASSWORD_MIN_LENGTH"]
-    problems = []
-    if len(password) < minimum:
-        problems.append(f"Must be at least {minimum} characters.")
-    if len(password) > 256:
-        problems.append("Must be at most 256 characters.")
-    if email and password.strip().lower() == email.strip().lower():
-        problems.append("Must not be the e-mail address.")
-    if password and len(set(password)) == 1:
-        problems.append("Must not be one repeated character.")
-    if problems:
-        raise Invalid("The password does not meet the policy.", errors={"password": problems})
-
-
-def _verify_hash(stored: str, password: str) -> bool:
-    try:
-        return _hasher().verify(stored, password)
-    except (VerificationError, InvalidHashError):
-        return False
-
-
-# A real hash to verify against when the e-mail is unknown, so that the
-# response time does not tell which e-mails have accounts.
-_dummy_hash: str | None = None
-
-
-def _burn_time(password: str) -> None:
-    global _dummy_hash
-    if _dummy_hash is None:
-        _dummy_hash = hash_password("not-a-real-password-0000")
-    _verify_hash(_dummy_hash, password)
 
 
 def get_user(user_id: int) -> User:
@@ -119,12 +81,15 @@ def _set_sites(actor: Any, user: User, site_ids: list[int], reason: str | None) 
     )
 
 
-def create_user(actor: Any, data: dict[str, Any]) -> User:
-    """Create an account; e-mails are unique (case-insensitive) and passwords meet the policy."""
+def create_user(actor: Any, data: dict[str, Any], *, allow_demo_password: bool = False) -> User:
+    """Create an account; e-mails are unique (case-insensitive) and passwords meet the policy
+    (`allow_demo_password` is for the demo seed alone)."""
     email = data["email"].strip().lower()
     if data["role"] not in ROLES:
         raise Invalid("Unknown role.", errors={"role": [f"Must be one of {', '.join(ROLES)}."]})
-    check_password_policy(data["password"], email)
+    check_password_policy(
+        data["password"], email=email, name=data["name"], allow_demo_password=allow_demo_password
+    )
     if find_user_by_email(email):
         raise Conflict("An account with this e-mail exists.", errors={"email": ["Already used."]})
     with audit.audited(actor, action="user.create"):
@@ -141,27 +106,57 @@ def create_user(actor: Any, data: dict[str, Any]) -> User:
 
 
 def update_user(actor: Any, user: User, data: dict[str, Any]) -> User:
-    """Admin edit: name, role, active, password, site memberships, unlock."""
+    """Admin edit: name, role, active, password, site memberships, unlock. A new password,
+    a new role or deactivation ends the user's sessions; a new password or deactivation
+    also revokes their API tokens (re-activation brings back neither)."""
     reason = data.get("reason")
     role_change = "role" in data and data["role"] != user.role
+    deactivation = data.get("active") is False and user.active
+    new_password = data.get("password")
+    if new_password:
+        check_password_policy(new_password, email=user.email, name=data.get("name", user.name))
     with audit.audited(actor, reason=reason, action="user.role_change" if role_change else None):
         for field in ("name", "role", "active", "date_format", "timezone"):
             if field in data:
                 setattr(user, field, data[field])
-        if data.get("password"):
-            check_password_policy(data["password"], user.email)
-            user.password_hash = hash_password(data["password"])
+        if new_password:
+            user.password_hash = hash_password(new_password)
             user.password_changed_at = utcnow()
-            _revoke_all_tokens(actor, user, user.password_changed_at)
         if data.get("unlock") and user.locked_until is not None:
             user.locked_until = None
             user.failed_logins = 0
             audit.record(actor, "user.unlock", "user_account", user.id, {}, reason)
+    if new_password or deactivation:
+        _revoke_all_tokens(actor, user, utcnow())
+    if new_password or deactivation or role_change:
+        end_sessions(actor, user, "sessions_revoked", reason)
     if "site_ids" in data:
         _set_sites(actor, user, data["site_ids"], reason)
     elif role_change and user.role != COORDINATOR:
         _set_sites(actor, user, [], reason)
     return user
+
+
+def end_sessions(actor: Any, user: User, action: str, reason: str | None = None) -> None:
+    """End every browser session of `user`: the session generation in their session ids
+    moves on, atomically (auth/sessions.py refuses the old ones)."""
+    generation = db.session.execute(
+        sa.update(User)
+        .where(User.id == user.id)
+        .values(session_generation=User.session_generation + 1)
+        .returning(User.session_generation)
+        .execution_options(synchronize_session=False)
+    ).scalar_one()
+    set_committed_value(user, "session_generation", generation)
+    changes = {"session_generation": {"old": generation - 1, "new": generation}}
+    audit.record(actor, action, "user_account", user.id, changes, reason)
+
+
+def sign_out_everywhere(actor: Any, user: User, reason: str | None = None) -> None:
+    """An administrator ends all of a user's access at once: browser sessions and API tokens
+    (e.g. a lost laptop). The user signs in again with their password."""
+    _revoke_all_tokens(actor, user, utcnow())
+    end_sessions(actor, user, "sessions_revoked", reason)
 
 
 class LoginRefused(Unauthorized):
@@ -170,16 +165,29 @@ class LoginRefused(Unauthorized):
     keep_writes = True
 
 
-def authenticate(email: str, password: str, now: datetime, channel: str) -> User:
-    """Check credentials with lockout: LOGIN_MAX_FAILURES in a row lock the account
-    for LOGIN_LOCKOUT_MINUTES; a locked account is refused even with the right password.
+def _login_refused() -> LoginRefused:
+    # One answer for an unknown e-mail, a wrong password and a locked account, so that the
+    # answer does not tell which e-mails have accounts, or which are locked.
+    cfg = current_app.config
+    return LoginRefused(
+        "Wrong e-mail or password, or the account is locked: after "
+        f"{cfg['LOGIN_MAX_FAILURES']} failed attempts it stays locked for "
+        f"{cfg['LOGIN_LOCKOUT_MINUTES']} minutes."
+    )
 
-    Failures are written (flushed) before the refusal is raised and kept even though the
-    request fails (LoginRefused.keep_writes).
+
+def authenticate(email: str, password: str, now: datetime, channel: str) -> User:
+    """Check credentials with lockout: LOGIN_MAX_FAILURES wrong passwords in a row (logins,
+    signatures and password changes together) lock the account for LOGIN_LOCKOUT_MINUTES;
+    a locked account is refused even with the right password.
+
+    An unknown e-mail, a wrong password and a locked account get the same answer after the
+    same work (one password hash verified). Every attempt is audited; failures are flushed
+    before the refusal is raised and kept although the request fails (keep_writes).
     """
     user = find_user_by_email(email or "")
     if user is None:
-        _burn_time(password or "")
+        burn_time(password or "")
         audit.record(
             None,
             "login_failed",
@@ -187,28 +195,27 @@ def authenticate(email: str, password: str, now: datetime, channel: str) -> User
             None,
             {"email": (email or "")[:255], "channel": channel},
         )
-        raise LoginRefused("Invalid e-mail or password.")
+        raise _login_refused()
+    password_ok = verify(user.password_hash, password or "")
     if user.is_locked(now):
-        audit.record(user, "login_refused_locked", "user_account", user.id, {"channel": channel})
-        raise LoginRefused(
-            "Account locked after repeated failed logins; try again later or ask an administrator.",
-            title="Account locked",
-        )
-    if not _verify_hash(user.password_hash, password or "") or not user.active:
-        _count_failure(user, now, channel, "login_failed")
-        raise LoginRefused("Invalid e-mail or password.")
-    if _hasher().check_needs_rehash(user.password_hash):
+        lockout.refuse_locked(user, channel, "login_failed")
+        raise _login_refused()
+    if not password_ok or not user.active:
+        lockout.count_failure(user, now, channel, "login_failed")
+        raise _login_refused()
+    if not lockout.clear_failures(user, now, last_login_at=now):
+        lockout.refuse_locked(user, channel, "login_failed")
+        raise _login_refused()
+    if needs_rehash(user.password_hash):
         with audit.audited(user, action="password_rehash"):
             user.password_hash = hash_password(password)
-    user.failed_logins = 0
-    user.locked_until = None
-    user.last_login_at = now
     audit.record(user, "login", "user_account", user.id, {"channel": channel})
     return user
 
 
 def record_logout(user: User) -> None:
-    audit.record(user, "logout", "user_account", user.id, {})
+    """Signing out ends every browser session of the user, not only this one's cookie."""
+    end_sessions(user, user, "logout")
 
 
 def _token_digest(token: str) -> str:
@@ -279,32 +286,50 @@ def update_profile(actor: User, data: dict[str, Any]) -> User:
     return actor
 
 
-def change_password(actor: User, current: str, new: str) -> None:
-    """Changing one's password needs the current one; it ends every other session."""
-    if not _verify_hash(actor.password_hash, current):
-        raise Invalid(
-            "The current password is wrong.", errors={"current_password": ["Does not match."]}
+class PasswordCheckFailed(Invalid):
+    """A wrong current password when changing it: counted like a failed login, and kept."""
+
+    keep_writes = True
+
+
+class AccountLocked(Forbidden):
+    """A locked account cannot sign or change its password; the attempt is on the record."""
+
+    keep_writes = True
+    form_error = True
+
+
+def _account_locked() -> AccountLocked:
+    return AccountLocked(
+        "Your account is locked after repeated wrong passwords; try again later.",
+        title="Account locked",
+    )
+
+
+def change_password(actor: User, current: str, new: str, now: datetime | None = None) -> None:
+    """Changing one's password needs the current one: a wrong one counts toward the lockout,
+    and a locked account cannot change it. The change ends every session (the caller renews
+    its own) and revokes every API token."""
+    now = now or utcnow()
+    if actor.is_locked(now):
+        lockout.refuse_locked(actor, "web", "password_change_failed")
+        raise _account_locked()
+    if not verify(actor.password_hash, current or ""):
+        if not lockout.count_failure(actor, now, "web", "password_change_failed"):
+            raise _account_locked()
+        raise PasswordCheckFailed(
+            "The current password is wrong.",
+            errors={"current_password": ["The current password is wrong."]},
         )
-    check_password_policy(new, actor.email)
+    if not lockout.clear_failures(actor, now):
+        lockout.refuse_locked(actor, "web", "password_change_failed")
+        raise _account_locked()
+    check_password_policy(new, email=actor.email, name=actor.name)
     with audit.audited(actor, action="user.password_change"):
         actor.password_hash = hash_password(new)
-        actor.password_changed_at = utcnow()
-    _revoke_all_tokens(actor, actor, actor.password_changed_at)
-
-
-def _count_failure(user: User, now: datetime, channel: str, action: str) -> None:
-    """A wrong password, at login or when signing: LOGIN_MAX_FAILURES in a row lock the
-    account for LOGIN_LOCKOUT_MINUTES. Audited and flushed; the caller keeps it written."""
-    cfg = current_app.config
-    user.failed_logins += 1
-    changes: dict[str, Any] = {"channel": channel, "failed_logins": user.failed_logins}
-    if user.failed_logins >= cfg["LOGIN_MAX_FAILURES"]:
-        user.locked_until = now + timedelta(minutes=cfg["LOGIN_LOCKOUT_MINUTES"])
-        user.failed_logins = 0
-        changes["locked_until"] = user.locked_until
-        action = "account_locked"
-    audit.record(user, action, "user_account", user.id, changes)
-    db.session.flush()
+        actor.password_changed_at = now
+    _revoke_all_tokens(actor, actor, now)
+    end_sessions(actor, actor, "sessions_revoked")
 
 
 class SignatureFailed(Invalid):
@@ -313,26 +338,65 @@ class SignatureFailed(Invalid):
     keep_writes = True
 
 
+def _signature_locked() -> AccountLocked:
+    return AccountLocked(
+        "Signing is locked after repeated wrong passwords; try again later.",
+        title="Signature locked",
+    )
+
+
 def verify_signature(actor: User, password: str, now: datetime | None = None) -> None:
     """An electronic signature: the signer re-enters their password (21 CFR 11.200).
-    Wrong passwords count toward the same lockout as logins; a locked account cannot sign."""
+    Wrong passwords count toward the same lockout as logins; a locked account cannot sign.
+    Every refusal is audited and kept (keep_writes)."""
     now = now or utcnow()
     if actor.is_locked(now):
-        raise Forbidden(
-            "Signing is locked after repeated wrong passwords; try again later.",
-            title="Signature locked",
-        )
-    if not _verify_hash(actor.password_hash, password or ""):
-        _count_failure(actor, now, "signature", "signature_failed")
+        lockout.refuse_locked(actor, "signature", "signature_failed")
+        raise _signature_locked()
+    if not verify(actor.password_hash, password or ""):
+        if not lockout.count_failure(actor, now, "signature", "signature_failed"):
+            raise _signature_locked()
         raise SignatureFailed(
             "The signature password does not match.",
             title="Signature not verified",
             errors={"password": ["Re-enter your own password to sign."]},
         )
-    actor.failed_logins = 0
+    if not lockout.clear_failures(actor, now):
+        lockout.refuse_locked(actor, "signature", "signature_failed")
+        raise _signature_locked()
 
 
 def account_summary(now: datetime) -> dict[str, Any]:
     """The administrator's home numbers: how many accounts, which are locked now."""
     users = db.session.execute(sa.select(User).order_by(User.email)).scalars().all()
     return {"user_count": len(users), "locked": [u for u in users if u.is_locked(now)]}
+
+
+def users(role: str | None = None) -> list[User]:
+    """Accounts for the administrators' list, by role then e-mail."""
+    q = sa.select(User).order_by(User.role, User.email)
+    if role is not None:
+        q = q.where(User.role == role)
+    return list(db.session.execute(q).scalars())
+
+
+def site_choices() -> list[Any]:
+    """(id, code, name) of every site, for site memberships. Sites belong to the partners
+    domain, above auth: read by table name only."""
+    site = sa.table("site", sa.column("id"), sa.column("code"), sa.column("name"))
+    return list(
+        db.session.execute(sa.select(site.c.id, site.c.code, site.c.name).order_by(site.c.code))
+    )
+
+
+def user_query(filters: dict[str, Any]) -> sa.Select[tuple[User]]:
+    """The API's account list: by e-mail, filtered by role, active, free text."""
+    q = sa.select(User).order_by(User.email)
+    if "role" in filters:
+        q = q.where(User.role == filters["role"])
+    if "active" in filters:
+        q = q.where(User.active == filters["active"])
+    if filters.get("q"):
+        like = f"%{filters['q'].lower()}%"
+        q = q.where(sa.or_(sa.func.lower(User.name).like(like), User.email.like(like)))
+    return q

@@ -5,32 +5,32 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlparse
 
-import sqlalchemy as sa
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_user, logout_user
-from marshmallow import ValidationError
+from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from trialmgr.audit import services as audit
-from trialmgr.auth import services
-from trialmgr.auth.models import ADMIN, DATE_FORMATS, ROLE_LABELS, ROLES, User
+from trialmgr.auth import services, sessions
+from trialmgr.auth.models import ADMIN, DATE_FORMATS, ROLE_LABELS, ROLES
 from trialmgr.auth.policies import ANY_ROLE, current_actor, public, roles
-from trialmgr.auth.schemas import PasswordChangeIn, ProfileIn, UserIn, UserPatch
+from trialmgr.auth.schemas import PasswordChangeIn, ProfileIn, SignOutIn, UserIn, UserPatch
 from trialmgr.db import utcnow
-from trialmgr.errors import Problem, Unauthorized
-from trialmgr.extensions import db, limiter
-from trialmgr.forms import load_form
+from trialmgr.extensions import limiter
+from trialmgr.forms import Refusal, load_form, submit
 
 bp = Blueprint("auth", __name__)
 
 
 def _safe_next(target: str | None) -> str:
-    """Only same-site relative paths: an open redirect would help phishing."""
-    if target and target.startswith("/") and not target.startswith("//"):
-        parsed = urlparse(target)
-        if not parsed.netloc and not parsed.scheme:
-            return target
-    return url_for("dashboard.home")
+    """Only same-site relative paths of plain printable ASCII: an open redirect would help
+    phishing, and control characters (CR/LF) cannot go into a Location header at all."""
+    home = url_for("dashboard.home")
+    if not target or not all("!" <= c <= "~" for c in target) or "\\" in target:
+        return home
+    if not target.startswith("/") or target.startswith("//"):
+        return home
+    parsed = urlparse(target)
+    return home if parsed.netloc or parsed.scheme else target
 
 
 def _login_limit() -> str:
@@ -45,21 +45,23 @@ def login() -> Any:
         if current_user.is_authenticated:
             return redirect(url_for("dashboard.home"))
         return render_template("auth/login.html")
+    target = _safe_next(request.args.get("next"))  # before signing anyone in
     email = request.form.get("email", "")[:255]
-    try:
-        user = services.authenticate(email, request.form.get("password", ""), utcnow(), "web")
-    except Unauthorized as exc:
-        db.session.commit()  # keep the failure count and the audit of the attempt
-        return render_template("auth/login.html", error=exc.detail, email=email), 401
-    login_user(user)
-    return redirect(_safe_next(request.args.get("next")))
+    user = submit(
+        "login",
+        lambda: services.authenticate(email, request.form.get("password", ""), utcnow(), "web"),
+    )
+    if isinstance(user, Refusal):  # the failure count and its audit row are kept
+        return render_template("auth/login.html", error=user.detail, email=email), user.status
+    sessions.sign_in(user)  # last: the `login` audit row is already written
+    return redirect(target)
 
 
 @bp.route("/logout", methods=["POST"])
 @roles(*ANY_ROLE)
 def logout() -> Response:
     services.record_logout(current_actor())
-    logout_user()
+    sessions.sign_out()
     flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))
 
@@ -69,23 +71,23 @@ def logout() -> Response:
 def account() -> Any:
     actor = current_actor()
     errors: dict[str, Any] = {}
+    status = 200
     if request.method == "POST":
-        try:
+
+        def act() -> str:
             if request.form.get("action") == "password":
                 data = load_form(PasswordChangeIn(), request.form)
                 services.change_password(actor, data["current_password"], data["new_password"])
-                login_user(actor)  # the session id carries the password stamp
-                flash("Password changed; other sessions are signed out.", "success")
-            else:
-                data = load_form(ProfileIn(), request.form)
-                services.update_profile(actor, data)
-                flash("Preferences saved.", "success")
+                sessions.renew(actor)  # this session goes on under the new generation
+                return "Password changed; other sessions are signed out."
+            services.update_profile(actor, load_form(ProfileIn(), request.form))
+            return "Preferences saved."
+
+        done = submit("account", act)
+        if not isinstance(done, Refusal):
+            flash(done, "success")
             return redirect(url_for("auth.account"))
-        except ValidationError as exc:
-            errors = exc.normalized_messages()
-        except Problem as exc:
-            errors = exc.errors or {"_schema": [exc.detail]}
-    status = 422 if errors else 200
+        errors, status = (done.errors or {"_schema": [done.detail]}), done.status
     return render_template(
         "auth/account.html", user=actor, errors=errors, date_formats=list(DATE_FORMATS)
     ), status
@@ -94,11 +96,8 @@ def account() -> Any:
 @bp.route("/admin/users")
 @roles(ADMIN)
 def user_list() -> str:
-    q = sa.select(User).order_by(User.role, User.email)
     role = request.args.get("role")
-    if role in ROLES:
-        q = q.where(User.role == role)
-    users = db.session.execute(q).scalars().all()
+    users = services.users(role if role in ROLES else None)
     return render_template(
         "auth/users.html",
         users=users,
@@ -109,26 +108,20 @@ def user_list() -> str:
     )
 
 
-def _site_choices() -> list[Any]:
-    # Sites belong to the partners domain, above auth: read by table name only.
-    site = sa.table("site", sa.column("id"), sa.column("code"), sa.column("name"))
-    query = sa.select(site.c.id, site.c.code, site.c.name).order_by(site.c.code)
-    return list(db.session.execute(query))
-
-
 @bp.route("/admin/users/new", methods=["GET", "POST"])
 @roles(ADMIN)
 def user_new() -> Any:
     errors: dict[str, Any] = {}
+    status = 200
     if request.method == "POST":
-        try:
-            user = services.create_user(current_actor(), load_form(UserIn(), request.form))
+        user = submit(
+            "user",
+            lambda: services.create_user(current_actor(), load_form(UserIn(), request.form)),
+        )
+        if not isinstance(user, Refusal):
             flash(f"Account {user.email} created.", "success")
             return redirect(url_for("auth.user_list"))
-        except ValidationError as exc:
-            errors = exc.normalized_messages()
-        except Problem as exc:
-            errors = exc.errors or {"_schema": [exc.detail]}
+        errors, status = user.field_errors(), user.status
     return render_template(
         "auth/user_form.html",
         user=None,
@@ -136,9 +129,9 @@ def user_new() -> Any:
         errors=errors,
         roles=ROLES,
         role_labels=ROLE_LABELS,
-        sites=_site_choices(),
+        sites=services.site_choices(),
         member_of=[],
-    ), (422 if errors else 200)
+    ), status
 
 
 @bp.route("/admin/users/<int:user_id>", methods=["GET", "POST"])
@@ -146,22 +139,20 @@ def user_new() -> Any:
 def user_edit(user_id: int) -> Any:
     user = services.get_user(user_id)
     errors: dict[str, Any] = {}
+    status = 200
     if request.method == "POST":
-        try:
-            services.update_user(current_actor(), user, load_form(UserPatch(), request.form))
+        done = submit(
+            "user",
+            lambda: services.update_user(
+                current_actor(), user, load_form(UserPatch(), request.form)
+            ),
+        )
+        if not isinstance(done, Refusal):
             flash(f"Account {user.email} updated.", "success")
             return redirect(url_for("auth.user_list"))
-        except ValidationError as exc:
-            errors = exc.normalized_messages()
-        except Problem as exc:
-            errors = exc.errors or {"_schema": [exc.detail]}
-    history = (
-        db.session.execute(
-            audit.query(audit.AuditFilter(entity="user_account", entity_id=str(user.id))).limit(50)
-        )
-        .scalars()
-        .all()
-    )
+        errors, status = done.field_errors(), done.status
+    # read after a refusal was rolled back: the history shows what is stored
+    history = audit.recent(audit.AuditFilter(entity="user_account", entity_id=str(user.id)), 50)
     return render_template(
         "auth/user_form.html",
         user=user,
@@ -169,8 +160,25 @@ def user_edit(user_id: int) -> Any:
         errors=errors,
         roles=ROLES,
         role_labels=ROLE_LABELS,
-        sites=_site_choices(),
+        sites=services.site_choices(),
         member_of=user.site_ids,
         history=history,
         now=utcnow(),
-    ), (422 if errors else 200)
+    ), status
+
+
+@bp.route("/admin/users/<int:user_id>/sessions/revoke", methods=["POST"])
+@roles(ADMIN)
+def user_sign_out_everywhere(user_id: int) -> Response:
+    user = services.get_user(user_id)
+    done = submit(
+        "sign_out",
+        lambda: services.sign_out_everywhere(
+            current_actor(), user, load_form(SignOutIn(), request.form).get("reason")
+        ),
+    )
+    if isinstance(done, Refusal):
+        flash(done.detail, "danger")
+        return redirect(url_for("auth.user_edit", user_id=user.id))
+    flash(f"{user.email} is signed out everywhere: sessions ended, API tokens revoked.", "success")
+    return redirect(url_for("auth.user_edit", user_id=user.id))
