@@ -778,7 +778,7 @@ def test_dose_in_the_cohort_unit_and_within_ten_percent(api):
 
 
 def test_stagger_refusal_gives_the_next_moment_in_the_sites_zone_across_dst(api):
-    """Dosed 09:00 CET on 20 March 2026 in Rome; 14 × 24 h later it is 10:00 CEST."""
+    """Dosed 09:00 CET on 20 March 2026 in Rome; 14 days of 24 h later it is 10:00 CEST."""
     lead = api.as_role("consortium_lead")
     site = active_site(lead, "RM1", activated_on=date(2025, 6, 1), timezone="Europe/Rome")
     trial = open_trial(lead, consent_approved=date(2025, 6, 1))
@@ -1045,13 +1045,13 @@ def _enrol_at(app, coord, trial, screening, enrolled_on, now):
 
 
 def test_a_tokyo_site_enters_its_today_just_after_its_midnight(app, api):
-    coord, trial, site, screening = _service_world(app, api, "Asia/Tokyo")
+    coord, trial, _site, screening = _service_world(app, api, "Asia/Tokyo")
     now = datetime(2026, 5, 31, 15, 30, tzinfo=UTC)  # 00:30 on 1 June in Tokyo
     assert isinstance(_enrol_at(app, coord, trial, screening, date(2026, 6, 1), now), str)
 
 
 def test_a_los_angeles_site_cannot_enter_tomorrow_in_its_evening(app, api):
-    coord, trial, site, screening = _service_world(app, api, "America/Los_Angeles")
+    coord, trial, _site, screening = _service_world(app, api, "America/Los_Angeles")
     now = datetime(2026, 6, 1, 3, 0, tzinfo=UTC)  # 20:00 on 31 May in Los Angeles
     refused = _enrol_at(app, coord, trial, screening, date(2026, 6, 1), now)
     assert getattr(refused, "status", None) == 422 and "enrolled_on" in refused.errors
