@@ -1,4 +1,4 @@
-"""The role matrix: every API operation and page route × every role × own/other site.
+"""The role matrix: every API operation and page route, by every role, on own and other site.
 
 The table below is the specification, written by hand from ARCHITECTURE.md's role table
 ("who creates what"): a new route fails this test until it is added here, a route whose
