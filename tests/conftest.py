@@ -29,6 +29,8 @@ from tests.factories import ApiClient
 from trialmgr import ROOT, create_app
 from trialmgr.extensions import db as _db
 
+pytest_plugins = ["tests.smtp"]  # the smtp_server fixture (a real local SMTP server)
+
 PG_URL = os.environ.get("TEST_DATABASE_URL")
 _counter = itertools.count()
 

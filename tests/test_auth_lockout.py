@@ -3,17 +3,15 @@ a locked account looks like an unknown one; its owner is told."""
 
 from __future__ import annotations
 
-import socket
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from aiosmtpd.controller import Controller
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -296,34 +294,6 @@ def test_locked_account_takes_as_long_as_an_unknown_email(app_factory):
     locked = _median_seconds(lambda: _token(client, user["email"]))
     assert 1 / 3 < unknown / wrong < 3, (unknown, wrong)
     assert 1 / 3 < locked / wrong < 3, (locked, wrong)
-
-
-class _Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(envelope)
-        return "250 Message accepted for delivery"
-
-    def wait(self, count: int, seconds: float = 10) -> list[Any]:
-        deadline = time.monotonic() + seconds
-        while len(self.messages) < count and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return self.messages
-
-
-@pytest.fixture()
-def smtp_server() -> Iterator[tuple[int, _Inbox]]:
-    """A real SMTP server on a free loopback port (aiosmtpd)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    inbox = _Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield port, inbox
-    controller.stop()
 
 
 def test_owner_of_a_locked_account_is_told_by_email_and_in_the_audit(app_factory, smtp_server):

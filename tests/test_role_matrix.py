@@ -147,6 +147,29 @@ MATRIX = {
     "partners_api.update_approval": "AL",
     "partners_api.upload_document": "AL",
     "partners_api.download_document": "ACLM",
+    # safety: coordinators record; safety monitors review and submit; everyone reads
+    "safety_api.list_adverse_events": "ACLM",
+    "safety_api.get_adverse_event": "ACLM",
+    "safety_api.list_versions": "ACLM",
+    "safety_api.list_reviews": "ACLM",
+    "safety_api.record_adverse_event": "C",
+    "safety_api.update_adverse_event": "C",
+    "safety_api.review_adverse_event": "M",
+    "safety_api.list_labs": "ACLM",
+    "safety_api.grade_preview": "ACLM",
+    "safety_api.record_lab": "C",
+    "safety_api.list_expedited_reports": "ACLM",
+    "safety_api.submit_expedited_report": "M",
+    "safety_api.list_expedited_rules": "ACLM",
+    "safety_api.update_expedited_rule": "A",
+    "safety_api.list_stopping_rules": "ACLM",
+    "safety_api.save_stopping_rule": "AL",
+    "safety_api.list_firings": "ACLM",
+    "safety_api.list_work_items": "ACLM",
+    "safety_api.list_notifications": "ACLM",
+    "safety_api.read_notification": "ACLM",
+    "safety_api.search_meddra": "ACLM",
+    "safety_api.import_meddra": "A",
 }
 PUBLIC_OR_BUILT_IN = {
     "static",
@@ -159,7 +182,7 @@ PUBLIC_OR_BUILT_IN = {
 # Ending one's own session or token: called last, so the rest of the sweep keeps its login.
 LAST = ("auth.logout", "auth_api.revoke_current_token")
 # URL parameters that name a record of site S01 (a coordinator of S02 must get 404).
-SITE_SCOPED = {"site_id", "code", "screening_id", "visit_id", "approval_id"}
+SITE_SCOPED = {"site_id", "code", "screening_id", "visit_id", "approval_id", "ae_id", "report_id"}
 
 
 @pytest.fixture()
@@ -182,6 +205,21 @@ def scene(app, api):
     spare_token = api.as_user(spare)
     token_id = spare_token.get("/auth/tokens").json[0]["id"]
     trial = lead.get(f"/trials/{w['trial']['id']}").json
+    ae = coord.post(
+        "/adverse-events",
+        json={
+            "subject_code": subject["code"],
+            "term": "Hepatitis",
+            "soc": "Hepatobiliary disorders",
+            "onset_date": days_ago(20).isoformat(),
+            "grade": 2,
+            "seriousness_criteria": ["hospitalisation"],
+            "causality": "unlikely",
+            "expected": True,
+            "site_awareness_at": f"{days_ago(19).isoformat()}T09:00:00+00:00",
+        },
+    ).json
+    rule = lead.get(f"/trials/{trial['id']}/expedited-rules").json[0]
     values = {
         "trial_id": trial["id"],
         "site_id": w["site"]["id"],
@@ -194,6 +232,10 @@ def scene(app, api):
         "visit_id": visit["id"],
         "version_id": trial["consent_versions"][0]["id"],
         "item_id": trial["cohorts"][-1]["id"],
+        "ae_id": ae["id"],
+        "report_id": ae["expedited_reports"][0]["id"],
+        "rule_id": rule["id"],
+        "notification_id": 1,
     }
     actors = {
         A: api.as_role(A),

@@ -107,11 +107,17 @@ def lock_rows(session: Any, model: type, *ids: int) -> None:
 
     PostgreSQL: SELECT ... FOR UPDATE on the rows. SQLite: the transaction
     already holds the database write lock (BEGIN IMMEDIATE), nothing to add.
+    Lock parents in one order everywhere: trial, then cohort, then the rest.
     """
     if session.get_bind().dialect.name == "sqlite":
         return
+    # populate_existing: rows already loaded are re-read as locked, so the check that
+    # follows sees what committed transactions wrote (call before changing them).
     session.execute(
-        sa.select(model.id).where(model.id.in_(ids)).with_for_update()  # type: ignore[attr-defined]
+        sa.select(model)
+        .where(model.id.in_(ids))  # type: ignore[attr-defined]
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).all()
 
 

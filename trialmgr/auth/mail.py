@@ -79,6 +79,23 @@ def notify_account_locked(email: str, until: datetime) -> None:
     db.session().info.setdefault(_PENDING, []).append((settings, message))
 
 
+def queue_message(to: str, subject: str, body: str) -> bool:
+    """Queue a plain-text message on this transaction: sent once it commits, dropped if it
+    rolls back. Returns False (and does nothing) when mail is not configured."""
+    config = current_app.config
+    if not config.get("MAIL_SERVER"):
+        return False
+    settings = {key: config.get(key) for key in SETTINGS}
+    message = EmailMessage()
+    message["From"] = settings["MAIL_DEFAULT_SENDER"]
+    message["To"] = to
+    message["Subject"] = subject
+    message.set_content(body)
+    _listen()
+    db.session().info.setdefault(_PENDING, []).append((settings, message))
+    return True
+
+
 def _send_logged(settings: dict[str, Any], message: EmailMessage) -> None:
     try:
         send(settings, message)

@@ -239,6 +239,8 @@ class TrialPause(IdMixin, Audited, Base):
     resumed_by: Mapped[str | None] = mapped_column(sa.String(255))
     resume_reason: Mapped[str | None] = mapped_column(sa.Text)
     resume_signature_meaning: Mapped[str | None] = mapped_column(sa.String(200))
+    # The status the trial returns to when resumed (open, or closed to enrolment).
+    resumes_to: Mapped[str] = mapped_column(sa.String(16), default="open", server_default="open")
 
 
 SCREENING_OUTCOMES = ("pending", "eligible", "screen_failed", "declined")

@@ -172,7 +172,10 @@ def record_dosing(actor: Any, subject: Subject, data: dict[str, Any], now: datet
     """Record the dose (date-time, actual dose, lot) once every gate holds, and generate
     the subject's visit and long-term follow-up schedule from the site-local dosing day."""
     require_site_worker(actor, subject.site_id)
-    lock_rows(db.session, Cohort, subject.cohort_id)  # no two dosings pass the stagger at once
+    # The trial first (a stopping rule pausing it commits before or after, never across),
+    # then the cohort (no two dosings pass the stagger at once).
+    lock_rows(db.session, Trial, subject.trial_id)
+    lock_rows(db.session, Cohort, subject.cohort_id)
     check_gates(subject, data["dosed_at"], now)
     deviation = _dose_deviation(subject, data)
     day = site_local_date(subject.site, data["dosed_at"])

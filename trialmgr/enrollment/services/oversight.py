@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from trialmgr.audit import services as audit
 from trialmgr.auth.services import verify_signature
+from trialmgr.db import lock_rows
 from trialmgr.enrollment.models import SafetyReview, Trial, TrialPause
 from trialmgr.enrollment.policies import require_safety_monitor
 from trialmgr.enrollment.services.dosing import escalation_readiness
@@ -66,45 +67,76 @@ def reviews_of(trial: Trial) -> list[SafetyReview]:
     )
 
 
+def open_pause(trial: Trial) -> TrialPause | None:
+    return db.session.execute(
+        sa.select(TrialPause)
+        .where(TrialPause.trial_id == trial.id, TrialPause.resumed_at.is_(None))
+        .order_by(TrialPause.id)
+        .limit(1)
+    ).scalar_one_or_none()
+
+
 def pause_trial(
     actor: Any, trial: Trial, reason: str, now: datetime, source: str = "manual"
 ) -> TrialPause:
-    """Pause all dosing trial-wide: immediate and audited. Safety rules call this with
-    source "rule:<name>"; by hand only a safety monitor pauses."""
+    """Pause all dosing trial-wide (and enrolment): immediate and audited. Safety rules call
+    this with source "rule:<name>"; by hand only a safety monitor pauses. A rule or review
+    that fires while the trial is already paused adds its reason to the open pause: a
+    safety write never fails because the trial is paused."""
     if source != "manual" and not source.startswith(("rule:", "review:")):
         raise ValueError(f"unknown pause source {source}")
     if source == "manual":
         require_safety_monitor(actor, "pauses a trial")
-    if trial.status != "open":
+    lock_rows(db.session, Trial, trial.id)
+    if trial.status == "paused":
+        current = open_pause(trial)
+        if source == "manual" or current is None:
+            raise Conflict("The trial is already paused.", title="Already paused")
+        with audit.audited(actor, reason=reason, action="trial.pause_reason"):
+            current.reason = f"{current.reason}\n{reason}"
+            current.source = (
+                current.source if source in current.source else f"{current.source},{source}"[:40]
+            )
+            trial.paused_reason = current.reason
+        return current
+    if trial.status not in ("open", "closed"):
         raise Conflict(f"Only an open trial can be paused (this one is {trial.status}).")
     with audit.audited(actor, reason=reason, action="trial.pause"):
+        pause = TrialPause(
+            trial_id=trial.id,
+            paused_at=now,
+            reason=reason,
+            source=source,
+            paused_by=actor.email,
+            resumes_to=trial.status,
+        )
         trial.status = "paused"
         trial.paused_reason = reason
-        pause = TrialPause(
-            trial_id=trial.id, paused_at=now, reason=reason, source=source, paused_by=actor.email
-        )
         db.session.add(pause)
     return pause
 
 
 def resume_trial(actor: Any, trial: Trial, reason: str, password: str, now: datetime) -> Trial:
-    """Only a safety monitor resumes, with a signed decision (password re-entry) and a reason."""
+    """Only a safety monitor resumes, with a signed decision (password re-entry) and a reason;
+    the trial returns to the status it was paused from."""
     require_safety_monitor(actor, "resumes a paused trial")
     if trial.status != "paused":
         raise Conflict("The trial is not paused.")
     verify_signature(actor, password, now)
-    open_pauses = db.session.execute(
-        sa.select(TrialPause).where(
-            TrialPause.trial_id == trial.id, TrialPause.resumed_at.is_(None)
-        )
-    ).scalars()
+    open_pauses = list(
+        db.session.execute(
+            sa.select(TrialPause).where(
+                TrialPause.trial_id == trial.id, TrialPause.resumed_at.is_(None)
+            )
+        ).scalars()
+    )
     with audit.audited(actor, reason=reason, action="trial.resume"):
         for pause in open_pauses:
             pause.resumed_at = now
             pause.resumed_by = actor.email
             pause.resume_reason = reason
             pause.resume_signature_meaning = RESUME_MEANING
-        trial.status = "open"
+        trial.status = open_pauses[0].resumes_to if open_pauses else "open"
         trial.paused_reason = None
     return trial
 

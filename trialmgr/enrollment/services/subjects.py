@@ -21,6 +21,7 @@ from trialmgr.enrollment.models import (
     Screening,
     Subject,
     SubjectConsent,
+    Trial,
 )
 from trialmgr.enrollment.policies import require_site_worker
 from trialmgr.enrollment.services.consent import consent_version_on, needs_reconsent
@@ -120,6 +121,7 @@ def enrol(actor: Any, data: dict[str, Any], now: datetime) -> Subject:
     require_site_worker(actor, screening.site_id)
     trial = screening.trial
     cohort = get_cohort(trial, data["cohort_id"])
+    lock_rows(db.session, Trial, trial.id)  # same order as dosing and safety writes
     lock_rows(db.session, Cohort, cohort.id)
     lock_rows(db.session, Screening, screening.id)
     if subject_of_screening(screening) is not None:

@@ -6,6 +6,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from blinker import Namespace
 
 from trialmgr.audit import services as audit
 from trialmgr.clock import actor_today, check_not_future
@@ -17,6 +18,11 @@ from trialmgr.errors import Conflict, Invalid, NotFound
 from trialmgr.extensions import db
 from trialmgr.partners.policies import may_see_site, scope_sites
 from trialmgr.partners.services.sites import site_local_date, site_today
+
+# Sent after a visit is recorded (sender: the visit; actor, now): the safety domain, above
+# enrolment, listens for LTFU "yes" answers and positive RCR results.
+signals = Namespace()
+visit_recorded = signals.signal("visit-recorded")
 
 
 def get_visit(actor: Any, visit_id: int) -> Visit:
@@ -132,6 +138,7 @@ def record_visit(actor: Any, visit: Visit, data: dict[str, Any], now: datetime) 
         for deviation in _deviations_for(visit, today, now):
             db.session.add(deviation)
         advance_subject(subject)
+    visit_recorded.send(visit, actor=actor, now=now)
     return visit
 
 
