@@ -1,1 +1,2 @@
-"""Safety: rules that judge a subject's data for harm (lab grading per CTCAE v5.0)."""
+"""Safety: adverse events, CTCAE lab grading, expedited-reporting clocks, stopping rules,
+the follow-on work queue and notifications."""
