@@ -233,7 +233,7 @@ class SiteOut(Schema):
     code = fields.String()
     name = fields.String()
     country = fields.String()
-    timezone = fields.String()
+    timezone = fields.String(metadata={"description": TIMEZONE_DESCRIPTION})
     principal_investigator = fields.String(allow_none=True)
     target_enrollment = fields.Integer()
     status = fields.String(
