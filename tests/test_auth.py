@@ -321,7 +321,14 @@ def test_admin_assigns_sites_through_the_user_form(app, api, client):
         json={"name": "Hospital", "short_name": "H", "kind": "clinical_site", "country": "IT"},
     ).json
     site = lead.post(
-        "/sites", json={"partner_id": partner["id"], "code": "S01", "name": "Site", "country": "IT"}
+        "/sites",
+        json={
+            "partner_id": partner["id"],
+            "code": "S01",
+            "name": "Site",
+            "country": "IT",
+            "timezone": "Europe/Rome",
+        },
     ).json
     admin = make_user(app, "admin")
     login_page(client, admin["email"])

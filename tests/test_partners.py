@@ -46,6 +46,7 @@ def new_site(lead, partner, code="S01", **extra):
             "name": f"Site {code}",
             "country": "IT",
             "target_enrollment": 4,
+            "timezone": "Europe/Rome",
             **extra,
         },
     )
@@ -212,7 +213,13 @@ def test_duplicate_site_code_is_409_and_nothing_written(app, lead, partner):
     before = counts(app)
     resp = lead.post(
         "/sites",
-        json={"partner_id": partner["id"], "code": "S01", "name": "Other", "country": "FR"},
+        json={
+            "partner_id": partner["id"],
+            "code": "S01",
+            "name": "Other",
+            "country": "FR",
+            "timezone": "Europe/Paris",
+        },
     )
     assert resp.status_code == 409
     assert counts(app) == before
@@ -220,7 +227,14 @@ def test_duplicate_site_code_is_409_and_nothing_written(app, lead, partner):
 
 def test_site_for_unknown_partner_is_422(lead):
     resp = lead.post(
-        "/sites", json={"partner_id": 999, "code": "S05", "name": "Xsite", "country": "IT"}
+        "/sites",
+        json={
+            "partner_id": 999,
+            "code": "S05",
+            "name": "Xsite",
+            "country": "IT",
+            "timezone": "Europe/Rome",
+        },
     )
     assert resp.status_code == 422 and "partner_id" in resp.json["errors"]
 

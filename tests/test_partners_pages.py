@@ -36,7 +36,13 @@ def new_partner(admin, name="Institute of Genetics", short="IG", kind="academic"
 
 
 def new_site(admin, partner, code="S01"):
-    body = {"partner_id": partner["id"], "code": code, "name": f"Site {code}", "country": "IT"}
+    body = {
+        "partner_id": partner["id"],
+        "code": code,
+        "name": f"Site {code}",
+        "country": "IT",
+        "timezone": "Europe/Rome",
+    }
     resp = admin.post("/sites", json=body)
     assert resp.status_code == 201, resp.json
     return resp.json
@@ -248,6 +254,7 @@ def test_manager_creates_a_site_through_the_form(app, admin):
         "country": "IT",
         "target_enrollment": "4",
         "principal_investigator": "",
+        "timezone": "Europe/Rome",
     }
     resp = page.post("/sites/new", data=form)
     assert resp.status_code == 302

@@ -147,6 +147,7 @@ MATRIX = {
     "partners_api.update_approval": "AL",
     "partners_api.upload_document": "AL",
     "partners_api.download_document": "ACLM",
+    "partners_api.site_status_history": "ACLM",
     # safety: coordinators record; safety monitors review and submit; everyone reads
     "safety_api.list_adverse_events": "ACLM",
     "safety_api.get_adverse_event": "ACLM",

@@ -61,7 +61,13 @@ def test_screening_needs_an_open_site(api):
     ).json
     site = lead.post(
         "/sites",
-        json={"partner_id": partner["id"], "code": "S03", "name": "Pending", "country": "FR"},
+        json={
+            "partner_id": partner["id"],
+            "code": "S03",
+            "name": "Pending",
+            "country": "FR",
+            "timezone": "Europe/Paris",
+        },
     ).json
     coord = api.as_role("coordinator", site_ids=[site["id"]])
     resp = coord.post("/screenings", json=screening_body(w["trial"], site))

@@ -3,7 +3,7 @@ minimum, accepted ORPHAcodes, RCR results, why visits were cancelled, deviation 
 transposon vectors and ended trials
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0006
 Create Date: 2026-12-01 06:02:18.662690
 
 """
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0007'
-down_revision = '0005'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 

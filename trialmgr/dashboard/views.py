@@ -10,7 +10,7 @@ from flask_login import current_user
 
 from trialmgr.auth import services as auth_services
 from trialmgr.auth.policies import ANY_ROLE, current_actor, public, roles
-from trialmgr.db import today, utcnow
+from trialmgr.db import utcnow
 from trialmgr.enrollment.services import subjects as subjects_service
 from trialmgr.enrollment.services import trials as trials_service
 from trialmgr.enrollment.services.oversight import pauses_of
@@ -31,14 +31,17 @@ def paused_trials() -> dict[str, Any]:
 
 
 def _site_rows(actor: Any) -> list[dict[str, Any]]:
-    """Each visible site with its enrolment against target and approvals needing attention."""
-    on = today()
+    """Each visible site with its enrolment against target and the approvals in force needing
+    attention, as of the site's own today."""
+    now = utcnow()
     counts = subjects_service.enrolled_per_site()
     rows = []
     for site in db.session.execute(sites_service.site_query(actor, {})).scalars():
+        on = sites_service.site_today(site, now)
         attention = [
             (a.kind, state, days)
             for a in site.approvals
+            if approvals_service.in_force(site, a.kind, on) is a
             for state, days in [approvals_service.approval_state(a, on)]
             if state in ("expiring", "expired", "withdrawn")
         ]

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from flask.cli import AppGroup
 
 from trialmgr.auth.models import User
-from trialmgr.db import today
+from trialmgr.db import today, utcnow
 from trialmgr.demo import accounts, consortium, trial
 from trialmgr.extensions import db
 
@@ -26,7 +26,7 @@ def seed_command(if_empty: bool) -> None:
             "The database already has accounts; demo seed needs an empty one."
         )
     logins = accounts.seed()
-    sites = consortium.seed(today())
+    sites = consortium.seed(utcnow())
     consortium.assign_coordinator("coordinator@example.org", [sites["IT01"].id])
     consortium.assign_coordinator("coordinator.fr@example.org", [sites["FR01"].id])
     trial.seed(sites, today())

@@ -1,9 +1,11 @@
 """Demo consortium: sponsor, institute, manufacturer, central lab, patient organisation,
-and three clinical sites in three countries (two active, one still missing its IBC)."""
+and three clinical sites in three countries (two active, one still missing its IBC). Rome's
+ethics approval was renewed (the renewal is in force, the old letter superseded); Lyon was
+suspended for a fortnight and reactivated."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from trialmgr.auth import services as auth_services
@@ -12,6 +14,7 @@ from trialmgr.partners.models import Site
 from trialmgr.partners.services import approvals as approvals_service
 from trialmgr.partners.services import directory as directory_service
 from trialmgr.partners.services import sites as sites_service
+from trialmgr.partners.services import status as status_service
 
 PARTNERS = [
     ("Lumen Gene Therapeutics", "LGT", "sponsor", "NL", "Sponsor; holds the IND/CTA"),
@@ -57,8 +60,9 @@ SITES = [
 ]
 
 
-def seed(today: date) -> dict[str, Site]:
+def seed(now: datetime) -> dict[str, Site]:
     actor = SystemActor(email="system:demo")
+    today = now.date()  # the demo's dates are weeks apart: any site's today will do
     by_short: dict[str, Any] = {}
     for name, short, kind, country, role in PARTNERS:
         by_short[short] = directory_service.create_partner(
@@ -91,7 +95,7 @@ def seed(today: date) -> dict[str, Site]:
         kinds = ("irb", "ibc", "contract", "siv") if months else ("irb", "contract", "siv")
         for kind in kinds:
             expires = granted + timedelta(days=730) if kind in ("irb", "ibc") else None
-            if code == "FR01" and kind == "irb":
+            if kind == "irb" and code in ("FR01", "IT01"):
                 expires = today + timedelta(days=21)  # renewal due: shows amber
             approvals_service.add_approval(
                 actor,
@@ -102,12 +106,40 @@ def seed(today: date) -> dict[str, Site]:
                     "granted_on": granted,
                     "expires_on": expires,
                 },
-                today,
+                now,
             )
         if months:
-            sites_service.activate_site(actor, site, today, today - timedelta(days=months * 30))
+            status_service.activate_site(actor, site, now, today - timedelta(days=months * 30))
         sites[code] = site
+    _renew_and_suspend(actor, sites, now)
     return sites
+
+
+def _renew_and_suspend(actor: Any, sites: dict[str, Site], now: datetime) -> None:
+    """Rome's IRB renewed before its letter lapsed; Lyon suspended and reactivated."""
+    today = now.date()
+    rome, lyon = sites["IT01"], sites["FR01"]
+    approvals_service.add_approval(
+        actor,
+        rome,
+        {
+            "kind": "irb",
+            "reference": f"IT01-IRB-{today.year}-R1",
+            "granted_on": today - timedelta(days=12),
+            "expires_on": today - timedelta(days=12) + timedelta(days=730),
+        },
+        now,
+    )
+    status_service.suspend_site(
+        actor,
+        lyon,
+        "Monitoring visit: source data verification backlog",
+        now,
+        today - timedelta(days=110),
+    )
+    status_service.activate_site(
+        actor, lyon, now, today - timedelta(days=95), "Backlog cleared at the follow-up visit"
+    )
 
 
 def assign_coordinator(email: str, site_ids: list[int]) -> None:

@@ -8,7 +8,8 @@ from flask import send_file
 from flask_smorest import abort
 
 from trialmgr.auth.policies import ANY_ROLE, MANAGERS, current_actor, roles
-from trialmgr.db import paginate, today
+from trialmgr.clock import utcnow
+from trialmgr.db import paginate
 from trialmgr.extensions import ApiBlueprint, db
 from trialmgr.partners.export import partners_csv
 from trialmgr.partners.schemas import (
@@ -25,12 +26,14 @@ from trialmgr.partners.schemas import (
     SiteOut,
     SitePatch,
     SiteQuery,
+    SiteStatusChangeOut,
     StatusChangeIn,
 )
 from trialmgr.partners.services import approvals as approvals_service
 from trialmgr.partners.services import directory as directory_service
 from trialmgr.partners.services import documents as documents_service
 from trialmgr.partners.services import sites as sites_service
+from trialmgr.partners.services import status as status_service
 
 blp = ApiBlueprint("partners_api", __name__, url_prefix="/api/v1", description="Partners and sites")
 
@@ -95,9 +98,9 @@ def update_partner(data: dict[str, Any], partner_id: int) -> Any:
 def list_sites(filters: dict[str, Any], pagination_parameters: Any) -> list[Any]:
     """Sites you may see (coordinators: their own)."""
     query = sites_service.site_query(current_actor(), filters)
+    now = utcnow()
     return [
-        sites_service.site_view(s, today())
-        for s in paginate(db.session, query, pagination_parameters)
+        sites_service.site_view(s, now) for s in paginate(db.session, query, pagination_parameters)
     ]
 
 
@@ -106,14 +109,16 @@ def list_sites(filters: dict[str, Any], pagination_parameters: Any) -> list[Any]
 @blp.arguments(SiteIn)
 @blp.response(201, SiteOut)
 def create_site(data: dict[str, Any]) -> Any:
-    return sites_service.site_view(sites_service.create_site(current_actor(), data), today())
+    """A new site, pending until activated; `timezone` (IANA) is required: the site's dates
+    are its local calendar dates."""
+    return sites_service.site_view(sites_service.create_site(current_actor(), data), utcnow())
 
 
 @blp.route("/sites/<int:site_id>", methods=["GET"])
 @roles(*ANY_ROLE)
 @blp.response(200, SiteOut)
 def get_site(site_id: int) -> Any:
-    return sites_service.site_view(sites_service.get_site(current_actor(), site_id), today())
+    return sites_service.site_view(sites_service.get_site(current_actor(), site_id), utcnow())
 
 
 @blp.route("/sites/<int:site_id>", methods=["PATCH"])
@@ -123,7 +128,7 @@ def get_site(site_id: int) -> Any:
 def update_site(data: dict[str, Any], site_id: int) -> Any:
     actor = current_actor()
     site = sites_service.update_site(actor, sites_service.get_site(actor, site_id), data)
-    return sites_service.site_view(site, today())
+    return sites_service.site_view(site, utcnow())
 
 
 @blp.route("/sites/<int:site_id>/approvals", methods=["GET"])
@@ -131,7 +136,8 @@ def update_site(data: dict[str, Any], site_id: int) -> Any:
 @blp.response(200, ApprovalOut(many=True))
 def list_approvals(site_id: int) -> Any:
     site = sites_service.get_site(current_actor(), site_id)
-    return [approvals_service.approval_view(a, today()) for a in site.approvals]
+    now = utcnow()
+    return [approvals_service.approval_view(a, now) for a in site.approvals]
 
 
 @blp.route("/sites/<int:site_id>/approvals", methods=["POST"])
@@ -139,11 +145,13 @@ def list_approvals(site_id: int) -> Any:
 @blp.arguments(ApprovalIn)
 @blp.response(201, ApprovalOut)
 def add_approval(data: dict[str, Any], site_id: int) -> Any:
+    """Record an approval or its renewal (the newest grant is the record in force)."""
     actor = current_actor()
+    now = utcnow()
     approval = approvals_service.add_approval(
-        actor, sites_service.get_site(actor, site_id), data, today()
+        actor, sites_service.get_site(actor, site_id), data, now
     )
-    return approvals_service.approval_view(approval, today())
+    return approvals_service.approval_view(approval, now)
 
 
 @blp.route("/approvals/<int:approval_id>", methods=["PATCH"])
@@ -153,10 +161,11 @@ def add_approval(data: dict[str, Any], site_id: int) -> Any:
 def update_approval(data: dict[str, Any], approval_id: int) -> Any:
     """Correct an approval or record its withdrawal (`withdrawn_on`), with a reason."""
     actor = current_actor()
+    now = utcnow()
     approval = approvals_service.update_approval(
-        actor, approvals_service.get_approval(actor, approval_id), data, today()
+        actor, approvals_service.get_approval(actor, approval_id), data, now
     )
-    return approvals_service.approval_view(approval, today())
+    return approvals_service.approval_view(approval, now)
 
 
 @blp.route("/approvals/<int:approval_id>/document", methods=["POST"])
@@ -169,7 +178,7 @@ def upload_document(files: dict[str, Any], approval_id: int) -> Any:
     upload = files["file"]
     approval = approvals_service.get_approval(actor, approval_id)
     documents_service.attach_document(actor, approval, upload.filename, upload.read())
-    return approvals_service.approval_view(approval, today())
+    return approvals_service.approval_view(approval, utcnow())
 
 
 @blp.route("/approvals/<int:approval_id>/document", methods=["GET"])
@@ -193,12 +202,19 @@ def download_document(approval_id: int) -> Any:
 @blp.arguments(ActivateIn)
 @blp.response(200, SiteOut)
 def activate_site(data: dict[str, Any], site_id: int) -> Any:
-    """Open the site: 409 with `errors.missing` unless IRB, IBC, contract and SIV are current."""
+    """Open the site, or reactivate a suspended one (recorded as a reactivation): 409 with
+    `errors.missing` unless the IRB, IBC, contract and SIV records in force are current on
+    `activated_on` and today; 409 for a closed site (closing is final)."""
     actor = current_actor()
-    site = sites_service.activate_site(
-        actor, sites_service.get_site(actor, site_id), today(), data.get("activated_on")
+    now = utcnow()
+    site = status_service.activate_site(
+        actor,
+        sites_service.get_site(actor, site_id),
+        now,
+        data.get("activated_on"),
+        data.get("reason"),
     )
-    return sites_service.site_view(site, today())
+    return sites_service.site_view(site, now)
 
 
 @blp.route("/sites/<int:site_id>/suspend", methods=["POST"])
@@ -206,9 +222,14 @@ def activate_site(data: dict[str, Any], site_id: int) -> Any:
 @blp.arguments(StatusChangeIn)
 @blp.response(200, SiteOut)
 def suspend_site(data: dict[str, Any], site_id: int) -> Any:
+    """Suspend an active site from `on` (default: the site's today): clinical events dated
+    from then are refused until it is reactivated; enrolled subjects continue follow-up."""
     actor = current_actor()
-    site = sites_service.suspend_site(actor, sites_service.get_site(actor, site_id), data["reason"])
-    return sites_service.site_view(site, today())
+    now = utcnow()
+    site = status_service.suspend_site(
+        actor, sites_service.get_site(actor, site_id), data["reason"], now, data.get("on")
+    )
+    return sites_service.site_view(site, now)
 
 
 @blp.route("/sites/<int:site_id>/close", methods=["POST"])
@@ -216,8 +237,19 @@ def suspend_site(data: dict[str, Any], site_id: int) -> Any:
 @blp.arguments(StatusChangeIn)
 @blp.response(200, SiteOut)
 def close_site(data: dict[str, Any], site_id: int) -> Any:
+    """Close the site from `on` (default: the site's today). Final: no reactivation."""
     actor = current_actor()
-    site = sites_service.close_site(
-        actor, sites_service.get_site(actor, site_id), data["reason"], today(), data.get("on")
+    now = utcnow()
+    site = status_service.close_site(
+        actor, sites_service.get_site(actor, site_id), data["reason"], now, data.get("on")
     )
-    return sites_service.site_view(site, today())
+    return sites_service.site_view(site, now)
+
+
+@blp.route("/sites/<int:site_id>/status-history", methods=["GET"])
+@roles(*ANY_ROLE)
+@blp.response(200, SiteStatusChangeOut(many=True))
+def site_status_history(site_id: int) -> Any:
+    """Activations, suspensions, reactivations and closure, oldest first, each with the day
+    (at the site) from which it holds."""
+    return sites_service.get_site(current_actor(), site_id).status_changes

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from trialmgr.clock import utcnow
 from trialmgr.db import Audited, Base, IdMixin, TimestampMixin, one_of
 
 PARTNER_KINDS = (
@@ -19,6 +20,13 @@ PARTNER_KINDS = (
     "regulatory",
 )
 SITE_STATUSES = ("pending", "active", "suspended", "closed")
+# What happened to a site's status, and the status it leaves the site in from that date.
+STATUS_CHANGES = {
+    "activation": "active",
+    "suspension": "suspended",
+    "reactivation": "active",
+    "closure": "closed",
+}
 # Ethics (IRB/EC), biosafety (IBC), a signed clinical trial agreement, and the
 # site initiation visit: all four current before a site may screen.
 APPROVAL_KINDS = ("irb", "ibc", "contract", "siv")
@@ -60,6 +68,8 @@ class Site(IdMixin, TimestampMixin, Audited, Base):
     country: Mapped[str] = mapped_column(sa.String(2))
     principal_investigator: Mapped[str | None] = mapped_column(sa.String(120))
     target_enrollment: Mapped[int] = mapped_column(default=0)
+    # The status today and the dates of the first activation and the closure, kept in step
+    # with `status_changes` (the history the clinical gate reads) for lists and filters.
     status: Mapped[str] = mapped_column(sa.String(16), default="pending", index=True)
     activated_on: Mapped[date | None]
     closed_on: Mapped[date | None]
@@ -69,8 +79,42 @@ class Site(IdMixin, TimestampMixin, Audited, Base):
 
     partner: Mapped[Partner] = relationship(back_populates="sites")
     approvals: Mapped[list[SiteApproval]] = relationship(
-        back_populates="site", order_by="(SiteApproval.kind, SiteApproval.granted_on)"
+        back_populates="site",
+        order_by="(SiteApproval.kind, SiteApproval.granted_on, SiteApproval.id)",
     )
+    status_changes: Mapped[list[SiteStatusChange]] = relationship(
+        back_populates="site", order_by="(SiteStatusChange.on, SiteStatusChange.id)"
+    )
+
+
+def _status_follows_change() -> str:
+    return " OR ".join(
+        f"(change = '{change}' AND status = '{status}')"
+        for change, status in STATUS_CHANGES.items()
+    )
+
+
+class SiteStatusChange(IdMixin, Audited, Base):
+    """One step of a site's status history: from `on` (a day at the site) the site is in
+    `status`, until the next change. Appended, never edited: closing is final."""
+
+    __tablename__ = "site_status_change"
+    __table_args__ = (
+        sa.CheckConstraint(one_of("change", tuple(STATUS_CHANGES)), name="change_known"),
+        sa.CheckConstraint(one_of("status", SITE_STATUSES[1:]), name="status_known"),
+        sa.CheckConstraint(_status_follows_change(), name="status_follows_change"),
+        sa.Index("ix_site_status_change_site_id_on", "site_id", "on"),
+    )
+
+    site_id: Mapped[int] = mapped_column(sa.ForeignKey("site.id"))
+    change: Mapped[str] = mapped_column(sa.String(16))
+    status: Mapped[str] = mapped_column(sa.String(16))
+    on: Mapped[date]
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    recorded_by: Mapped[str] = mapped_column(sa.String(255))
+
+    site: Mapped[Site] = relationship(back_populates="status_changes")
 
 
 class SiteApproval(IdMixin, TimestampMixin, Audited, Base):

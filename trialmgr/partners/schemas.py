@@ -8,15 +8,29 @@ from typing import Any
 import pycountry
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
-from trialmgr.partners.models import APPROVAL_KINDS, PARTNER_KINDS, SITE_CODE_PATTERN, SITE_STATUSES
+from trialmgr.partners.models import (
+    APPROVAL_KINDS,
+    PARTNER_KINDS,
+    SITE_CODE_PATTERN,
+    SITE_STATUSES,
+    STATUS_CHANGES,
+)
+from trialmgr.partners.zones import known_zones
+
+TIMEZONE_DESCRIPTION = (
+    "IANA time zone of the site (e.g. Europe/Rome). The site's today and every clinical date "
+    "at the site (not in the future, approval expiry, study days) are its local calendar dates."
+)
 
 
 def time_zone(value: str) -> None:
-    """An IANA time zone name (Europe/Rome, America/New_York...)."""
+    """An IANA time zone name (Europe/Rome, America/New_York...), as zoneinfo knows it."""
     try:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
         raise ValidationError("Not an IANA time zone (e.g. Europe/Rome).") from exc
+    if value not in known_zones():
+        raise ValidationError("Not an IANA time zone (e.g. Europe/Rome).")
 
 
 def country_code(value: str) -> None:
@@ -92,7 +106,11 @@ class SiteIn(Schema):
     target_enrollment = fields.Integer(
         load_default=0, strict=True, validate=validate.Range(min=0, max=1000)
     )
-    timezone = fields.String(load_default="UTC", validate=[validate.Length(max=64), time_zone])
+    timezone = fields.String(
+        required=True,
+        validate=[validate.Length(max=64), time_zone],
+        metadata={"description": f"Required. {TIMEZONE_DESCRIPTION}"},
+    )
 
 
 class SitePatch(Schema):
@@ -100,14 +118,23 @@ class SitePatch(Schema):
     country = fields.String(validate=country_code)
     principal_investigator = fields.String(allow_none=True, validate=validate.Length(max=120))
     target_enrollment = fields.Integer(strict=True, validate=validate.Range(min=0, max=1000))
-    timezone = fields.String(validate=[validate.Length(max=64), time_zone])
+    timezone = fields.String(
+        validate=[validate.Length(max=64), time_zone],
+        metadata={"description": TIMEZONE_DESCRIPTION},
+    )
     reason = fields.String(required=True, validate=validate.Length(min=3, max=2000))
 
 
 class ApprovalIn(Schema):
     kind = fields.String(required=True, validate=validate.OneOf(APPROVAL_KINDS))
     reference = fields.String(required=True, validate=validate.Length(min=1, max=120))
-    granted_on = fields.Date(required=True)
+    granted_on = fields.Date(
+        required=True,
+        metadata={
+            "description": "Not in the future at the site. Per kind, the newest grant (on or "
+            "before a day) is the record in force that day: a renewal supersedes the older letter."
+        },
+    )
     expires_on = fields.Date(allow_none=True)
 
     @validates_schema
@@ -119,7 +146,14 @@ class ApprovalIn(Schema):
 class ApprovalPatch(Schema):
     reference = fields.String(validate=validate.Length(min=1, max=120))
     expires_on = fields.Date(allow_none=True)
-    withdrawn_on = fields.Date(allow_none=True)
+    withdrawn_on = fields.Date(
+        allow_none=True,
+        metadata={
+            "description": "Withdrawal or suspension by the committee (not before the grant, not "
+            "in the future at the site). If this is the record in force, the site is closed to "
+            "new clinical events from that date, even if an older letter has not expired."
+        },
+    )
     reason = fields.String(required=True, validate=validate.Length(min=3, max=2000))
 
 
@@ -136,18 +170,61 @@ class ApprovalOut(Schema):
     document_sha256 = fields.String(allow_none=True)
     document_size = fields.Integer(allow_none=True)
     state = fields.String(
-        metadata={"description": "current | expiring | expired | withdrawn | future"}
+        metadata={
+            "description": "current | expiring | expired | withdrawn | future, judged on the "
+            "site's today (local date); expiring: expires within 30 days"
+        }
     )
-    days_to_expiry = fields.Integer(allow_none=True)
+    days_to_expiry = fields.Integer(
+        allow_none=True, metadata={"description": "From the site's today; None: does not lapse."}
+    )
+    in_force = fields.Boolean(
+        metadata={
+            "description": "This is the record of its kind in force on the site's today: the "
+            "newest granted on or before it (ties: the later id). The kind is current only if "
+            "this record is current; older records of the kind are superseded."
+        }
+    )
 
 
 class ActivateIn(Schema):
-    activated_on = fields.Date(metadata={"description": "Default today; not in the future."})
+    activated_on = fields.Date(
+        metadata={
+            "description": "Default: the site's today; not in the future. Every approval in force "
+            "must be current on this date and today. On a suspended site this reactivates it, "
+            "from a date not before the suspension."
+        }
+    )
+    reason = fields.String(
+        validate=validate.Length(min=3, max=2000),
+        metadata={
+            "description": "Optional; recorded in the status history (e.g. why reactivated)."
+        },
+    )
 
 
 class StatusChangeIn(Schema):
     reason = fields.String(required=True, validate=validate.Length(min=3, max=2000))
-    on = fields.Date(metadata={"description": "Default today."})
+    on = fields.Date(
+        metadata={
+            "description": "Default: the site's today; not in the future, not before the site's "
+            "last status change. Clinical events dated from this day are refused; events dated "
+            "before it are judged against the site as it was then."
+        }
+    )
+
+
+class SiteStatusChangeOut(Schema):
+    id = fields.Integer()
+    site_id = fields.Integer()
+    change = fields.String(metadata={"description": " | ".join(STATUS_CHANGES)})
+    status = fields.String(
+        metadata={"description": "The site's status from `on` until the next change."}
+    )
+    on = fields.Date(metadata={"description": "A day at the site (its local calendar)."})
+    reason = fields.String(allow_none=True)
+    recorded_at = fields.DateTime()
+    recorded_by = fields.String()
 
 
 class SiteOut(Schema):
@@ -156,16 +233,38 @@ class SiteOut(Schema):
     code = fields.String()
     name = fields.String()
     country = fields.String()
-    timezone = fields.String()
+    timezone = fields.String(metadata={"description": TIMEZONE_DESCRIPTION})
     principal_investigator = fields.String(allow_none=True)
     target_enrollment = fields.Integer()
-    status = fields.String()
+    status = fields.String(
+        metadata={"description": "pending | active | suspended | closed (today)"}
+    )
     status_reason = fields.String(allow_none=True)
-    activated_on = fields.Date(allow_none=True)
+    status_since = fields.Date(
+        allow_none=True,
+        metadata={"description": "Date of the latest status change (None: pending)."},
+    )
+    activated_on = fields.Date(allow_none=True, metadata={"description": "First activation."})
     closed_on = fields.Date(allow_none=True)
-    open_for_screening = fields.Boolean()
-    missing_approvals = fields.List(fields.String())
-    months_open = fields.Float()
+    today = fields.Date(
+        metadata={"description": "The site's local calendar date now (its time zone)."}
+    )
+    open_for_screening = fields.Boolean(
+        metadata={
+            "description": "Active today by the status history, with every approval in force "
+            "current today."
+        }
+    )
+    missing_approvals = fields.List(
+        fields.String(),
+        metadata={"description": "Kinds whose record in force today is missing or not current."},
+    )
+    months_open = fields.Float(
+        metadata={
+            "description": "Site-months open up to today: only days active with every approval "
+            "current (suspensions and approval lapses do not count)."
+        }
+    )
     approvals = fields.List(fields.Nested(ApprovalOut))
 
 

@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 
 from trialmgr.audit import services as audit
 from trialmgr.auth.policies import ANY_ROLE, MANAGERS, current_actor, roles
-from trialmgr.db import today
+from trialmgr.clock import format_local, utcnow
 from trialmgr.errors import NotFound
 from trialmgr.extensions import db
 from trialmgr.forms import Refusal, filter_args, load_filters, load_form, page_of, submit
@@ -46,6 +46,8 @@ from trialmgr.partners.services import approvals as approvals_service
 from trialmgr.partners.services import directory as directory_service
 from trialmgr.partners.services import documents as documents_service
 from trialmgr.partners.services import sites as sites_service
+from trialmgr.partners.services import status as status_service
+from trialmgr.partners.zones import COUNTRY_ZONES, suggested_zone, zone_choices
 
 bp = Blueprint("partners", __name__)
 
@@ -179,10 +181,10 @@ def site_list() -> Any:
     actor = current_actor()
     filters, errors = load_filters(SiteQuery())
     sites, page, has_next = page_of(sites_service.site_query(actor, filters))
-    ref = today()
+    now = utcnow()
     return render_template(
         "partners/site_list.html",
-        sites=[(s, sites_service.site_view(s, ref)) for s in sites],
+        sites=[(s, sites_service.site_view(s, now)) for s in sites],
         statuses=SITE_STATUSES,
         args=filter_args(),
         filtered=bool(filters),
@@ -196,12 +198,17 @@ def site_list() -> Any:
 def _site_form(
     site: Site | None, values: dict[str, Any], errors: dict[str, Any], status: int
 ) -> tuple[str, int]:
+    if not values.get("timezone"):
+        # a suggestion from the country; the form's script updates it as the country is typed
+        values = {**values, "timezone": suggested_zone(values.get("country")) or ""}
     return render_template(
         "partners/site_form.html",
         site=site,
         values=values,
         errors=errors,
         partners=_partner_choices(),
+        zones=zone_choices(),
+        country_zones=COUNTRY_ZONES,
     ), status
 
 
@@ -209,7 +216,14 @@ def _site_form(
 @roles(*MANAGERS)
 def site_new() -> Any:
     if request.method == "GET":
-        values = {"partner_id": request.args.get("partner_id", ""), "target_enrollment": 0}
+        values: dict[str, Any] = {
+            "partner_id": request.args.get("partner_id", ""),
+            "target_enrollment": 0,
+        }
+        partner_id = request.args.get("partner_id", type=int)
+        partner = db.session.get(Partner, partner_id) if partner_id else None
+        if partner is not None:
+            values["country"] = partner.country
         return _site_form(None, values, {}, 200)
 
     def act() -> Any:
@@ -248,7 +262,8 @@ def _site_page(
 ) -> tuple[str, int]:
     """The site page; `failed` names the form whose errors are shown next to it."""
     actor = current_actor()
-    ref = today()
+    now = utcnow()
+    ref = sites_service.site_today(site, now)
     manager = can_manage(actor)
     history: list[Any] = []
     if manager:
@@ -259,12 +274,13 @@ def _site_page(
                         related=[
                             ("site", [str(site.id)]),
                             ("site_approval", [str(a.id) for a in site.approvals]),
+                            ("site_status_change", [str(c.id) for c in site.status_changes]),
                         ]
                     )
                 ).limit(50)
             ).scalars()
         )
-    view = sites_service.site_view(site, ref)
+    view = sites_service.site_view(site, now)
     return render_template(
         "partners/site_detail.html",
         site=site,
@@ -277,6 +293,8 @@ def _site_page(
         labels=APPROVAL_LABELS,
         manager=manager,
         history=history,
+        status_changes=site.status_changes,
+        local_time=format_local(now, site.timezone),
         failed=failed,
         errors=errors or {},
         values=request.form.to_dict(),
@@ -307,7 +325,7 @@ def approval_new(site_id: int) -> Any:
 
     def act(actor: Any, site: Site) -> None:
         approval = approvals_service.add_approval(
-            actor, site, _load(ApprovalIn(), request.form), today()
+            actor, site, _load(ApprovalIn(), request.form), utcnow()
         )
         upload = request.files.get("file")
         if upload is not None and upload.filename:
@@ -327,7 +345,7 @@ def approval_withdraw(site_id: int) -> Any:
         data = _load(ApprovalPatch(only=("withdrawn_on", "reason")), request.form)
         if not data.get("withdrawn_on"):
             raise ValidationError({"withdrawn_on": ["Give the date of the withdrawal."]})
-        approvals_service.update_approval(actor, approval, data, today())
+        approvals_service.update_approval(actor, approval, data, utcnow())
 
     return _site_action(site_id, "withdraw", act, "Approval withdrawal recorded for {site.code}.")
 
@@ -337,7 +355,9 @@ def approval_withdraw(site_id: int) -> Any:
 def site_activate(site_id: int) -> Any:
     def act(actor: Any, site: Site) -> None:
         data = _load(ActivateIn(), request.form)
-        sites_service.activate_site(actor, site, today(), data.get("activated_on"))
+        status_service.activate_site(
+            actor, site, utcnow(), data.get("activated_on"), data.get("reason")
+        )
 
     return _site_action(site_id, "activate", act, "Site {site.code} is active.")
 
@@ -346,8 +366,8 @@ def site_activate(site_id: int) -> Any:
 @roles(*MANAGERS)
 def site_suspend(site_id: int) -> Any:
     def act(actor: Any, site: Site) -> None:
-        data = _load(StatusChangeIn(only=("reason",)), request.form)
-        sites_service.suspend_site(actor, site, data["reason"])
+        data = _load(StatusChangeIn(), request.form)
+        status_service.suspend_site(actor, site, data["reason"], utcnow(), data.get("on"))
 
     return _site_action(site_id, "suspend", act, "Site {site.code} is suspended.")
 
@@ -357,7 +377,7 @@ def site_suspend(site_id: int) -> Any:
 def site_close(site_id: int) -> Any:
     def act(actor: Any, site: Site) -> None:
         data = _load(StatusChangeIn(), request.form)
-        sites_service.close_site(actor, site, data["reason"], today(), data.get("on"))
+        status_service.close_site(actor, site, data["reason"], utcnow(), data.get("on"))
 
     return _site_action(site_id, "close", act, "Site {site.code} is closed.")
 

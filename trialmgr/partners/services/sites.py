@@ -1,5 +1,8 @@
-"""Sites: creation, the activation gate, suspension and closure, and what follows from a
-site's state on a date."""
+"""Sites: creation, the clinical gate, and what follows from a site's state on a date.
+
+Status changes (activation, suspension, reactivation, closure) are in `status`; the gate
+here reads that history and the approvals in force on the event's date.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +12,19 @@ from typing import Any
 import sqlalchemy as sa
 
 from trialmgr.audit import services as audit
-from trialmgr.clock import check_not_future, local_date
+from trialmgr.clock import local_date
 from trialmgr.errors import Conflict, Invalid, NotFound
 from trialmgr.extensions import db
-from trialmgr.partners.models import Partner, Site
+from trialmgr.partners.models import Partner, Site, SiteStatusChange
 from trialmgr.partners.policies import may_see_site, require_manager, scope_sites
-from trialmgr.partners.services.approvals import approval_view, missing_approvals
-
-DAYS_PER_MONTH = 365.25 / 12
+from trialmgr.partners.services.approvals import approval_view, missing_approvals, why_not_current
+from trialmgr.partners.services.status import (
+    change_in_effect,
+    first_activation,
+    months_open,
+    next_change,
+    site_state_on,
+)
 
 
 def site_query(actor: Any, filters: dict[str, Any]) -> sa.Select[tuple[Site]]:
@@ -76,87 +84,74 @@ def update_site(actor: Any, site: Site, data: dict[str, Any]) -> Site:
     return site
 
 
-def activate_site(actor: Any, site: Site, today: date, activated_on: date | None = None) -> Site:
-    """The activation gate: IRB, IBC, contract and SIV all current on the activation date
-    (default today, never in the future; often recorded after the fact) and still today."""
-    require_manager(actor)
-    activated_on = activated_on or today
-    check_not_future("activated_on", activated_on, today)
-    if site.status == "closed":
-        raise Conflict("A closed site cannot be activated again.", title="Site closed")
-    if site.status == "active":
-        raise Conflict("The site is already active.", title="Already active")
-    missing = missing_approvals(site, activated_on)
-    for kind in missing_approvals(site, today):
-        if kind not in missing:
-            missing.append(kind)
-    if missing:
-        raise Conflict(
-            f"The site cannot be activated on {activated_on.isoformat()}: "
-            f"{', '.join(missing)} not current.",
-            title="Activation gate closed",
-            errors={"missing": missing},
-        )
-    with audit.audited(actor, action="site.activate"):
-        site.status = "active"
-        site.activated_on = activated_on if site.activated_on is None else site.activated_on
-        site.status_reason = None
-    return site
-
-
-def suspend_site(actor: Any, site: Site, reason: str) -> Site:
-    """Suspension closes the site to new screening; enrolled subjects continue follow-up."""
-    require_manager(actor)
-    if site.status != "active":
-        raise Conflict(f"Only an active site can be suspended (this one is {site.status}).")
-    with audit.audited(actor, reason=reason, action="site.suspend"):
-        site.status = "suspended"
-        site.status_reason = reason
-    return site
-
-
-def close_site(actor: Any, site: Site, reason: str, today: date, on: date | None = None) -> Site:
-    """Closing is final: no new screening, no re-activation."""
-    require_manager(actor)
-    on = on or today
-    check_not_future("on", on, today)
-    if site.status == "closed":
-        raise Conflict("The site is already closed.")
-    opened = site.activated_on or site.created_at.date()
-    if on < opened:
-        raise Invalid(
-            "A site cannot close before it opened (or, never activated, before it was recorded).",
-            errors={"on": [f"Before {opened.isoformat()}."]},
-        )
-    with audit.audited(actor, reason=reason, action="site.close"):
-        site.status = "closed"
-        site.closed_on = on
-        site.status_reason = reason
-    return site
-
-
 def open_for_screening(site: Site, on: date) -> bool:
-    return site.status == "active" and not missing_approvals(site, on)
+    """Whether a clinical event dated `on` would pass the gate: active that day by the history,
+    with every approval in force current."""
+    return site_state_on(site, on) == "active" and not missing_approvals(site, on)
+
+
+# The date field each gated operation is judged on: a date before the site first opened is
+# a wrong date (422 on that field), not a closed gate.
+OPERATION_DATE_FIELDS = {
+    "screening": "screened_on",
+    "enrolment": "enrolled_on",
+    "dosing": "dosed_at",
+}
 
 
 def assert_site_open(site: Site, on: date, operation: str) -> None:
     """The gate for a clinical event at the site: `operation` (screening, enrolment, dosing)
-    happening on `on` needs the site active with every approval current on that date.
-    The refusal names the operation. Follow-up of enrolled subjects does not call this."""
-    if site.status != "active":
+    happening on `on` (a day at the site) needs the site active on that day by its status
+    history, with the approval in force of every kind current on that day. Late entry of an
+    event done while the site was open is accepted whatever the site's status today; whether
+    the site must also be open today is the caller's rule. The refusal names the operation and
+    the cause with its date. Follow-up of enrolled subjects does not call this."""
+    name = operation.capitalize()
+    change = change_in_effect(site, on)
+    if change is None:
+        first = first_activation(site)
+        if first is not None:
+            field = OPERATION_DATE_FIELDS.get(operation, "on")
+            raise Invalid(
+                f"{name} not allowed on {on.isoformat()}: site {site.code} opened only on "
+                f"{first.isoformat()}.",
+                errors={field: [f"Before the site opened ({first.isoformat()})."]},
+            )
         raise Conflict(
-            f"{operation.capitalize()} not allowed: site {site.code} is {site.status}.",
+            f"{name} not allowed: site {site.code} has not been activated.",
             title="Site not open",
-            errors={"site": [f"Site is {site.status}."]},
+            errors={"site": ["Site is pending."]},
+        )
+    if change.status == "suspended":
+        ended = next_change(site, change)
+        if ended is None:
+            detail = f"site {site.code} suspended since {change.on.isoformat()}"
+            raise _not_open(f"{name} not allowed: {detail}.", change)
+        detail = (
+            f"site {site.code} was suspended from {change.on.isoformat()} until its "
+            f"{ended.change} on {ended.on.isoformat()}"
+        )
+        raise _not_open(f"{name} not allowed on {on.isoformat()}: {detail}.", change)
+    if change.status == "closed":
+        raise _not_open(
+            f"{name} not allowed: site {site.code} closed on {change.on.isoformat()}.", change
         )
     missing = missing_approvals(site, on)
     if missing:
+        causes = "; ".join(why_not_current(site, kind, on) for kind in missing)
         raise Conflict(
-            f"{operation.capitalize()} not allowed on {on.isoformat()}: site {site.code} has "
-            f"{', '.join(missing)} not current.",
+            f"{name} not allowed on {on.isoformat()}: {causes}.",
             title="Site not open",
             errors={"missing": missing},
         )
+
+
+def _not_open(detail: str, change: SiteStatusChange) -> Conflict:
+    return Conflict(
+        detail,
+        title="Site not open",
+        errors={"site": [f"Site {change.status} since {change.on.isoformat()}."]},
+    )
 
 
 def site_local_date(site: Site, moment: datetime) -> date:
@@ -169,16 +164,11 @@ def site_today(site: Site, now: datetime) -> date:
     return local_date(now, site.timezone)
 
 
-def months_open(site: Site, until: date) -> float:
-    """Months the site has been open since activation (to closure or `until`)."""
-    if site.activated_on is None or site.activated_on > until:
-        return 0.0
-    end = min(until, site.closed_on) if site.closed_on else until
-    return max((end - site.activated_on).days, 0) / DAYS_PER_MONTH
-
-
-def site_view(site: Site, today: date) -> dict[str, Any]:
-    """A site with what follows from today: open for screening, missing approvals, months open."""
+def site_view(site: Site, now: datetime) -> dict[str, Any]:
+    """A site with what follows from its today (its local date at `now`): open for screening,
+    missing approvals, months open, the approvals with the ones in force."""
+    today = site_today(site, now)
+    latest = site.status_changes[-1] if site.status_changes else None
     fields = (
         "id",
         "partner_id",
@@ -195,17 +185,20 @@ def site_view(site: Site, today: date) -> dict[str, Any]:
     )
     return {
         **{f: getattr(site, f) for f in fields},
+        "today": today,
+        "status_since": latest.on if latest else None,
         "open_for_screening": open_for_screening(site, today),
         "missing_approvals": missing_approvals(site, today),
         "months_open": round(months_open(site, today), 2),
-        "approvals": [approval_view(a, today) for a in site.approvals],
+        "approvals": [approval_view(a, now) for a in site.approvals],
     }
 
 
 def check_not_before_activation(field: str, value: date, site: Site) -> None:
-    """Clinical dates at a site cannot precede its activation."""
-    if site.activated_on is None or value < site.activated_on:
+    """Clinical dates at a site cannot precede its first activation (by its status history)."""
+    first = first_activation(site)
+    if first is None or value < first:
         raise Invalid(
             "Clinical dates cannot precede the site's activation.",
-            errors={field: [f"Before the site opened ({site.activated_on})."]},
+            errors={field: [f"Before the site opened ({first})."]},
         )

@@ -5,3 +5,22 @@ document.addEventListener("submit", function (event) {
     event.preventDefault();
   }
 });
+
+// Site form: suggest the time zone of the country typed, unless the user chose another one.
+(function () {
+  var list = document.querySelector("datalist[data-country-zones]");
+  var zone = document.getElementById("f-timezone");
+  var country = document.getElementById("f-country");
+  if (!list || !zone || !country) {
+    return;
+  }
+  var zones = JSON.parse(list.getAttribute("data-country-zones"));
+  var suggested = zones[country.value.trim().toUpperCase()] || "";
+  country.addEventListener("input", function () {
+    var next = zones[country.value.trim().toUpperCase()] || "";
+    if (next && (zone.value === "" || zone.value === suggested)) {
+      zone.value = next;
+    }
+    suggested = next || suggested;
+  });
+})();
