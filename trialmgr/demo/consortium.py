@@ -44,7 +44,7 @@ SITES = [
         "Europe/Rome",
         "Dr. Giulia Ferri",
         4,
-        9,
+        30,  # also ran the earlier pilot, GT-00, now closed to enrolment and in LTFU
     ),
     ("FR01", "HUL", "Lyon haemophilia centre", "FR", "Europe/Paris", "Dr. Marc Lefèvre", 3, 6),
     (
@@ -94,7 +94,7 @@ def seed(now: datetime) -> dict[str, Site]:
         granted = today - timedelta(days=(months or 2) * 30 + 20)
         kinds = ("irb", "ibc", "contract", "siv") if months else ("irb", "contract", "siv")
         for kind in kinds:
-            expires = granted + timedelta(days=730) if kind in ("irb", "ibc") else None
+            expires = granted + timedelta(days=1460) if kind in ("irb", "ibc") else None
             if kind == "irb" and code in ("FR01", "IT01"):
                 expires = today + timedelta(days=21)  # renewal due: shows amber
             approvals_service.add_approval(

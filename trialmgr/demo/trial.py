@@ -157,6 +157,90 @@ def seed(sites: dict[str, Site], today: date) -> Trial:
         consent_service.record_consent(
             actor, subject, {"consent_version_id": v11.id, "consented_on": ago(2)}, now
         )
+    # An Italian-language revision approved by Rome's ethics committee, not yet by Lyon's.
+    consent_service.add_consent_version(
+        lead,
+        trial,
+        {
+            "version": "1.2",
+            "reconsent_required": False,
+            "site_approvals": [{"site_id": it.id, "approved_on": ago(1), "language": "it"}],
+        },
+        now,
+    )
+    return trial
+
+
+def seed_earlier_pilot(sites: dict[str, Site], today: date) -> Trial:
+    """GT-00, the consortium's earlier low-dose pilot at Rome: two boys dosed about two
+    years ago, closed to enrolment, in long-term follow-up (yearly contacts)."""
+    lead = SystemActor(email="system:demo")
+    now = utcnow()
+    ago = lambda n: today - timedelta(days=n)  # noqa: E731
+    trial = trials_service.create_trial(
+        lead,
+        {
+            "code": "GT-00",
+            "title": "AAV5 factor IX gene transfer, low dose: earlier pilot (follow-up only)",
+            "phase": "1",
+            "orphacode": 98879,
+            "indication": "Haemophilia B",
+            "vector_type": "aav",
+            "stagger_days": 21,
+        },
+    )
+    trials_service.add_cohort(
+        lead,
+        trial,
+        {"label": "C1", "dose": "5e12", "dose_unit": "vg/kg", "capacity": 2, "sequence": 1},
+    )
+    for code, kind, text in CRITERIA:
+        trials_service.add_criterion(lead, trial, {"code": code, "kind": kind, "text": text})
+    consent_service.add_consent_version(
+        lead, trial, {"version": "1.0", "approved_on": ago(880)}, now
+    )
+    for name, day, before, after, primary in VISITS:
+        trials_service.add_visit_definition(
+            lead,
+            trial,
+            {
+                "name": name,
+                "day": day,
+                "window_before": before,
+                "window_after": after,
+                "primary_endpoint": primary,
+            },
+        )
+    trials_service.update_trial(lead, trial, {"status": "open", "reason": "Approvals in place"})
+    it_coord = find_user_by_email("coordinator@example.org")
+    it = sites["IT01"]
+    first = _enrol(it_coord, trial, it, 0, ago(800), now)
+    second = _enrol(it_coord, trial, it, 0, ago(790), now)
+    _dose(it_coord, first, ago(780), now)
+    _dose(it_coord, second, ago(750), now)
+    for subject in (first, second):
+        _record_visits(it_coord, subject, now)
+        for visit in subject.visits:
+            if visit.kind == "ltfu" and visit.window_end < today:
+                visits_service.record_visit(
+                    it_coord,
+                    visit,
+                    {
+                        "status": "done",
+                        "done_on": visit.scheduled_on,
+                        "answers": {
+                            "new_malignancy": False,
+                            "neurological": False,
+                            "autoimmune": False,
+                            "haematological": False,
+                        },
+                        "notes": "Yearly telephone contact: no delayed events.",
+                    },
+                    now,
+                )
+    trials_service.update_trial(
+        lead, trial, {"status": "closed", "reason": "Both slots dosed; follow-up continues"}
+    )
     return trial
 
 
@@ -214,7 +298,11 @@ def _dose(actor: Any, subject: Subject, on: date, now: datetime) -> None:
 def _record_visits(actor: Any, subject: Subject, now: datetime) -> None:
     """Visits whose window has closed: done in window, except one late (a deviation)."""
     for visit in subject.visits:
-        if visit.kind != "protocol" or visit.window_end >= now.date():
+        if (
+            visit.kind != "protocol"
+            or visit.window_end >= now.date()
+            or visit.status != "scheduled"
+        ):
             continue
         done_on = visit.scheduled_on
         if visit.name == "Week 8" and subject.code.startswith("IT01"):
