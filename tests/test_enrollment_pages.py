@@ -247,10 +247,13 @@ def test_dosing_through_the_form_then_sentinel_stagger_409(w, coord_page):
     assert w["coord"].get(f"/subjects/{second['code']}").json["dosing"] is None
 
 
-def test_dosing_time_is_read_in_the_users_time_zone(w, coord_page):
+def test_dosing_time_is_read_in_the_sites_time_zone_not_the_users(w, coord_page):
+    """The infusion happened at the site: 09:00 typed by a coordinator whose own zone is
+    Europe/Rome is 09:00 at the site (UTC here); the site's zone is shown on the form."""
     saved = coord_page.post("/account", data={"action": "profile", "timezone": "Europe/Rome"})
     assert saved.status_code == 302
     subject = enrol(w["coord"], w["trial"], w["site"])
+    assert "site time (UTC)" in text(coord_page.get(f"/subjects/{subject['code']}"))
     resp = coord_page.post(
         f"/subjects/{subject['code']}/dosing",
         data={"dosed_at": local(days_ago(10), 9), "dose": "1e13", "lot_number": "L1"},
@@ -259,8 +262,8 @@ def test_dosing_time_is_read_in_the_users_time_zone(w, coord_page):
     stored = datetime.fromisoformat(
         w["coord"].get(f"/subjects/{subject['code']}").json["dosing"]["dosed_at"]
     )
-    rome = datetime(*days_ago(10).timetuple()[:3], 9, tzinfo=zoneinfo.ZoneInfo("Europe/Rome"))
-    assert stored == rome and stored.utcoffset() is not None
+    site_time = datetime(*days_ago(10).timetuple()[:3], 9, tzinfo=zoneinfo.ZoneInfo("UTC"))
+    assert stored == site_time and stored.utcoffset() is not None
 
 
 def test_dosing_form_refuses_a_future_time_and_missing_lot(w, coord_page):

@@ -131,6 +131,41 @@ def test_consent_at_screening_can_be_added_by_patch(api):
     assert resp.json["consented_on"] == days_ago(299).isoformat()
 
 
+def test_consent_added_to_a_screen_failure_keeps_its_stated_reason(api):
+    """A screen failure explained by a reason (AAV antibodies), not an unmet criterion: the
+    consent found later is added without being asked for the reason again."""
+    w = world(api)
+    failed = w["coord"].post(
+        "/screenings",
+        json={
+            "trial_id": w["trial"]["id"],
+            "site_id": w["site"]["id"],
+            "screened_on": days_ago(20).isoformat(),
+            "orphacode": 98879,
+            "birth_year": 2014,
+            "sex": "M",
+            "answers": {"I1": True, "E1": False},
+            "outcome": "screen_failed",
+            "fail_reason": "AAV neutralising antibodies above the cut-off",
+        },
+    )
+    assert failed.status_code == 201, failed.json
+    resp = w["coord"].patch(
+        f"/screenings/{failed.json['id']}",
+        json={
+            "consented_on": days_ago(21).isoformat(),
+            "consent_version_id": w["trial"]["consent_versions"][0]["id"],
+            "reason": "consent form found in the site file",
+        },
+    )
+    assert resp.status_code == 200, resp.json
+    assert resp.json["fail_reason"] == "AAV neutralising antibodies above the cut-off"
+    emptied = w["coord"].patch(
+        f"/screenings/{failed.json['id']}", json={"fail_reason": "", "reason": "cleared"}
+    )
+    assert emptied.status_code == 422 and "fail_reason" in emptied.json["errors"]
+
+
 def test_consent_date_and_version_come_together(api):
     w = world(api)
     resp = w["coord"].post(

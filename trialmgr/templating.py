@@ -10,6 +10,7 @@ from flask import Flask
 from flask_login import current_user
 
 from trialmgr.auth.models import DATE_FORMATS, ROLE_LABELS
+from trialmgr.clock import format_local
 
 # (label, endpoint, roles); endpoints that are not registered yet are skipped,
 # so a domain's menu entry appears when the domain does.
@@ -70,6 +71,8 @@ def format_datetime(value: datetime | None) -> str:
 def register_templating(app: Flask) -> None:
     app.jinja_env.filters["d"] = format_date
     app.jinja_env.filters["dt"] = format_datetime
+    # An instant as the site saw it, whoever reads it: `dosed_at | site_time(site.timezone)`.
+    app.jinja_env.filters["site_time"] = format_local
 
     @app.context_processor
     def navigation() -> dict[str, Any]:

@@ -141,7 +141,13 @@ def set_screening_outcome(
             if failed
             else f"Unanswered criteria: {', '.join(missing)}"
         ]
-    if outcome in ("screen_failed", "declined") and not failed and not data.get("fail_reason"):
+    # A stated reason stands while the outcome stays (adding consent to a screen failure
+    # explained by a reason, e.g. AAV antibodies, does not ask for the reason again).
+    if "fail_reason" in data:
+        fail_reason = data["fail_reason"]
+    else:
+        fail_reason = screening.fail_reason if outcome == screening.outcome else None
+    if outcome in ("screen_failed", "declined") and not failed and not fail_reason:
         errors["fail_reason"] = ["Give the reason (or the unmet criteria in answers)."]
     if outcome == "pending" and screening.outcome != "pending":
         errors["outcome"] = ["A recorded outcome cannot go back to pending."]

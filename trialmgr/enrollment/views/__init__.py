@@ -1,4 +1,5 @@
-"""Pages: trials and their design, the cohort board, the screening log, enrolment, the
+"""Pages: trials and their design (corrections during setup, amendments after opening,
+consent approvals per site), the cohort board, the screening log, enrolment, the
 subject page (consent, dosing, visits, withdrawal) and the coordinator's visits due.
 
 Every write goes through the same service the API calls; a refused form is re-rendered
@@ -6,7 +7,7 @@ with its errors and the refusal's status (422 fields, 409 a rule), and a dosing 
 refusal shows the gate by name ("Sentinel stagger: next dosing allowed on ...").
 """
 
-from trialmgr.enrollment.views import screening, subjects, trials, visits
+from trialmgr.enrollment.views import amendments, design, screening, subjects, trials, visits
 from trialmgr.enrollment.views.common import bp
 
-__all__ = ["bp", "screening", "subjects", "trials", "visits"]
+__all__ = ["amendments", "bp", "design", "screening", "subjects", "trials", "visits"]

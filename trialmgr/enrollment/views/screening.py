@@ -27,6 +27,7 @@ from trialmgr.enrollment.services import trials as trials_service
 from trialmgr.enrollment.views.common import (
     ScreeningOutcomeForm,
     bp,
+    consent_options,
     site_choices,
     trial_choices,
     without,
@@ -41,6 +42,7 @@ from trialmgr.forms import (
     submit,
     typed_values,
 )
+from trialmgr.partners.services.sites import site_today
 
 # --- screening ------------------------------------------------------------------
 
@@ -84,17 +86,28 @@ def screening_export() -> Response:
 def _screening_form(
     trial: Trial | None, values: dict[str, Any], refusal: Refusal | None
 ) -> tuple[str, int]:
-    sites = site_choices(current_actor(), active_only=True)
+    actor = current_actor()
+    sites = site_choices(actor, active_only=True)
+    # The consent versions of the chosen site (or, before one is chosen, of each of yours).
+    chosen = [s for s in sites if str(s.id) == str(values.get("site_id", ""))] or sites
+    today = site_today(chosen[0], utcnow()) if len(chosen) == 1 else actor_today(actor, utcnow())
     return render_template(
         "enrollment/screening_form.html",
         trial=trial,
         trials=trial_choices("open"),
         sites=sites,
         site_options=[(s.id, f"{s.code} · {s.name}") for s in sites],
+        consent_options=consent_options(trial, chosen, today) if trial else [],
+        accepted=[f"ORPHA:{c}" for c in accepted_orphacodes(trial)] if trial else [],
         values=values,
         refusal=refusal,
-        today=actor_today(current_actor(), utcnow()),
+        today=actor_today(actor, utcnow()),
     ), (refusal.status if refusal else 200)
+
+
+def accepted_orphacodes(trial: Trial) -> list[int]:
+    """The ORPHAcodes a screening for the trial may carry (its own and the accepted ones)."""
+    return sorted({c for c in (trial.orphacode, *(trial.accepted_orphacodes or [])) if c})
 
 
 @bp.route("/screenings/new", methods=["GET", "POST"])
@@ -140,11 +153,14 @@ def screening_new() -> Any:
 def _screening_page(screening: Screening, refusal: Refusal | None = None) -> tuple[str, int]:
     actor = current_actor()
     subject = subjects_service.subject_of_screening(screening)
+    today = site_today(screening.site, utcnow())
     return render_template(
         "enrollment/screening_detail.html",
         screening=screening,
         subject=subject,
         site_worker=actor.role in SITE_WORK,
+        consent_options=consent_options(screening.trial, [screening.site], today),
+        today=today,
         refusal=refusal,
         values=typed_values(request.form) if refusal else {},
     ), (refusal.status if refusal else 200)
@@ -172,4 +188,27 @@ def screening_outcome(screening_id: int) -> Any:
     if isinstance(result, Refusal):
         return _screening_page(screening, result)
     flash(f"Screening outcome: {screening.outcome.replace('_', ' ')}.", "success")
+    return redirect(url_for("enrollment.screening_detail", screening_id=screening.id))
+
+
+@bp.route("/screenings/<int:screening_id>/consent", methods=["POST"])
+@roles(*SITE_WORK)
+def screening_consent(screening_id: int) -> Any:
+    """Consent recorded on the screening (ICH E6 4.8.8: it precedes any trial procedure);
+    the same service as PATCH /screenings/{id} with the consent fields."""
+    actor = current_actor()
+    screening = screening_service.get_screening(actor, screening_id)
+
+    def act() -> Screening:
+        form = ScreeningOutcomeForm(only=("consented_on", "consent_version_id", "reason"))
+        data = load_form(form, request.form)
+        if "consented_on" not in data and "consent_version_id" not in data:
+            raise ValidationError({"consented_on": ["Give the date the consent was signed."]})
+        return screening_service.set_screening_outcome(actor, screening, data, utcnow())
+
+    result = submit("consent", act)
+    if isinstance(result, Refusal):
+        return _screening_page(screening, result)
+    version = screening.consent_version.version if screening.consent_version else "?"
+    flash(f"Consent to version {version} recorded on the screening.", "success")
     return redirect(url_for("enrollment.screening_detail", screening_id=screening.id))

@@ -10,9 +10,10 @@ from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy.orm import selectinload
 
 from trialmgr.auth.policies import ANY_ROLE, SITE_WORK, current_actor, roles
-from trialmgr.clock import utcnow
+from trialmgr.clock import utcnow, zone
 from trialmgr.enrollment.models import (
     LTFU_QUESTIONS,
+    RCR_RESULTS,
     SUBJECT_STATUSES,
     Subject,
     Trial,
@@ -22,6 +23,7 @@ from trialmgr.enrollment.schemas import (
     DosingIn,
     EndIn,
     EnrolIn,
+    ReinstateIn,
     SubjectQuery,
     WithdrawalIn,
 )
@@ -34,9 +36,9 @@ from trialmgr.enrollment.views.common import (
     VisitForm,
     aware_from_local,
     bp,
+    consent_options,
     site_choices,
     trial_choices,
-    user_zone,
     yes_no,
 )
 from trialmgr.errors import NotFound, Problem
@@ -49,7 +51,7 @@ from trialmgr.forms import (
     submit,
     typed_values,
 )
-from trialmgr.partners.services.sites import site_today
+from trialmgr.partners.services.sites import site_local_date, site_today
 
 # --- enrolment and subjects -----------------------------------------------------
 
@@ -109,6 +111,8 @@ def subject_new() -> Any:
         trial=trial,
         slots=slots,
         current=current,
+        # The screening's consent is used when it holds one; otherwise it is asked here.
+        consent_options=consent_options(trial, [screening.site], site_day),
         existing=existing,
         values=values,
         refusal=refusal,
@@ -154,12 +158,17 @@ def _timeline(subject: Subject, deviations: list[Any]) -> list[dict[str, Any]]:
 
     screening = subject.screening
     add(screening.screened_on, f"Screened ({subject.site.code} #{screening.number})")
-    for consent in subject.consents:
-        add(consent.consented_on, f"Consented, version {consent.consent_version.version}")
+    for i, consent in enumerate(subject.consents):
+        what = "Consented" if i == 0 else "Re-consented"
+        add(consent.consented_on, f"{what}, version {consent.consent_version.version}")
     add(subject.enrolled_on, f"Enrolled in cohort {subject.cohort.label}")
     if subject.dosing is not None:
         d = subject.dosing
-        add(d.dosed_at.date(), f"Dosed {d.dose} {d.dose_unit}, lot {d.lot_number}", at=d.dosed_at)
+        add(
+            site_local_date(subject.site, d.dosed_at),
+            f"Dosed {d.dose} {d.dose_unit}, lot {d.lot_number}",
+            at=d.dosed_at,
+        )
     for visit in subject.visits:
         if visit.status == "done" and visit.done_on:
             add(visit.done_on, f"{visit.name} done")
@@ -186,30 +195,56 @@ def _dosing_gate(subject: Subject) -> Problem | None:
     return None
 
 
+# Why a visit was cancelled, as the visit table says it.
+CANCEL_LABELS = {
+    "withdrawn": "after the withdrawal",
+    "lost_to_follow_up": "after the loss to follow-up",
+    "died": "after the death",
+    "amendment": "removed by an amendment",
+}
+
+
+def _dose_bounds(subject: Subject) -> tuple[str, str] | None:
+    """The doses within 10 % of the cohort's (beyond them a dose needs a confirmation)."""
+    try:
+        planned = float(subject.cohort.dose)
+    except ValueError:
+        return None
+    low, high = (planned * (1 + k * dosing_service.DOSE_TOLERANCE) for k in (-1, 1))
+    return (f"{low:.3g}".replace("e+", "e"), f"{high:.3g}".replace("e+", "e"))
+
+
 def _subject_page(subject: Subject, refusal: Refusal | None = None) -> tuple[str, int]:
     actor = current_actor()
-    ref = site_today(subject.site, utcnow())
+    now = utcnow()
+    ref = site_today(subject.site, now)
     deviations = visits_service.deviations_of(subject)
     trial = subject.trial
-    zone = user_zone()
+    # Dosing times are the site's wall-clock time, whoever reads or types them.
+    site_zone = zone(subject.site.timezone)
     return render_template(
         "enrollment/subject_detail.html",
         subject=subject,
         trial=trial,
         visits=[(v, visits_service.visit_state(v, ref)) for v in subject.visits],
+        positive_rcr=[v for v in subject.visits if v.kind == "rcr" and v.result == "positive"],
+        rcr_results=[(r, r) for r in RCR_RESULTS],
+        cancel_reasons=CANCEL_LABELS,
         deviations=deviations,
         timeline=_timeline(subject, deviations),
         current_version=consent_service.current_consent_version(trial, subject.site_id, ref),
         gate=_dosing_gate(subject),
         next_allowed=dosing_service.next_dosing_allowed(trial, subject.cohort),
+        dose_bounds=_dose_bounds(subject),
         ltfu_questions=LTFU_QUESTIONS,
         site_worker=actor.role in SITE_WORK,
         refusal=refusal,
         values=typed_values(request.form) if refusal else {},
         today=ref,
-        now_local=utcnow().astimezone(zone).strftime("%Y-%m-%dT%H:%M"),
+        now_local=now.astimezone(site_zone).strftime("%Y-%m-%dT%H:%M"),
         dosing_from=max(subject.consented_on, subject.enrolled_on).isoformat(),
-        zone=zone.key,
+        zone=site_zone.key,
+        zone_abbreviation=now.astimezone(site_zone).tzname(),
     ), (refusal.status if refusal else 200)
 
 
@@ -248,10 +283,20 @@ def subject_dosing(code: str) -> Any:
     def act(actor: Any, subject: Subject) -> str:
         extra = {}
         if request.form.get("dosed_at", "").strip():
-            extra["dosed_at"] = aware_from_local(request.form["dosed_at"], "dosed_at")
-        data = load_form(DosingIn(only=("dosed_at", "dose", "lot_number")), request.form, extra)
+            # The input is the site's local time (the infusion happened there).
+            extra["dosed_at"] = aware_from_local(
+                request.form["dosed_at"], "dosed_at", subject.site.timezone
+            )
+        fields = ("dosed_at", "dose", "lot_number", "confirm_dose_deviation")
+        data = load_form(DosingIn(only=fields), request.form, extra)
         dosing_service.record_dosing(actor, subject, data, utcnow())
-        return f"Dosing of {subject.code} recorded; the visit schedule is generated."
+        deviation = (
+            " It is recorded as a dosing-error deviation."
+            if data.get("confirm_dose_deviation")
+            and any(d.kind == "dosing_error" for d in visits_service.deviations_of(subject))
+            else ""
+        )
+        return f"Dosing of {subject.code} recorded; the visit schedule is generated.{deviation}"
 
     return _subject_action(code, "dosing", act)
 
@@ -297,3 +342,17 @@ def subject_end(code: str) -> Any:
         return f"{subject.code}: {subject.status.replace('_', ' ')} recorded."
 
     return _subject_action(code, "end", act)
+
+
+@bp.route("/subjects/<code>/reinstate", methods=["POST"])
+@roles(*SITE_WORK)
+def subject_reinstate(code: str) -> Any:
+    def act(actor: Any, subject: Subject) -> str:
+        data = load_form(ReinstateIn(), request.form)
+        subjects_service.reinstate(actor, subject, data, utcnow())
+        return (
+            f"{subject.code} reinstated: the contacts from {data['on'].isoformat()} on are "
+            "scheduled again."
+        )
+
+    return _subject_action(code, "reinstate", act)

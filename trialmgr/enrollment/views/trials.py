@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
@@ -14,10 +15,12 @@ from trialmgr.clock import actor_today, utcnow
 from trialmgr.enrollment.models import (
     TRIAL_STATUSES,
     VECTOR_TYPES,
+    ConsentVersion,
     Trial,
 )
 from trialmgr.enrollment.schemas import (
     CohortIn,
+    ConsentSiteApprovalIn,
     ConsentVersionIn,
     CriterionIn,
     PauseIn,
@@ -34,7 +37,12 @@ from trialmgr.enrollment.services import oversight as oversight_service
 from trialmgr.enrollment.services import trials as trials_service
 from trialmgr.enrollment.services.oversight import RESUME_MEANING, REVIEW_MEANING
 from trialmgr.enrollment.views.common import (
+    any_given,
     bp,
+    flat_errors,
+    load_prefixed,
+    messages,
+    site_choices,
     trial_choices,
 )
 from trialmgr.forms import (
@@ -92,14 +100,41 @@ def trial_new() -> Any:
     ), (refusal.status if refusal else 200)
 
 
-def _trial_page(trial: Trial, refusal: Refusal | None = None) -> tuple[str, int]:
+def _consent_rows(trial: Trial, sites: list[Any]) -> list[dict[str, Any]]:
+    """Each consent version with its approvals at the sites the reader may see, the newest
+    (by first approval) first; versions approved nowhere yet come first."""
+    codes = {s.id: s.code for s in sites}
+    rows = []
+    for version in trial.consent_versions:
+        approvals = [a for a in version.site_approvals if a.site_id in codes]
+        first = min(
+            [d for d in (version.approved_on, *(a.approved_on for a in approvals)) if d],
+            default=None,
+        )
+        rows.append(
+            {
+                "version": version,
+                "approvals": [(codes[a.site_id], a) for a in approvals],
+                "first": first,
+            }
+        )
+    return sorted(rows, key=lambda r: (r["first"] or date.max, r["version"].id), reverse=True)
+
+
+def trial_page(trial: Trial, refusal: Refusal | None = None) -> tuple[str, int]:
     actor = current_actor()
+    now = utcnow()
+    sites = site_choices(actor)
     return render_template(
         "enrollment/trial_detail.html",
         trial=trial,
         pauses=oversight_service.pauses_of(trial),
         reviews=oversight_service.reviews_of(trial),
         current_version=consent_service.latest_version(trial),
+        consent_rows=_consent_rows(trial, sites),
+        site_options=[(s.id, f"{s.code} · {s.name}") for s in sites],
+        version_options=[(v.id, f"Version {v.version}") for v in reversed(trial.consent_versions)],
+        readiness=[dosing_service.escalation_readiness(trial, c, now) for c in trial.cohorts],
         cohort_options=[(c.id, f"{c.label} · {c.dose} {c.dose_unit}") for c in trial.cohorts],
         manager=can_manage(actor),
         monitor=actor.role == SAFETY_MONITOR,
@@ -117,15 +152,15 @@ def _trial_page(trial: Trial, refusal: Refusal | None = None) -> tuple[str, int]
 @bp.route("/trials/<int:trial_id>")
 @roles(*ANY_ROLE)
 def trial_detail(trial_id: int) -> tuple[str, int]:
-    return _trial_page(trials_service.get_trial(trial_id))
+    return trial_page(trials_service.get_trial(trial_id))
 
 
-def _trial_action(trial_id: int, form: str, act: Callable[[Any, Trial], str]) -> Any:
+def trial_action(trial_id: int, form: str, act: Callable[[Any, Trial], str]) -> Any:
     """Run one form of the trial page: PRG on success, the page with errors otherwise."""
     trial = trials_service.get_trial(trial_id)
     done = submit(form, lambda: act(current_actor(), trial))
     if isinstance(done, Refusal):
-        return _trial_page(trial, done)
+        return trial_page(trial, done)
     flash(done, "success")
     return redirect(url_for("enrollment.trial_detail", trial_id=trial.id))
 
@@ -137,7 +172,7 @@ def cohort_new(trial_id: int) -> Any:
         cohort = trials_service.add_cohort(actor, trial, load_form(CohortIn(), request.form))
         return f"Cohort {cohort.label} ({cohort.dose} {cohort.dose_unit}) added."
 
-    return _trial_action(trial_id, "cohort", act)
+    return trial_action(trial_id, "cohort", act)
 
 
 @bp.route("/trials/<int:trial_id>/criteria", methods=["POST"])
@@ -149,21 +184,65 @@ def criterion_new(trial_id: int) -> Any:
         )
         return f"Criterion {criterion.code} added."
 
-    return _trial_action(trial_id, "criterion", act)
+    return trial_action(trial_id, "criterion", act)
+
+
+APPROVAL_ROW = "approval_"
+
+
+def _consent_version_data(form: Any) -> dict[str, Any]:
+    """The consent-version form: the version, an optional trial-wide approval date, and one
+    optional site approval row (inputs `approval_site_id`, `approval_approved_on`, ...)."""
+    errors: dict[str, Any] = {}
+    try:
+        data = load_form(ConsentVersionIn(exclude=("site_approvals",)), form)
+    except ValidationError as exc:
+        data, errors = {}, flat_errors(exc)
+    if any_given(form, *(f"{APPROVAL_ROW}{f}" for f in ("site_id", "approved_on", "language"))):
+        row, row_errors = load_prefixed(ConsentSiteApprovalIn(), form, APPROVAL_ROW)
+        errors.update(row_errors)
+        data["site_approvals"] = [row]
+    if errors:
+        raise ValidationError(errors)
+    return data
+
+
+def _site_row_errors(refusal: Refusal, data_given: dict[str, Any]) -> Refusal:
+    """A service's errors about the site approvals belong next to the site row's inputs (a
+    site date in the future is reported as `approved_on`: the row's when no trial-wide date
+    was given)."""
+    errors = dict(refusal.errors)
+    if "site_approvals" in errors:
+        errors[f"{APPROVAL_ROW}site_id"] = messages(errors.pop("site_approvals"))
+    if "approved_on" in errors and not data_given.get("approved_on", "").strip():
+        errors[f"{APPROVAL_ROW}approved_on"] = messages(errors.pop("approved_on"))
+    refusal.errors = errors
+    return refusal
 
 
 @bp.route("/trials/<int:trial_id>/consent-versions", methods=["POST"])
 @roles(*MANAGERS)
 def consent_version_new(trial_id: int) -> Any:
-    def act(actor: Any, trial: Trial) -> str:
-        data = load_form(ConsentVersionIn(), request.form)
-        version = consent_service.add_consent_version(actor, trial, data, utcnow())
-        due = " Active subjects on older versions are now due for re-consent."
-        return (
-            f"Consent version {version.version} added.{due if version.reconsent_required else ''}"
-        )
+    trial = trials_service.get_trial(trial_id)
 
-    return _trial_action(trial_id, "consent", act)
+    def act() -> ConsentVersion:
+        data = _consent_version_data(request.form)
+        return consent_service.add_consent_version(current_actor(), trial, data, utcnow())
+
+    version = submit("consent", act)
+    if isinstance(version, Refusal):
+        return trial_page(trial, _site_row_errors(version, request.form))
+    codes = {site.id: site.code for site in site_choices(current_actor())}
+    where = [f"at every site from {version.approved_on.isoformat()}"] if version.approved_on else []
+    where += [f"at {codes.get(a.site_id)} from {a.approved_on}" for a in version.site_approvals]
+    approved = f"approved {' and '.join(where)}" if where else "not yet approved at any site"
+    due = " Active subjects on older versions there are now due for re-consent."
+    flash(
+        f"Consent version {version.version} added, {approved}."
+        f"{due if version.reconsent_required and where else ''}",
+        "success",
+    )
+    return redirect(url_for("enrollment.trial_detail", trial_id=trial.id))
 
 
 @bp.route("/trials/<int:trial_id>/visit-definitions", methods=["POST"])
@@ -174,7 +253,7 @@ def visit_definition_new(trial_id: int) -> Any:
         definition = trials_service.add_visit_definition(actor, trial, data)
         return f"Visit {definition.name} (day {definition.day}) added to the schedule."
 
-    return _trial_action(trial_id, "visit_definition", act)
+    return trial_action(trial_id, "visit_definition", act)
 
 
 @bp.route("/trials/<int:trial_id>/status", methods=["POST"])
@@ -183,12 +262,18 @@ def trial_status(trial_id: int) -> Any:
     def act(actor: Any, trial: Trial) -> str:
         data = load_form(TrialPatch(only=("status", "reason")), request.form)
         if "status" not in data:
-            raise ValidationError({"status": ["Choose open or closed."]})
+            raise ValidationError({"status": ["Choose open, closed or ended."]})
         trials_service.update_trial(actor, trial, data)
+        if trial.status == "closed":
+            return (
+                f"Trial {trial.code} is closed to enrolment; follow-up, re-consent and "
+                "safety reporting go on."
+            )
         return f"Trial {trial.code} is {trial.status}."
 
-    form = "status-closed" if request.form.get("status") == "closed" else "status-open"
-    return _trial_action(trial_id, form, act)
+    status = request.form.get("status", "")
+    form = f"status-{status}" if status in ("open", "closed", "ended") else "status-open"
+    return trial_action(trial_id, form, act)
 
 
 @bp.route("/trials/<int:trial_id>/safety-reviews", methods=["POST"])
@@ -199,7 +284,7 @@ def safety_review_new(trial_id: int) -> Any:
         review = oversight_service.record_safety_review(actor, trial, data, utcnow())
         return f"Safety review of cohort {review.cohort.label} signed: {review.decision}."
 
-    return _trial_action(trial_id, "review", act)
+    return trial_action(trial_id, "review", act)
 
 
 @bp.route("/trials/<int:trial_id>/pause", methods=["POST"])
@@ -210,7 +295,7 @@ def trial_pause(trial_id: int) -> Any:
         oversight_service.pause_trial(actor, trial, data["reason"], utcnow())
         return f"Dosing in {trial.code} is paused trial-wide."
 
-    return _trial_action(trial_id, "pause", act)
+    return trial_action(trial_id, "pause", act)
 
 
 @bp.route("/trials/<int:trial_id>/resume", methods=["POST"])
@@ -221,7 +306,7 @@ def trial_resume(trial_id: int) -> Any:
         oversight_service.resume_trial(actor, trial, data["reason"], data["password"], utcnow())
         return f"Dosing in {trial.code} resumed."
 
-    return _trial_action(trial_id, "resume", act)
+    return trial_action(trial_id, "resume", act)
 
 
 @bp.route("/trials/<int:trial_id>/cohorts")
