@@ -395,6 +395,19 @@ def test_closed_to_enrolment_keeps_follow_up_reconsent_and_dosing_going(api):
         json={"status": "done", "done_on": week4["scheduled_on"], "reason": "visit entered"},
     )
     assert visit.status_code == 200
+    blocked_screening = coord.post(
+        "/screenings",
+        json={
+            "trial_id": w["trial"]["id"],
+            "site_id": w["site"]["id"],
+            "screened_on": days_ago(1).isoformat(),
+            "orphacode": 98879,
+            "birth_year": 2015,
+            "sex": "M",
+        },
+    )
+    assert blocked_screening.status_code == 409
+    assert blocked_screening.json["detail"].startswith("Screening not allowed")
     assert dose(w["coord"], waiting, days_ago(40)).status_code == 201  # enrolled before closing
     ended = w["lead"].patch(f"/trials/{tid}", json={"status": "ended", "reason": "LTFU complete"})
     assert ended.status_code == 200 and ended.json["status"] == "ended"
@@ -1106,3 +1119,57 @@ def test_study_day_zero_is_the_sites_local_day_of_dosing(api):
     assert resp.status_code == 201
     assert resp.json["dosed_at_local"] == "2026-06-02 00:30 JST (Asia/Tokyo)"
     assert _visits(coord, subject["code"])["Day 7"]["scheduled_on"] == "2026-06-09"
+
+
+def test_an_approval_lapse_mid_trial_stops_enrolment_and_dosing_not_follow_up(api):
+    """The IRB in force is withdrawn 10 days ago: new subjects and dosings dated after it
+    are refused (naming the operation), earlier dosings entered late are accepted, and the
+    visits of subjects already dosed go on."""
+    w = world(api, stagger_days=0)
+    coord, lead = w["coord"], w["lead"]
+    followed = enrol(coord, w["trial"], w["site"])
+    assert dose(coord, followed, days_ago(60)).status_code == 201
+    waiting = enrol(coord, w["trial"], w["site"])
+    late_entry = enrol(coord, w["trial"], w["site"])
+    screening = eligible_screening(coord, w["trial"], w["site"], screened_on=days_ago(20))
+    irb = next(
+        a for a in lead.get(f"/sites/{w['site']['id']}/approvals").json if a["kind"] == "irb"
+    )
+    withdrawn = lead.patch(
+        f"/approvals/{irb['id']}",
+        json={"withdrawn_on": days_ago(10).isoformat(), "reason": "EC suspended the approval"},
+    )
+    assert withdrawn.status_code == 200
+    enrolment = coord.post(
+        "/subjects",
+        json={
+            "screening_id": screening["id"],
+            "cohort_id": w["trial"]["cohorts"][0]["id"],
+            "consent_version_id": w["trial"]["consent_versions"][0]["id"],
+            "consented_on": days_ago(20).isoformat(),
+            "enrolled_on": days_ago(15).isoformat(),
+        },
+    )
+    assert enrolment.status_code == 409 and enrolment.json["detail"].startswith("Enrolment")
+    refused = dose(coord, waiting, days_ago(5))
+    assert refused.status_code == 409 and refused.json["detail"].startswith("Dosing")
+    assert dose(coord, late_entry, days_ago(30)).status_code == 201  # done while open
+    week4 = _visits(coord, followed["code"])["Week 4"]
+    visit = coord.patch(
+        f"/visits/{week4['id']}",
+        json={"status": "done", "done_on": week4["scheduled_on"], "reason": "entered late"},
+    )
+    assert visit.status_code == 200
+    blocked_screening = coord.post(
+        "/screenings",
+        json={
+            "trial_id": w["trial"]["id"],
+            "site_id": w["site"]["id"],
+            "screened_on": days_ago(1).isoformat(),
+            "orphacode": 98879,
+            "birth_year": 2015,
+            "sex": "M",
+        },
+    )
+    assert blocked_screening.status_code == 409
+    assert blocked_screening.json["detail"].startswith("Screening not allowed")
