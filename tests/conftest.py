@@ -96,6 +96,8 @@ class _SqliteDatabases:
         self.template = tmp / "template.db"
         self._names = itertools.count()
         _migrate(f"sqlite:///{self.template}", tmp)
+        # closing the last connection folded the WAL into the file, which alone is copied
+        assert not Path(f"{self.template}-wal").exists()
 
     def new(self) -> str:
         path = self.tmp / f"t{next(self._names)}.db"

@@ -1,7 +1,7 @@
 """The enrolment pages a coordinator uses every day: screening log, screening and enrolment
 forms, dosing with its gates, visits and deviations, visits due; and the trial pages of
-managers and safety monitors. Worlds are built through the API; the pages are driven as a
-browser would (session login, form posts)."""
+managers and safety monitors. Worlds are built through the services (tests/builders.py); the
+pages are driven as a browser would (session login, form posts)."""
 
 import csv
 import io
