@@ -207,15 +207,14 @@ class _PostgresDatabases:
         return self._uri(name)
 
     def _empty(self, engine: sa.Engine, name: str) -> None:
-        with engine.connect() as conn:
+        with engine.begin() as conn:
             spoilt = conn.execute(self.SCHEMA_SIGNATURE).scalar_one() != self.signature
+            if not spoilt:
+                conn.exec_driver_sql(self.empty_all)
         if spoilt:
             engine.dispose()
             self._sql(f'DROP DATABASE "{name}" WITH (FORCE)')
             self._sql(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
-            return
-        with engine.begin() as conn:
-            conn.exec_driver_sql(self.empty_all)
 
     def reset(self, app: Flask, uri: str) -> None:
         with app.app_context():
@@ -240,6 +239,7 @@ class _SharedApp:
     def __init__(self, databases: Any, tmp: Path) -> None:
         self.databases = databases
         self.tmp = tmp
+        self._instances = itertools.count()
         self.uri = databases.new()
         self.app = self._build()
 
@@ -248,14 +248,15 @@ class _SharedApp:
         self.config = dict(app.config)
         return app
 
-    def checkout(self, instance: Path) -> Flask:
+    def checkout(self) -> Flask:
         # Another create_app() (app_factory, a test of the factory itself) took over the
         # extension objects; build ours again so that none of its settings apply here.
         if _smorest_api._app is not self.app:
             _close_connections(self.app)
             self.app = self._build()
-        instance.mkdir(parents=True, exist_ok=True)
-        self.app.instance_path = str(instance)
+        # A folder of its own, made only if the test writes there (as the app makes its
+        # subfolders): hundreds of empty folders cost seconds to make and clean up.
+        self.app.instance_path = str(self.tmp / "instances" / str(next(self._instances)))
         return self.app
 
     def reset(self) -> None:
@@ -283,9 +284,9 @@ def _shared_app(databases: Any, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 @pytest.fixture()
-def app(_shared_app: _SharedApp, tmp_path: Path) -> Iterator[Flask]:
+def app(_shared_app: _SharedApp) -> Iterator[Flask]:
     """The session's app, on a database in the migrations' state, with its own instance folder."""
-    yield _shared_app.checkout(tmp_path / "instance")
+    yield _shared_app.checkout()
     _shared_app.reset()
 
 

@@ -45,11 +45,13 @@ def test_two_apps_in_one_test_have_separate_databases(app_factory):
 
 
 def test_a_test_writes_into_its_instance_folder(app):
-    Path(app.instance_path, "letter.pdf").write_bytes(b"%PDF-")
+    documents = Path(app.instance_path, "documents")
+    documents.mkdir(parents=True)
+    (documents / "letter.pdf").write_bytes(b"%PDF-")
 
 
 def test_the_next_test_has_an_empty_instance_folder(app):
-    assert list(Path(app.instance_path).iterdir()) == []
+    assert list(Path(app.instance_path).rglob("*")) == []
 
 
 def test_a_test_changes_the_app_config(app):
