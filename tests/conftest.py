@@ -170,11 +170,15 @@ class _PostgresDatabases:
         self.template = f"{self.prefix}_tpl"
         self._names = itertools.count()
         self._sql(f'CREATE DATABASE "{self.template}"')
-        _migrate(self._uri(self.template), tmp)
-        engine = sa.create_engine(self._uri(self.template), poolclass=sa.pool.NullPool)
-        with engine.connect() as conn:
-            self.signature = conn.execute(self.SCHEMA_SIGNATURE).scalar_one()
-        engine.dispose()
+        try:
+            _migrate(self._uri(self.template), tmp)
+            engine = sa.create_engine(self._uri(self.template), poolclass=sa.pool.NullPool)
+            with engine.connect() as conn:
+                self.signature = conn.execute(self.SCHEMA_SIGNATURE).scalar_one()
+            engine.dispose()
+        except BaseException:  # no session teardown will drop it
+            self._sql(f'DROP DATABASE IF EXISTS "{self.template}" WITH (FORCE)')
+            raise
         self.empty_all = self._empty_all_sql()
         self.free: list[str] = []
         self.made: list[str] = []
