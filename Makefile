@@ -4,6 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := FLASK_APP=wsgi $(BIN)/flask
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+# pytest-xdist workers, one per core (each with its own app and databases); PYTEST_ARGS=-n0
+# runs in one process, and extra arguments go here too (PYTEST_ARGS="-n0 -k dosing").
+PYTEST_ARGS ?= -n auto
+# pytest exits 5 when it collected no test: a selection gone wrong, so say it and fail.
+PYTEST = $(BIN)/python -m pytest $(PYTEST_ARGS) \
+  || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests" >&2; exit $$rc; }
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
@@ -27,12 +33,12 @@ run: $(BIN)/.installed
 test: test-sqlite test-postgres
 
 test-sqlite: $(BIN)/.installed
-	$(BIN)/python -m pytest
+	TEST_DATABASE_URL= $(PYTEST)
 
 test-postgres: $(BIN)/.installed
 	@$(BIN)/python -c 'import psycopg, sys; psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", connect_timeout=5).close()' \
 	  || { echo "PostgreSQL is not answering on 127.0.0.1:5432 (start it: pg_ctlcluster --skip-systemctl-redirect \$$(ls /etc/postgresql) main start)"; exit 1; }
-	TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/python -m pytest
+	TEST_DATABASE_URL=$(PG_TEST_URL) $(PYTEST)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check trialmgr tests bench

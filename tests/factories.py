@@ -1,4 +1,7 @@
-"""Test helpers: make users and act as them through the API or the pages."""
+"""Test helpers: make users and act as them through the API or the pages.
+
+Users and their tokens are made through the services; the login route itself is tested in
+tests/test_auth.py."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from werkzeug.test import TestResponse
 
 from trialmgr.auth import services as auth_services
 from trialmgr.auth.models import SystemActor
+from trialmgr.db import utcnow
 from trialmgr.extensions import db
 
 PASSWORD = "correct-horse-battery"
@@ -50,11 +54,13 @@ class ApiClient:
         return self.as_user(user)
 
     def as_user(self, user: dict[str, Any]) -> ApiClient:
-        resp = self.client.post(
-            "/api/v1/auth/tokens", json={"email": user["email"], "password": PASSWORD}
-        )
-        assert resp.status_code == 201, resp.json
-        return ApiClient(self.app, resp.json["token"], user)
+        """A client holding a new token of `user`, issued as POST /auth/tokens issues it."""
+        with self.app.app_context():
+            now = utcnow()
+            account = auth_services.authenticate(user["email"], PASSWORD, now, channel="api")
+            _, token = auth_services.issue_token(account, now)
+            db.session.commit()
+        return ApiClient(self.app, token, user)
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}

@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from tests.builders import at, days_ago, dose, enrol, world
 from tests.factories import PASSWORD
+from trialmgr.db import utcnow
 
 
 def test_sentinel_then_day_13_refused_day_14_allowed(api):
@@ -68,11 +69,9 @@ def test_next_cohort_needs_an_escalation_review(api):
     monitor.post(f"/trials/{trial['id']}/safety-reviews", json={**review, "decision": "escalate"})
     # the decision was signed now: a dosing recorded before it is refused
     assert dose(coord, c2, days_ago(1)).status_code == 409
-    from datetime import UTC, datetime
-
     ok = coord.post(
         f"/subjects/{c2['code']}/dosing",
-        json={"dosed_at": datetime.now(UTC).isoformat(), "dose": "3e13", "lot_number": "L002"},
+        json={"dosed_at": utcnow().isoformat(), "dose": "3e13", "lot_number": "L002"},
     )
     assert ok.status_code == 201, ok.json
     assert coord.get(f"/subjects/{c2['code']}").json["status"] == "dosed"
@@ -92,11 +91,9 @@ def test_stop_decision_keeps_next_cohort_closed(api):
             "password": PASSWORD,
         },
     )
-    from datetime import UTC, datetime
-
     resp = coord.post(
         f"/subjects/{c2['code']}/dosing",
-        json={"dosed_at": datetime.now(UTC).isoformat(), "dose": "3e13", "lot_number": "L2"},
+        json={"dosed_at": utcnow().isoformat(), "dose": "3e13", "lot_number": "L2"},
     )
     assert resp.status_code == 409 and "stop" in resp.json["detail"]
 
@@ -289,10 +286,8 @@ def test_reconsent_to_an_intermediate_version_does_not_clear_the_block(api):
 def test_next_cohort_waits_until_the_previous_has_dosed(api):
     w = world(api)
     c2 = enrol(w["coord"], w["trial"], w["site"], cohort=2)
-    from datetime import UTC, datetime
-
     resp = w["coord"].post(
         f"/subjects/{c2['code']}/dosing",
-        json={"dosed_at": datetime.now(UTC).isoformat(), "dose": "3e13", "lot_number": "L2"},
+        json={"dosed_at": utcnow().isoformat(), "dose": "3e13", "lot_number": "L2"},
     )
     assert resp.status_code == 409 and "Nobody in cohort C1" in resp.json["detail"]

@@ -1,7 +1,7 @@
 """The enrolment pages a coordinator uses every day: screening log, screening and enrolment
 forms, dosing with its gates, visits and deviations, visits due; and the trial pages of
-managers and safety monitors. Worlds are built through the API; the pages are driven as a
-browser would (session login, form posts)."""
+managers and safety monitors. Worlds are built through the services (tests/builders.py); the
+pages are driven as a browser would (session login, form posts)."""
 
 import csv
 import io
@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 import pytest
 
 from tests.builders import (
-    TODAY,
     active_site,
     days_ago,
     dose,
@@ -22,6 +21,7 @@ from tests.builders import (
     world,
 )
 from tests.factories import PASSWORD, login_page
+from trialmgr.db import today
 
 CODE = re.compile(r"S01-[A-HJ-NP-Z2-9]{5}")
 
@@ -270,7 +270,7 @@ def test_dosing_form_refuses_a_future_time_and_missing_lot(w, coord_page):
     subject = enrol(w["coord"], w["trial"], w["site"])
     future = coord_page.post(
         f"/subjects/{subject['code']}/dosing",
-        data={"dosed_at": local(TODAY + timedelta(days=2)), "dose": "1e13", "lot_number": "L1"},
+        data={"dosed_at": local(today() + timedelta(days=2)), "dose": "1e13", "lot_number": "L1"},
     )
     assert future.status_code == 422 and "Must not be in the future" in text(future)
     no_lot = coord_page.post(

@@ -395,19 +395,6 @@ def test_closed_to_enrolment_keeps_follow_up_reconsent_and_dosing_going(api):
         json={"status": "done", "done_on": week4["scheduled_on"], "reason": "visit entered"},
     )
     assert visit.status_code == 200
-    blocked_screening = coord.post(
-        "/screenings",
-        json={
-            "trial_id": w["trial"]["id"],
-            "site_id": w["site"]["id"],
-            "screened_on": days_ago(1).isoformat(),
-            "orphacode": 98879,
-            "birth_year": 2015,
-            "sex": "M",
-        },
-    )
-    assert blocked_screening.status_code == 409
-    assert blocked_screening.json["detail"].startswith("Screening not allowed")
     assert dose(w["coord"], waiting, days_ago(40)).status_code == 201  # enrolled before closing
     ended = w["lead"].patch(f"/trials/{tid}", json={"status": "ended", "reason": "LTFU complete"})
     assert ended.status_code == 200 and ended.json["status"] == "ended"
@@ -1160,6 +1147,19 @@ def test_an_approval_lapse_mid_trial_stops_enrolment_and_dosing_not_follow_up(ap
         json={"status": "done", "done_on": week4["scheduled_on"], "reason": "entered late"},
     )
     assert visit.status_code == 200
+    blocked_screening = coord.post(
+        "/screenings",
+        json={
+            "trial_id": w["trial"]["id"],
+            "site_id": w["site"]["id"],
+            "screened_on": days_ago(1).isoformat(),
+            "orphacode": 98879,
+            "birth_year": 2015,
+            "sex": "M",
+        },
+    )
+    assert blocked_screening.status_code == 409
+    assert blocked_screening.json["detail"].startswith("Screening not allowed")
     blocked_screening = coord.post(
         "/screenings",
         json={

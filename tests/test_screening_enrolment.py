@@ -6,7 +6,6 @@ import threading
 import pytest
 
 from tests.builders import (
-    TODAY,
     active_site,
     days_ago,
     eligible_screening,
@@ -15,6 +14,7 @@ from tests.builders import (
     world,
 )
 from tests.factories import ApiClient
+from trialmgr.db import today
 
 CODE = re.compile(r"^S01-[A-HJ-NP-Z2-9]{5}$")
 
@@ -88,7 +88,7 @@ def test_screening_at_site_whose_ibc_lapsed_is_409_but_follow_up_continues(app, 
         )
         db.session.commit()
     resp = w["coord"].post(
-        "/screenings", json=screening_body(w["trial"], w["site"], screened_on=TODAY.isoformat())
+        "/screenings", json=screening_body(w["trial"], w["site"], screened_on=today().isoformat())
     )
     assert resp.status_code == 409 and resp.json["errors"]["missing"] == ["ibc"]
     assert w["coord"].get(f"/subjects/{subject['code']}").status_code == 200
@@ -98,7 +98,7 @@ def test_screening_at_site_whose_ibc_lapsed_is_409_but_follow_up_continues(app, 
     "field, value",
     [
         ("birth_year", 1800),
-        ("birth_year", TODAY.year + 1),
+        ("birth_year", today().year + 1),
         ("sex", "female"),
         ("orphacode", -5),
         ("orphacode", "ORPHA:1"),
@@ -320,7 +320,7 @@ def test_coordinator_of_another_site_sees_404(api):
     assert (
         other.post(
             f"/subjects/{subject['code']}/withdrawal",
-            json={"withdrawn_on": TODAY.isoformat(), "reason": "xyz"},
+            json={"withdrawn_on": today().isoformat(), "reason": "xyz"},
         ).status_code
         == 404
     )
