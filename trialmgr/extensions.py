@@ -4,6 +4,8 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
+from typing import Any
+
 from flask_smorest import Api, Blueprint
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
@@ -15,7 +17,42 @@ migrate = Migrate(render_as_batch=True, compare_type=True, render_item=render_mi
 login_manager = LoginManager()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
-api = Api()
+class LazyDocApi(Api):
+    """flask-smorest's Api, documenting the API only when the document is asked for.
+
+    Registering a blueprint registers its routes at once but converts its schemas to
+    OpenAPI (the costly part of building an app) on the first request for
+    /api/v1/openapi.json, so the CLI, the scheduler and a worker's first request do not
+    pay for documentation nobody asked for.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._undocumented: list[tuple[Any, str, Any]] = []
+
+    def init_app(self, app: Any, *args: Any, **kwargs: Any) -> None:
+        self._undocumented = []  # a new app (tests build several): a new spec, nothing pending
+        super().init_app(app, *args, **kwargs)
+
+    def register_blueprint(self, blp: Any, *, parameters: Any = None, **options: Any) -> None:
+        name = options.get("name", blp.name)
+        self._app.extensions["flask-smorest"]["blp_name_to_api"][name] = self
+        self._app.register_blueprint(blp, **options)
+        self._undocumented.append((blp, name, parameters))
+
+    def document(self) -> None:
+        """Write the registered blueprints' operations into the spec (once)."""
+        while self._undocumented:
+            blp, name, parameters = self._undocumented.pop(0)
+            blp.register_views_in_doc(self, self._app, self.spec, name=name, parameters=parameters)
+            self.spec.tag({"name": name, "description": blp.description})
+
+    def _openapi_json(self) -> Any:
+        self.document()
+        return super()._openapi_json()
+
+
+api = LazyDocApi()
 
 
 class ApiBlueprint(Blueprint):
