@@ -197,3 +197,60 @@ def test_audit_page_renders_and_exports(app, client):
     assert b"Audit trail" in page.data and b"login" in page.data
     assert client.get("/audit?format=csv").mimetype == "text/csv"
     assert b"intact" in client.get("/audit/verify").data
+
+
+def test_requests_verify_from_the_last_full_walk_and_the_walk_moves_it(app, runner, api):
+    lead = api.as_role("consortium_lead")
+    assert runner.invoke(args=["audit", "verify"]).exit_code == 0
+    with app.app_context():
+        total = db.session.execute(sa.select(sa.func.count()).select_from(AuditEvent)).scalar_one()
+        last = db.session.execute(sa.select(sa.func.max(AuditEvent.id))).scalar_one()
+    make_user(app, "admin")  # rows written after the full walk
+    body = lead.get("/audit/verify").json
+    assert body["valid"] is True and body["from_checkpoint"] == last
+    with app.app_context():
+        now_total = db.session.execute(
+            sa.select(sa.func.count()).select_from(AuditEvent)
+        ).scalar_one()
+    assert body["checked"] == now_total > total
+
+
+def test_tampering_after_the_checkpoint_is_found_by_a_request(app, runner, api):
+    lead = api.as_role("consortium_lead")
+    assert runner.invoke(args=["audit", "verify"]).exit_code == 0
+    make_user(app, "coordinator")
+    with app.app_context():
+        newest = db.session.execute(sa.select(sa.func.max(AuditEvent.id))).scalar_one()
+        _drop_triggers()
+        db.session.execute(
+            sa.text("UPDATE audit_event SET reason = 'edited' WHERE id = :id"), {"id": newest}
+        )
+        db.session.commit()
+    body = lead.get("/audit/verify").json
+    assert body["valid"] is False and body["first_bad"]["id"] == newest
+
+
+def test_tampering_with_the_checkpoint_row_is_found_and_older_rows_by_the_full_walk(
+    app, runner, api
+):
+    lead = api.as_role("consortium_lead")
+    make_user(app, "coordinator")
+    assert runner.invoke(args=["audit", "verify"]).exit_code == 0
+    with app.app_context():
+        _drop_triggers()
+        db.session.execute(sa.text("UPDATE audit_event SET reason = 'edited' WHERE id = 1"))
+        db.session.commit()
+    assert lead.get("/audit/verify").json["valid"] is True  # before the checkpoint: not walked
+    full = runner.invoke(args=["audit", "verify"])
+    assert full.exit_code == 1 and "BROKEN at row 1" in full.output
+    with app.app_context():
+        checkpoint = db.session.execute(sa.select(sa.func.max(AuditEvent.id))).scalar_one()
+        db.session.execute(
+            sa.text("UPDATE audit_event SET hash = :h WHERE id = :id"),
+            {"h": "f" * 64, "id": checkpoint},
+        )
+        db.session.commit()
+    body = lead.get("/audit/verify").json
+    assert body["valid"] is False and "changed since the last full verification" in (
+        body["first_bad"]["problem"]
+    )

@@ -30,3 +30,17 @@ class AuditEvent(Base):
     reason: Mapped[str | None] = mapped_column(sa.Text)
     prev_hash: Mapped[str] = mapped_column(sa.String(64))
     hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+
+
+class AuditCheckpoint(Base):
+    """How far the chain is known to be intact: the last row a full walk verified (and its
+    hash). Requests verify from here; the CLI and the scheduler walk the whole chain and
+    move it. A checkpoint is a cache of verification work, not trial data."""
+
+    __tablename__ = "audit_checkpoint"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    verified_id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"))
+    verified_hash: Mapped[str] = mapped_column(sa.String(64))
+    verified_count: Mapped[int]
+    verified_at: Mapped[datetime]

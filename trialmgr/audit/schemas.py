@@ -32,3 +32,7 @@ class VerifyOut(Schema):
     checked = fields.Integer()
     head = fields.String()
     first_bad = fields.Dict()
+    from_checkpoint = fields.Integer(
+        allow_none=True,
+        metadata={"description": "Row id of the last full verification the walk started from."},
+    )
