@@ -1,11 +1,11 @@
 """Extension objects, created unbound; create_app() binds them."""
 
+from typing import Any
+
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
-from typing import Any
-
 from flask_smorest import Api, Blueprint
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect

@@ -7,6 +7,7 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import selectinload
 
 from trialmgr.audit import services as audit
 from trialmgr.clock import check_not_future
@@ -185,6 +186,7 @@ def screening_query(actor: Any, filters: dict[str, Any]) -> sa.Select[tuple[Scre
         q = q.where(Screening.screened_on >= filters["since"])
     if filters.get("until"):
         q = q.where(Screening.screened_on <= filters["until"])
+    q = q.options(selectinload(Screening.site), selectinload(Screening.trial))
     return q.order_by(Screening.screened_on.desc(), Screening.id.desc())
 
 

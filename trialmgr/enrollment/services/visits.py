@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from blinker import Namespace
+from sqlalchemy.orm import selectinload
 
 from trialmgr.audit import services as audit
 from trialmgr.clock import actor_today, check_not_future
@@ -217,5 +218,8 @@ def visits_due(actor: Any, now: datetime, days: int = 14) -> sa.Select[tuple[Vis
         .join(Subject, Visit.subject_id == Subject.id)
         .where(Visit.status == "scheduled", Visit.window_start <= today + timedelta(days=days))
         .order_by(Visit.window_end, Visit.id)
+        # what the list shows of each visit (subject code, site zone, trial), in two queries
+        .options(selectinload(Visit.subject).selectinload(Subject.site))
+        .options(selectinload(Visit.subject).selectinload(Subject.trial))
     )
     return scope_sites(actor, q, Subject.site_id)
