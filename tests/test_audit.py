@@ -254,3 +254,26 @@ def test_tampering_with_the_checkpoint_row_is_found_and_older_rows_by_the_full_w
     assert body["valid"] is False and "changed since the last full verification" in (
         body["first_bad"]["problem"]
     )
+
+
+def test_rows_of_a_rolled_back_savepoint_or_transaction_never_reach_the_chain(app):
+    from trialmgr.partners.models import Partner
+
+    actor = SystemActor(email="system:test")
+    with app.app_context():
+        with audit.audited(actor, action="partner.create"):
+            db.session.add(Partner(name="Kept", short_name="K", kind="academic", country="IT"))
+        savepoint = db.session.begin_nested()
+        with audit.audited(actor, action="partner.create"):
+            db.session.add(Partner(name="Dropped", short_name="D", kind="academic", country="IT"))
+        savepoint.rollback()
+        db.session.commit()
+        with audit.audited(actor, action="partner.create"):
+            db.session.add(Partner(name="Rolled", short_name="R", kind="academic", country="IT"))
+        db.session.rollback()
+        names = [
+            e.changes.get("name", {}).get("new")
+            for e in db.session.execute(sa.select(AuditEvent)).scalars()
+        ]
+        assert audit.verify().valid
+    assert names == ["Kept"]

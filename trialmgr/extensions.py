@@ -17,6 +17,8 @@ migrate = Migrate(render_as_batch=True, compare_type=True, render_item=render_mi
 login_manager = LoginManager()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+
 class LazyDocApi(Api):
     """flask-smorest's Api, documenting the API only when the document is asked for.
 

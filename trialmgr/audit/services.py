@@ -76,15 +76,29 @@ def record(
     reason: str | None = None,
 ) -> None:
     """Append one event that is not a row change (login, logout, token issued...)."""
-    session = db.session()
     actor_id, label = _label(actor)
-    _append(
-        session.connection(),
-        [(actor_id, label, action, entity, entity_id, changes or {}, reason)],
-    )
+    _append(db.session(), [(actor_id, label, action, entity, entity_id, changes or {}, reason)])
 
 
-def _append(conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
+# Audit rows are gathered during the transaction and chained at its commit: the chain's
+# head is read and extended only inside the commit, under a lock held that briefly
+# (PostgreSQL: an advisory lock taken last, after every other lock of the transaction, so
+# it cannot deadlock), instead of from the first audited write to the end of every
+# request. Rows gathered inside a savepoint that rolls back are dropped with it.
+_PENDING = "audit_pending"
+_MARKS = "audit_savepoint_marks"
+
+
+def _append(session: Session, rows: list[tuple[Any, ...]]) -> None:
+    at = utcnow()
+    session.info.setdefault(_PENDING, []).extend((at, *row) for row in rows)
+
+
+def _chain_pending(session: Session) -> None:
+    pending = session.info.pop(_PENDING, None)
+    if not pending:
+        return
+    conn = session.connection()
     if conn.dialect.name == "postgresql":
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK_KEY})
     prev = (
@@ -93,8 +107,8 @@ def _append(conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
         ).scalar_one_or_none()
         or GENESIS_HASH
     )
-    for actor_id, label, action, entity, entity_id, changes, reason in rows:
-        at = utcnow()
+    batch = []
+    for at, actor_id, label, action, entity, entity_id, changes, reason in pending:
         values = {
             "at": at,
             "actor_id": actor_id,
@@ -107,7 +121,27 @@ def _append(conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
             "prev_hash": prev,
         }
         values["hash"] = prev = row_hash(**values)
-        conn.execute(sa.insert(AuditEvent).values(**values))
+        batch.append(values)
+    conn.execute(sa.insert(AuditEvent), batch)
+
+
+def _before_commit(session: Session) -> None:
+    session.flush()  # the last changes' audit rows join the pending ones
+    _chain_pending(session)
+
+
+def _transaction_created(session: Session, transaction: Any) -> None:
+    if transaction.nested:
+        session.info.setdefault(_MARKS, {})[id(transaction)] = len(session.info.get(_PENDING, []))
+
+
+def _rolled_back(session: Session, previous_transaction: Any) -> None:
+    marks = session.info.get(_MARKS, {})
+    if previous_transaction.nested and id(previous_transaction) in marks:
+        del session.info.setdefault(_PENDING, [])[marks.pop(id(previous_transaction)) :]
+    elif not previous_transaction.nested:
+        session.info.pop(_PENDING, None)
+        session.info.pop(_MARKS, None)
 
 
 def _column_changes(obj: Audited, op: str) -> dict[str, dict[str, Any]]:
@@ -166,7 +200,7 @@ def _after_flush(session: Session, flush_context: Any) -> None:
         action = context.action or op
         rows.append((actor_id, label, action, table_name, entity_id, changes, context.reason))
     if rows:
-        _append(session.connection(), rows)
+        _append(session, rows)
 
 
 def install_listeners() -> None:
@@ -174,6 +208,9 @@ def install_listeners() -> None:
     if not event.contains(Session, "after_flush", _after_flush):
         event.listen(Session, "before_flush", _before_flush)
         event.listen(Session, "after_flush", _after_flush)
+        event.listen(Session, "before_commit", _before_commit)
+        event.listen(Session, "after_transaction_create", _transaction_created)
+        event.listen(Session, "after_soft_rollback", _rolled_back)
 
 
 @dataclass
