@@ -45,9 +45,11 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check trialmgr tests bench
 	$(BIN)/mypy
 
-## bench: request timings as ratios to a baseline measured in the same run
+## bench: benchmarks as ratios to baselines measured in the same run (SCALE=small|medium|large, DB=sqlite|postgres)
+SCALE ?= small
+DB ?= sqlite
 bench: $(BIN)/.installed
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench --scale $(SCALE) --db $(DB)
 
 clean:
 	rm -rf $(VENV) *.egg-info .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Benchmarks for trialmgr: `make bench` (see bench/__main__.py)."""

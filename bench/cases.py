@@ -1,0 +1,259 @@
+"""The benchmarks: each measures the application and a baseline in the same run, on the
+same database, and compares the ratio with the target of issue 16."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from flask_migrate import upgrade
+
+from bench import data, load
+from bench.server import ROOT, Database, gunicorn
+
+
+@dataclass
+class Context:
+    database: Database
+    scale: str
+    tmp: Path
+    world: data.World
+    app: Any
+
+
+def prepare(database: Database, scale: str, tmp: Path) -> Context:
+    import os
+
+    from trialmgr import create_app
+    from trialmgr.extensions import db
+
+    os.environ["TRIALMGR_INSTANCE"] = str(tmp / "instance")
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database.url, "SECRET_KEY": "b" * 48})
+    with app.app_context():
+        upgrade(directory=str(ROOT / "migrations"))
+        world = data.generate(scale)
+        db.session.remove()
+    return Context(database, scale, tmp, world, app)
+
+
+def _token(ctx: Context, email: str) -> str:
+    from trialmgr.auth import services
+    from trialmgr.auth.models import User
+    from trialmgr.clock import utcnow
+    from trialmgr.extensions import db
+
+    with ctx.app.app_context():
+        user = db.session.execute(sa.select(User).where(User.email == email)).scalar_one()
+        _, clear = services.issue_token(user, utcnow())
+        db.session.commit()
+        return clear
+
+
+def _row(
+    name: str, ours: str, baseline: str, ratio: float | None, target: str, ok: bool, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "ours": ours,
+        "baseline": baseline,
+        "ratio": None if ratio is None else round(ratio, 2),
+        "target": target,
+        "pass": ok,
+        **extra,
+    }
+
+
+# --- 1. the adverse-event write path -------------------------------------------------
+
+
+def ae_write(ctx: Context) -> dict[str, Any]:
+    """POST /api/v1/adverse-events through the whole stack (token, validation, audit chain,
+    clocks, stopping rules) against bare Flask + SQLAlchemy inserting the same row."""
+    world = ctx.world
+    site_id = world.site_ids[0]
+    token = _token(ctx, world.coordinator_emails[site_id])
+    codes = [c for c in world.subject_codes if c.startswith("B000-")]
+    rng = random.Random(7)
+    total, clients = 400, 8
+
+    def body(i: int) -> dict[str, Any]:
+        from trialmgr.clock import utcnow
+
+        onset = (utcnow() - timedelta(days=2)).date()
+        return {
+            "subject_code": codes[i % len(codes)],
+            "term": "Headache",
+            "soc": "Nervous system disorders",
+            "onset_date": onset.isoformat(),
+            "grade": rng.choice((1, 2)),
+            "causality": "unlikely",
+            "expected": True,
+            "site_awareness_at": (utcnow() - timedelta(days=1)).isoformat(),
+        }
+
+    instance = ctx.tmp / "instance"
+    with gunicorn("wsgi:app", ctx.database.url, instance) as base:
+        ours = load.run(
+            base,
+            lambda i: (
+                "POST",
+                "/api/v1/adverse-events",
+                body(i),
+                {"Authorization": f"Bearer {token}"},
+            ),
+            total,
+            clients,
+        )
+    with gunicorn("bench.baseline:app", ctx.database.url, instance) as base:
+        bare = load.run(base, lambda i: ("POST", "/adverse-events", body(i), {}), total, clients)
+    ratio = ours.rps / bare.rps
+    p95 = ours.pct(95) / bare.pct(95)
+    ok = ratio >= 0.5 and p95 <= 2 and ours.errors == 0
+    return _row(
+        "AE write (8 clients)",
+        f"{ours.rps:.0f} req/s",
+        f"{bare.rps:.0f} req/s",
+        ratio,
+        ">= 0.5",
+        ok,
+        note=f"p95 {ours.pct(95) * 1000:.0f} ms vs {bare.pct(95) * 1000:.0f} ms (x{p95:.2f}, "
+        f"target <= 2); errors {ours.errors}; ours {ours.summary()}, baseline {bare.summary()}",
+    )
+
+
+# --- 5. audit verification ------------------------------------------------------------
+
+
+def audit_verify(ctx: Context) -> dict[str, Any]:
+    """The full walk of the hash chain against hashing the same canonical bytes in a loop."""
+    from trialmgr.audit import services as audit
+    from trialmgr.audit.chain import format_at
+    from trialmgr.audit.models import AuditEvent
+    from trialmgr.extensions import db
+
+    with ctx.app.app_context():
+        started = time.perf_counter()
+        outcome = audit.verify(full=True)
+        ours = time.perf_counter() - started
+        db.session.rollback()
+        table = AuditEvent.__table__
+        blobs = []
+        for row in db.session.execute(sa.select(table).order_by(table.c.id)).mappings():
+            blobs.append(
+                json.dumps(
+                    {
+                        "at": format_at(row["at"]),
+                        "actor_id": row["actor_id"],
+                        "actor": row["actor"],
+                        "action": row["action"],
+                        "entity": row["entity"],
+                        "entity_id": row["entity_id"],
+                        "changes": row["changes"],
+                        "reason": row["reason"],
+                        "prev_hash": row["prev_hash"],
+                    },
+                    sort_keys=True,
+                    separators=(",", ":"),
+                    ensure_ascii=False,
+                ).encode()
+            )
+        started = time.perf_counter()
+        for blob in blobs:
+            hashlib.sha256(blob).hexdigest()
+        bare = time.perf_counter() - started
+    ratio = ours / bare
+    return _row(
+        f"audit verify ({outcome.checked} rows)",
+        f"{ours:.2f} s",
+        f"{bare:.2f} s",
+        ratio,
+        "<= 3",
+        outcome.valid and ratio <= 3,
+        note="baseline: sha256 of the same canonical bytes, prepared beforehand",
+    )
+
+
+# --- 6. concurrent enrolment -------------------------------------------------------------
+
+
+def concurrent_enrolment(ctx: Context) -> dict[str, Any]:
+    """50 parallel enrolments into a cohort of 3: exactly 3, no 5xx."""
+    from trialmgr.clock import utcnow
+
+    world = ctx.world
+    token = _token(ctx, world.coordinator_emails[world.site_ids[0]])
+    with ctx.app.app_context():
+        from trialmgr.enrollment.models import Trial
+        from trialmgr.extensions import db
+
+        version = db.session.get(Trial, world.trial_id).consent_versions[0].id
+    today = utcnow().date()
+
+    def request(i: int) -> tuple[str, str, dict[str, Any], dict[str, str]]:
+        return (
+            "POST",
+            "/api/v1/subjects",
+            {
+                "screening_id": world.spare_screening_ids[i],
+                "cohort_id": world.spare_cohort_id,
+                "consent_version_id": version,
+                "consented_on": (today - timedelta(days=5)).isoformat(),
+            },
+            {"Authorization": f"Bearer {token}"},
+        )
+
+    with gunicorn("wsgi:app", ctx.database.url, ctx.tmp / "instance") as base:
+        result = load.run(base, request, 50, 50, ok=(201, 409))
+    enrolled = result.statuses.get(201, 0)
+    server_errors = sum(n for status, n in result.statuses.items() if status >= 500 or status == 0)
+    return _row(
+        "concurrent enrolment (50 on 3)",
+        f"{enrolled} enrolled",
+        "3 slots",
+        None,
+        "exactly 3",
+        enrolled == 3 and server_errors == 0,
+        note=f"statuses {result.statuses}; p95 {result.pct(95) * 1000:.0f} ms",
+    )
+
+
+# --- 7. start-up -------------------------------------------------------------------------
+
+
+def _run_seconds(args: list[str]) -> float:
+    samples = []
+    for _ in range(3):
+        started = time.perf_counter()
+        subprocess.run(args, cwd=ROOT, check=True, capture_output=True)
+        samples.append(time.perf_counter() - started)
+    return sorted(samples)[1]
+
+
+def startup(ctx: Context) -> dict[str, Any]:
+    """`flask --help` (every CLI command pays it) against importing Flask and building a bare
+    app, in fresh processes."""
+    flask_bin = str(Path(sys.executable).parent / "flask")
+    ours = _run_seconds([flask_bin, "--app", "wsgi", "--help"])
+    bare = _run_seconds([sys.executable, "-c", "import flask; flask.Flask('bare')"])
+    ratio = ours / bare
+    return _row(
+        "start-up (flask --help)", f"{ours:.2f} s", f"{bare:.2f} s", ratio, "<= 2", ratio <= 2
+    )
+
+
+CASES: dict[str, Callable[[Context], dict[str, Any]]] = {
+    "ae_write": ae_write,
+    "audit_verify": audit_verify,
+    "concurrent_enrolment": concurrent_enrolment,
+    "startup": startup,
+}
