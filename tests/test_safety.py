@@ -495,6 +495,13 @@ def test_labs_are_graded_and_a_grade_3_opens_a_task(dosed):
     )
 
 
+def test_a_lab_report_may_give_both_limits_for_an_analyte_graded_on_thresholds(dosed):
+    coord, subject = dosed["coord"], dosed["subject"]
+    plt = _lab(coord, subject, "PLT", 24.9, "10^9/L", lln=150, uln=400)
+    assert plt.status_code == 201, plt.json
+    assert (plt.json["grade"], float(plt.json["uln"]), plt.json["uln_multiple"]) == (4, 400, None)
+
+
 def test_hys_law_at_one_draw_pauses_the_trial(dosed):
     coord, subject, lead = dosed["coord"], dosed["subject"], dosed["lead"]
     draw = at(days_ago(3), 6)

@@ -108,6 +108,7 @@ def register_blueprints(app: Flask) -> None:
     from trialmgr.partners import api as partners_api
     from trialmgr.partners import views as partners_views
     from trialmgr.safety import api as safety_api
+    from trialmgr.safety import views as safety_views
     from trialmgr.safety.services import work as safety_work
 
     app.url_map.converters["int"] = BoundedIntConverter
@@ -115,7 +116,14 @@ def register_blueprints(app: Flask) -> None:
     for module in (auth_api, audit_api, partners_api, enrollment_api, safety_api):
         api.register_blueprint(module.blp)
         csrf.exempt(module.blp)
-    for module in (auth_views, audit_views, dashboard_views, partners_views, enrollment_views):
+    for module in (
+        auth_views,
+        audit_views,
+        dashboard_views,
+        partners_views,
+        enrollment_views,
+        safety_views,
+    ):
         app.register_blueprint(module.bp)
     register_error_handlers(app)
     safety_work.connect()

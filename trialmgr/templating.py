@@ -34,6 +34,17 @@ NAVIGATION: list[tuple[str, str, tuple[str, ...]]] = [
         ("admin", "consortium_lead", "coordinator", "safety_monitor"),
     ),
     ("Visits due", "enrollment.visits_due", ("coordinator", "admin")),
+    (
+        "Adverse events",
+        "safety.ae_list",
+        ("admin", "consortium_lead", "coordinator", "safety_monitor"),
+    ),
+    (
+        "Safety reports",
+        "safety.report_list",
+        ("admin", "consortium_lead", "coordinator", "safety_monitor"),
+    ),
+    ("Tasks", "safety.task_list", ("admin", "consortium_lead", "coordinator", "safety_monitor")),
     ("Users", "auth.user_list", ("admin",)),
     ("Audit trail", "audit.audit_list", ("admin", "consortium_lead")),
 ]

@@ -67,6 +67,11 @@ def import_csv(actor: Any, content: bytes) -> dict[str, int]:
     return {"added": added, "updated": updated, "rows": len(rows)}
 
 
+def loaded() -> bool:
+    """Whether a dictionary has been imported (without one the SOC is free text)."""
+    return db.session.execute(sa.select(MeddraTerm.id).limit(1)).first() is not None
+
+
 def search(text: str, limit: int = 20) -> list[MeddraTerm]:
     like = f"%{text.strip().lower()}%"
     return list(

@@ -31,12 +31,18 @@ def _graded(data: dict[str, Any]) -> dict[str, Any]:
     """Grade, canonical value and ULN multiple; unit and limit problems are field errors."""
     analyte, value, unit = data["analyte"], data["value"], data["unit"]
     uln, lln = data.get("uln"), data.get("lln")
+    # Reports give both limits; only the analytes graded on ULN multiples have a multiple.
+    on_multiples = analyte in grading.ANALYTES and (
+        grading.ANALYTES[analyte].direction == grading.INCREASED
+    )
     try:
         result: dict[str, Any] = {
             "grade": grading.grade(analyte, value, unit, uln=uln, lln=lln),
             "value_canonical": grading.to_canonical(analyte, value, unit),
             "canonical_unit": grading.ANALYTES[analyte].unit,
-            "uln_multiple": grading.uln_multiple(analyte, value, unit, uln) if uln else None,
+            "uln_multiple": (
+                grading.uln_multiple(analyte, value, unit, uln) if uln and on_multiples else None
+            ),
         }
     except grading.UnitError as exc:
         raise Invalid("Unknown unit for this analyte.", errors={"unit": [str(exc)]}) from exc

@@ -197,6 +197,18 @@ def queue_for(actor: Any, include_done: bool = False) -> sa.Select[tuple[WorkIte
     return q.order_by(WorkItem.due_on.is_(None), WorkItem.due_on, WorkItem.id)
 
 
+def tasks_about(include_done: bool = True, **where: Any) -> list[WorkItem]:
+    """The tasks of one record (`adverse_event_id=`, `subject_id=`, `lab_result_id=`),
+    whatever their owner role: open first by due date, then the closed ones."""
+    q = sa.select(WorkItem)
+    for field, value in where.items():
+        q = q.where(getattr(WorkItem, field) == value)
+    if not include_done:
+        q = q.where(WorkItem.status == "open")
+    order = (WorkItem.status != "open", WorkItem.due_on.is_(None), WorkItem.due_on, WorkItem.id)
+    return list(db.session.execute(q.order_by(*order)).scalars())
+
+
 def get_item(actor: Any, item_id: int) -> WorkItem:
     item = db.session.get(WorkItem, item_id)
     if item is None or not may_see_site(actor, item.site_id):
