@@ -251,8 +251,9 @@ def test_tampering_with_the_checkpoint_row_is_found_and_older_rows_by_the_full_w
         )
         db.session.commit()
     body = lead.get("/audit/verify").json
-    assert body["valid"] is False and "changed since the last full verification" in (
-        body["first_bad"]["problem"]
+    assert (
+        body["valid"] is False
+        and "changed since the last full verification" in (body["first_bad"]["problem"])
     )
 
 

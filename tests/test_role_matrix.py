@@ -199,6 +199,25 @@ MATRIX = {
     "safety.notification_read": "ACLM",
     "safety.notification_read_all": "ACLM",
     "safety.meddra_import": "A",
+    # feasibility: managers plan milestones and set criteria; everyone reads (coordinators
+    # their own sites' numbers)
+    "milestones.feasibility_index": "ACLM",
+    "milestones.feasibility": "ACLM",
+    "milestones.consort": "ACLM",
+    "milestones.milestone_timeline": "ACLM",
+    "milestones.milestone_new": "AL",
+    "milestones.milestone_edit": "AL",
+    "milestones.criterion_new": "AL",
+    "milestones.criterion_edit": "AL",
+    "milestones.public_summary": "AL",
+    "milestones_api.list_milestones": "ACLM",
+    "milestones_api.create_milestone": "AL",
+    "milestones_api.update_milestone": "AL",
+    "milestones_api.list_criteria": "ACLM",
+    "milestones_api.create_criterion": "AL",
+    "milestones_api.update_criterion": "AL",
+    "milestones_api.feasibility": "ACLM",
+    "milestones_api.consort": "ACLM",
 }
 PUBLIC_OR_BUILT_IN = {
     "static",
@@ -207,6 +226,8 @@ PUBLIC_OR_BUILT_IN = {
     "auth_api.create_token",
     "dashboard.health",
     "dashboard.api_docs",
+    "milestones.public_trial",
+    "milestones_api.public_trial",
 }
 # Ending one's own session or token: called last, so the rest of the sweep keeps its login.
 LAST = ("auth.logout", "auth_api.revoke_current_token")
@@ -249,6 +270,14 @@ def scene(app, api):
         },
     ).json
     rule = lead.get(f"/trials/{trial['id']}/expedited-rules").json[0]
+    milestone = lead.post(
+        f"/trials/{trial['id']}/milestones",
+        json={"name": "DSMB meeting", "planned_on": days_ago(10).isoformat()},
+    ).json
+    criterion = lead.post(
+        f"/trials/{trial['id']}/progression-criteria",
+        json={"metric": "retention", "target": 0.8},
+    ).json
     values = {
         "trial_id": trial["id"],
         "site_id": w["site"]["id"],
@@ -265,6 +294,8 @@ def scene(app, api):
         "report_id": ae["expedited_reports"][0]["id"],
         "rule_id": rule["id"],
         "notification_id": 1,
+        "milestone_id": milestone["id"],
+        "criterion_id": criterion["id"],
         "kind": "cohort",
     }
     actors = {

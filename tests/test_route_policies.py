@@ -4,7 +4,15 @@ from trialmgr.auth.models import ROLES
 
 # Served by Flask and flask-smorest themselves: static files and the OpenAPI document.
 BUILT_IN = {"static", "api-docs.openapi_json"}
-PUBLIC = {"auth.login", "auth_api.create_token", "dashboard.health", "dashboard.api_docs"}
+PUBLIC = {
+    "auth.login",
+    "auth_api.create_token",
+    "dashboard.health",
+    "dashboard.api_docs",
+    # a trial's opt-in summary for patient organisations (404 unless published)
+    "milestones.public_trial",
+    "milestones_api.public_trial",
+}
 
 
 def test_every_route_declares_roles_or_is_public(app):
@@ -23,7 +31,7 @@ def test_every_route_declares_roles_or_is_public(app):
     assert missing == [], f"routes without a role declaration: {missing}"
 
 
-def test_only_login_health_and_docs_are_public(app):
+def test_only_login_health_docs_and_public_summaries_are_public(app):
     public = {
         rule.endpoint
         for rule in app.url_map.iter_rules()

@@ -105,6 +105,8 @@ def register_blueprints(app: Flask) -> None:
     from trialmgr.enrollment import views as enrollment_views
     from trialmgr.errors import register_error_handlers
     from trialmgr.extensions import api, csrf
+    from trialmgr.milestones import api as milestones_api
+    from trialmgr.milestones import views as milestones_views
     from trialmgr.partners import api as partners_api
     from trialmgr.partners import views as partners_views
     from trialmgr.safety import api as safety_api
@@ -113,7 +115,7 @@ def register_blueprints(app: Flask) -> None:
 
     app.url_map.converters["int"] = BoundedIntConverter
     # API blueprints authenticate with bearer tokens only, so CSRF does not apply.
-    for module in (auth_api, audit_api, partners_api, enrollment_api, safety_api):
+    for module in (auth_api, audit_api, partners_api, enrollment_api, safety_api, milestones_api):
         api.register_blueprint(module.blp)
         csrf.exempt(module.blp)
     for module in (
@@ -123,6 +125,7 @@ def register_blueprints(app: Flask) -> None:
         partners_views,
         enrollment_views,
         safety_views,
+        milestones_views,
     ):
         app.register_blueprint(module.bp)
     register_error_handlers(app)

@@ -45,6 +45,11 @@ NAVIGATION: list[tuple[str, str, tuple[str, ...]]] = [
         ("admin", "consortium_lead", "coordinator", "safety_monitor"),
     ),
     ("Tasks", "safety.task_list", ("admin", "consortium_lead", "coordinator", "safety_monitor")),
+    (
+        "Feasibility",
+        "milestones.feasibility_index",
+        ("admin", "consortium_lead", "coordinator", "safety_monitor"),
+    ),
     ("Users", "auth.user_list", ("admin",)),
     ("Audit trail", "audit.audit_list", ("admin", "consortium_lead")),
 ]

@@ -15,6 +15,7 @@ from trialmgr.enrollment.services import subjects as subjects_service
 from trialmgr.enrollment.services import trials as trials_service
 from trialmgr.enrollment.services.oversight import pauses_of
 from trialmgr.extensions import db
+from trialmgr.milestones.services import feasibility as feasibility_service
 from trialmgr.partners.services import approvals as approvals_service
 from trialmgr.partners.services import sites as sites_service
 
@@ -65,6 +66,13 @@ def home() -> str:
     context: dict[str, Any] = {"actor": actor, "trials": trials}
     if actor.role in ("consortium_lead", "admin", "safety_monitor"):
         context["sites"] = _site_rows(actor)
+    if actor.role == "consortium_lead":
+        now = utcnow()
+        context["feasibility"] = [
+            (t, feasibility_service.decision_of(actor, t, now))
+            for t in trials
+            if t.status != "setup"
+        ]
     if actor.role == "safety_monitor":
         context["pauses"] = [(t, p) for t in trials for p in pauses_of(t)[:5]]
     if actor.role == "admin":

@@ -8,7 +8,7 @@ from flask.cli import AppGroup
 
 from trialmgr.auth.models import User
 from trialmgr.db import today, utcnow
-from trialmgr.demo import accounts, consortium, safety, trial
+from trialmgr.demo import accounts, consortium, milestones, safety, trial
 from trialmgr.extensions import db
 
 demo_cli = AppGroup("demo", help="Demo data.")
@@ -32,6 +32,7 @@ def seed_command(if_empty: bool) -> None:
     trial.seed_earlier_pilot(sites, today())
     gt01 = trial.seed(sites, today())
     safety.seed(gt01, utcnow())
+    milestones.seed(gt01, sites, today(), utcnow())
     db.session.commit()
     click.echo(f"Demo accounts (password for all: {accounts.DEMO_PASSWORD}):")
     for email, role in logins:

@@ -69,6 +69,8 @@ class Trial(IdMixin, TimestampMixin, Audited, Base):
         default=False, server_default=sa.false()
     )
     dlt_window_days: Mapped[int | None]
+    # Opt-in: a public page (no login) shows the pilot's aggregates, small counts suppressed.
+    public_summary: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
     cohorts: Mapped[list[Cohort]] = relationship(back_populates="trial", order_by="Cohort.sequence")
     criteria: Mapped[list[EligibilityCriterion]] = relationship(

@@ -95,6 +95,11 @@ class TrialPatch(Schema):
     escalation_requires_full_cohort = _full_cohort()
     dlt_window_days = _dlt_window()
     status = fields.String(validate=validate.OneOf(["open", "closed", "ended"]))
+    public_summary = fields.Boolean(
+        metadata={
+            "description": "Publish the aggregate summary at /public/trials/{code} (no login)."
+        }
+    )
     reason = reason_field()
 
 
@@ -316,6 +321,7 @@ class TrialOut(Schema):
     accepted_orphacodes = fields.List(fields.Integer())
     escalation_requires_full_cohort = fields.Boolean()
     dlt_window_days = fields.Integer(allow_none=True)
+    public_summary = fields.Boolean()
     cohorts = fields.List(fields.Nested(CohortOut))
     criteria = fields.List(fields.Nested(CriterionOut))
     consent_versions = fields.List(fields.Nested(ConsentVersionOut))
