@@ -34,6 +34,11 @@ NAVIGATION: list[tuple[str, str, tuple[str, ...]]] = [
         ("admin", "consortium_lead", "coordinator", "safety_monitor"),
     ),
     ("Visits due", "enrollment.visits_due", ("coordinator", "admin")),
+    (
+        "Reports",
+        "reports.report_list",
+        ("admin", "consortium_lead", "safety_monitor", "coordinator"),
+    ),
     ("Users", "auth.user_list", ("admin",)),
     ("Audit trail", "audit.audit_list", ("admin", "consortium_lead")),
 ]
