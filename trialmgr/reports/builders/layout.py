@@ -376,31 +376,32 @@ class ReportDocument(BaseDocTemplate):
         canv.drawString(
             MARGIN_X + pdfmetrics.stringWidth(label, FONT, 6.5), y, self.page_frame.audit_head
         )
-        canv.setFont(FONT, 8)
-        canv.setFillColor(INK)
-        # "Page x of y" in one pass: y is a form drawn on every page and defined once the
-        # last page is known (PageCountCanvas.save), so no page has to be kept in memory.
-        slot = pdfmetrics.stringWidth("0000", FONT, 8)
-        right = PAGE[0] - MARGIN_X
-        canv.drawRightString(right - slot, y, f"Page {canv.getPageNumber()} of ")
-        canv.saveState()
-        canv.translate(right - slot, y)
-        canv.doForm(PAGE_COUNT_FORM)
-        canv.restoreState()
         canv.restoreState()
 
 
-PAGE_COUNT_FORM = "page-count"
+class NumberedCanvas(Canvas):
+    """Two passes over the pages for "Page x of y": each page's drawing is kept when it
+    ends, and written out at save time, once the total is known, with its number added."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pages: list[dict[str, Any]] = []
 
-class PageCountCanvas(Canvas):
-    """Writes the total page count, referenced by every page's footer, at save time."""
+    def showPage(self) -> None:
+        self._pages.append(dict(self.__dict__))
+        self._startPage()
 
     def save(self) -> None:
-        total = self.getPageNumber() - 1  # save() follows the last showPage()
-        self.beginForm(PAGE_COUNT_FORM)
+        total = len(self._pages)
+        for state in self._pages:
+            self.__dict__.update(state)
+            self._page_number(total)
+            super().showPage()
+        super().save()
+
+    def _page_number(self, total: int) -> None:
+        self.saveState()
         self.setFont(FONT, 8)
         self.setFillColor(INK)
-        self.drawString(0, 0, str(total))
-        self.endForm()
-        super().save()
+        self.drawRightString(PAGE[0] - MARGIN_X, 10 * mm, f"Page {self._pageNumber} of {total}")
+        self.restoreState()

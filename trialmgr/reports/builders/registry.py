@@ -25,7 +25,7 @@ from trialmgr.enrollment.models import Trial
 from trialmgr.partners.models import Site
 from trialmgr.reports.builders.layout import (
     Column,
-    PageCountCanvas,
+    NumberedCanvas,
     PageFrame,
     ReportDocument,
     SectionTitle,
@@ -230,4 +230,4 @@ def build(ctx: ReportContext, output: IO[bytes]) -> None:
         subject=f"{ctx.trial.code} {ctx.kind} {ctx.cut_off.isoformat()}",
         creator="trialmgr (reportlab)",
     )
-    document.build(LazyStory(_story(ctx)), canvasmaker=PageCountCanvas)
+    document.build(LazyStory(_story(ctx)), canvasmaker=NumberedCanvas)
