@@ -187,7 +187,7 @@ def test_a_crash_between_write_and_rename_leaves_no_partial_report(app_factory, 
 
     monkeypatch.setattr(archive.os, "replace", crash_once)
     assert runner.invoke(args=["scheduler", "run", "--once"]).exit_code == 0
-    ((kind, _, _, status, error, file_path, attempts),) = _reports(app)
+    ((_, _, _, status, error, file_path, attempts),) = _reports(app)
     assert (status, file_path, attempts) == ("failed", None, 1)
     assert error.startswith("OSError: [Errno 28] No space left on device")
     folder = _folder(app)
