@@ -241,3 +241,29 @@ def test_dosing_timeline_shows_the_gap_and_the_stagger(app, api):
     assert "at least 14 days (336 hours) apart" in pdf_words(
         w["lead"].get(f"/reports/{report['id']}/pdf").data
     )
+
+
+def test_a_long_table_repeats_its_header_on_every_page(app):
+    import io
+    from datetime import date
+
+    from trialmgr.reports.builders.layout import (
+        Column,
+        NumberedCanvas,
+        PageFrame,
+        ReportDocument,
+        data_table,
+    )
+
+    output = io.BytesIO()
+    frame = PageFrame("GT-99", "Listing", date(2026, 1, 31), "ab" * 32)
+    rows = ((f"S01-{i:05d}", f"2026-01-{1 + i % 28:02d}", f"term {i}") for i in range(1200))
+    columns = [Column("Subject code", 0.3), Column("Onset", 0.2), Column("Term", 0.5)]
+    ReportDocument(output, frame).build(list(data_table(columns, rows)), canvasmaker=NumberedCanvas)
+    pages = pdf_pages(output.getvalue())
+    assert len(pages) > 10
+    for number, page in enumerate(pages, start=1):
+        assert re.search(r"Subject code\s+Onset\s+Term", page), f"page {number} has no header"
+        assert f"Page {number} of {len(pages)}" in page
+        assert "ab" * 32 in page
+    assert "S01-00000" in pages[0] and "S01-01199" in pages[-1]

@@ -290,8 +290,8 @@ def expedited(ctx: ReportContext) -> Iterator[Flowable]:
         Column("Term", 0.19, wrap=True),
         Column("To", 0.08),
         Column("Report", 0.08),
-        Column("Due", 0.18),
-        Column("Submitted", 0.18),
+        Column("Due (UTC)", 0.18),
+        Column("Submitted (UTC)", 0.18),
         Column("Timeliness", 0.12),
     ]
     yield from data_table(
@@ -303,8 +303,8 @@ def expedited(ctx: ReportContext) -> Iterator[Flowable]:
                 line.term,
                 line.authority,
                 line.kind.replace("_", "-"),
-                fmt_time(line.due_at),
-                fmt_time(line.submitted_at),
+                fmt_time(line.due_at, zone=False),
+                fmt_time(line.submitted_at, zone=False),
                 line.timeliness,
             )
             for line in lines

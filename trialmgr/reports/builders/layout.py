@@ -147,8 +147,11 @@ def fmt_date(value: date | None) -> str:
     return value.isoformat() if value else "—"
 
 
-def fmt_time(value: datetime | None) -> str:
-    return f"{value:%Y-%m-%d %H:%M} UTC" if value else "—"
+def fmt_time(value: datetime | None, zone: bool = True) -> str:
+    """An instant in UTC (`zone=False` where the column header says UTC)."""
+    if value is None:
+        return "—"
+    return f"{value:%Y-%m-%d %H:%M}{' UTC' if zone else ''}"
 
 
 def percent(part: int, whole: int) -> str:

@@ -205,6 +205,7 @@ def screening(ctx: ReportContext) -> Iterator[Flowable]:
         yield gap(4)
         yield rich("<b>Declined, by stated reason</b>", "body")
         yield from data_table(reasons, item.screening.decline_reasons, empty="Nobody declined.")
+    yield gap(4)
     yield para(
         "A screening that failed more than one criterion counts under each; a stated reason "
         "counts beside the unmet criteria.",

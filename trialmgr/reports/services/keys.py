@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from trialmgr.clock import actor_today, local_date
+from trialmgr.clock import actor_today
 from trialmgr.enrollment.services.trials import get_trial
 from trialmgr.errors import Invalid
 from trialmgr.extensions import db
@@ -41,12 +41,6 @@ def request_key(actor: Any, data: dict[str, Any], now: datetime) -> ReportKey:
     cut_off = data.get("cut_off") or default_cut_off(actor, now)
     if cut_off > today:
         raise Invalid("The cut-off is in the future.", errors={"cut_off": ["Not after today."]})
-    created = local_date(trial.created_at, getattr(actor, "timezone", None))
-    if cut_off < created - timedelta(days=1):
-        raise Invalid(
-            "The cut-off is before the trial was recorded.",
-            errors={"cut_off": [f"Not before {created.isoformat()}."]},
-        )
     start = data.get("period_start") or cut_off.replace(day=1)
     if start > cut_off:
         raise Invalid(
