@@ -247,13 +247,8 @@ def test_a_long_table_repeats_its_header_on_every_page(app):
     import io
     from datetime import date
 
-    from trialmgr.reports.builders.layout import (
-        Column,
-        NumberedCanvas,
-        PageFrame,
-        ReportDocument,
-        data_table,
-    )
+    from trialmgr.reports.builders.document import NumberedCanvas, PageFrame, ReportDocument
+    from trialmgr.reports.builders.layout import Column, data_table
 
     output = io.BytesIO()
     frame = PageFrame("GT-99", "Listing", date(2026, 1, 31), "ab" * 32)

@@ -23,11 +23,9 @@ from reportlab.platypus import Flowable, KeepTogether, NextPageTemplate, PageBre
 
 from trialmgr.enrollment.models import Trial
 from trialmgr.partners.models import Site
+from trialmgr.reports.builders.document import NumberedCanvas, PageFrame, ReportDocument
 from trialmgr.reports.builders.layout import (
     Column,
-    NumberedCanvas,
-    PageFrame,
-    ReportDocument,
     SectionTitle,
     data_table,
     gap,

@@ -25,6 +25,7 @@ from typing import IO, Any
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.orm import selectinload
 
 from trialmgr.audit import services as audit
 from trialmgr.auth.policies import site_scope as site_scope_of
@@ -308,7 +309,7 @@ def clean_temp_files(now: float | None = None, older_than: timedelta = STRAY_AFT
 def report_query(actor: Any, filters: dict[str, Any]) -> sa.Select[tuple[Report]]:
     """The archive, newest first: every report for trial readers, a coordinator's own sites'
     one-site reports for a coordinator."""
-    q = sa.select(Report)
+    q = sa.select(Report).options(selectinload(Report.trial), selectinload(Report.site))
     if not sees_every_report(actor):
         q = q.where(Report.site_id.in_(site_scope_of(actor) or [-1]))
     for field in ("kind", "trial_id", "status", "site_id"):
