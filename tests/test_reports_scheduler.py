@@ -360,3 +360,56 @@ def test_two_scheduler_processes_one_active_the_other_takes_over(app, api, tmp_p
 def _only_schedule(app):
     with app.app_context():
         return db.session.execute(sa.select(ReportSchedule.id)).scalar_one()
+
+
+def test_jobs_follow_the_schedules_table(app, api):
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from trialmgr.reports.services.schedules import trigger_for
+    from trialmgr.scheduler import JOB_PREFIX, build_scheduler, sync_jobs
+
+    w = world(api)
+    schedule_id = _schedule(app, w["trial"]["id"], cron="0 6 * * 1")
+    with app.app_context():
+        engine = db.engine
+    blocking = build_scheduler(app, engine)
+    scheduler = BackgroundScheduler(
+        jobstores=blocking._jobstores,
+        executors={},
+        timezone=UTC,
+        job_defaults=blocking._job_defaults,
+    )
+    scheduler.start(paused=True)
+    try:
+        sync_jobs(app, scheduler)
+        (job,) = scheduler.get_jobs(jobstore="default")
+        assert job.id == f"{JOB_PREFIX}{schedule_id}"
+        assert str(job.trigger) == str(trigger_for("0 6 * * 1"))
+        assert job.next_run_time.strftime("%A %H:%M") == "Monday 06:00"
+        assert (job.coalesce, job.misfire_grace_time) == (True, 31 * 24 * 3600)
+        w["lead"].patch(f"/report-schedules/{schedule_id}", json={"cron": "0 6 1 * *"})
+        sync_jobs(app, scheduler)
+        (job,) = scheduler.get_jobs(jobstore="default")
+        assert job.next_run_time.day == 1
+        w["lead"].patch(f"/report-schedules/{schedule_id}", json={"active": False})
+        sync_jobs(app, scheduler)
+        assert scheduler.get_jobs(jobstore="default") == []
+    finally:
+        scheduler.shutdown(wait=False)
+
+
+def test_the_job_apscheduler_fires_makes_the_period_report(app, api):
+    from trialmgr.scheduler import Runtime, run_schedule_job
+
+    w = world(api)
+    schedule_id = _schedule(app, w["trial"]["id"], cron="0 0 * * *")
+    Runtime.app = app
+    try:
+        run_schedule_job(schedule_id)
+        run_schedule_job(schedule_id)
+    finally:
+        Runtime.app = None
+    yesterday = TODAY - timedelta(days=1)
+    assert [(k, s, e, st) for k, s, e, st, *_ in _reports(app)] == [
+        ("site_enrollment", yesterday, yesterday, "done")
+    ]

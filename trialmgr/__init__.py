@@ -117,7 +117,7 @@ def register_blueprints(app: Flask) -> None:
     for module in (auth_api, audit_api, partners_api, enrollment_api, safety_api, reports_api):
         api.register_blueprint(module.blp)
         csrf.exempt(module.blp)
-    for view_module in (
+    for module in (
         auth_views,
         audit_views,
         dashboard_views,
@@ -125,7 +125,7 @@ def register_blueprints(app: Flask) -> None:
         enrollment_views,
         reports_views,
     ):
-        app.register_blueprint(view_module.bp)
+        app.register_blueprint(module.bp)
     register_error_handlers(app)
     safety_work.connect()
 
