@@ -262,3 +262,33 @@ def test_a_long_table_repeats_its_header_on_every_page(app):
         assert f"Page {number} of {len(pages)}" in page
         assert "ab" * 32 in page
     assert "S01-00000" in pages[0] and "S01-01199" in pages[-1]
+
+
+def test_the_story_is_drawn_from_its_sections_as_it_goes(app):
+    import io
+    from datetime import date
+
+    from reportlab.platypus import Paragraph
+
+    from trialmgr.reports.builders.document import NumberedCanvas, PageFrame, ReportDocument
+    from trialmgr.reports.builders.layout import STYLES
+    from trialmgr.reports.builders.registry import LazyStory
+
+    produced, drawn = [], []
+
+    def flowables():
+        for i in range(3000):
+            produced.append(i)
+            style = STYLES["h2"] if i % 50 == 0 else STYLES["body"]  # keep-with-next headings
+            yield Paragraph(f"line {i}", style)
+
+    class Watching(ReportDocument):
+        def afterFlowable(self, flowable):
+            drawn.append(len(produced))
+
+    frame = PageFrame("GT-99", "Listing", date(2026, 1, 31), "0" * 64)
+    story = LazyStory(flowables())
+    assert story[:2] and len(produced) < 20  # a slice does not drain the generator
+    Watching(io.BytesIO(), frame).build(story, canvasmaker=NumberedCanvas)
+    assert len(produced) == 3000
+    assert drawn[0] < 20  # the first flowable was drawn before the rest were made

@@ -155,9 +155,10 @@ class LazyStory(list[Flowable]):
         return super().__len__()
 
     def __getitem__(self, index: Any) -> Any:
-        if isinstance(index, int) and index >= 0:
-            self._fill(index + self.LOOKAHEAD)
-        else:
+        last = index.stop if isinstance(index, slice) else index
+        if last is not None and last >= 0:
+            self._fill(last + self.LOOKAHEAD)
+        else:  # counted from the end: everything
             self._fill(1 << 62)
         return super().__getitem__(index)
 
