@@ -332,7 +332,7 @@ def test_two_scheduler_processes_one_active_the_other_takes_over(app, api, tmp_p
     a, a_log = _scheduler_process(app, tmp_path, "a")
     b = None
     try:
-        _wait_for(a_log, " active")
+        _wait_for(a_log, "now active")
         _wait_for(a_log, "done (")  # the day's report, caught up at the start
         b, b_log = _scheduler_process(app, tmp_path, "b")
         _wait_for(b_log, "standing by")
@@ -342,7 +342,7 @@ def test_two_scheduler_processes_one_active_the_other_takes_over(app, api, tmp_p
         a.kill()  # no goodbye: the lock goes with the process (or its lease runs out)
         a.wait(10)
         killed = time.monotonic()
-        taken = _wait_for(b_log, " active", seconds=30)
+        taken = _wait_for(b_log, "now active", seconds=30)
         # within the lease (2 s) and a poll (0.3 s), with slack for a busy 2-core machine
         assert taken - killed < 2 + 0.3 + 6
         time.sleep(1.5)  # b catches up: the day's report exists, nothing is made twice

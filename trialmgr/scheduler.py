@@ -230,7 +230,7 @@ def run(app: Flask) -> None:
     try:
         while not Runtime.stop.is_set():
             if lock.acquire():
-                log.info("scheduler %s active", holder)
+                log.info("scheduler %s now active", holder)
                 standing_by = False
                 try:
                     serve(app, lock)
