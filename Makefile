@@ -23,10 +23,13 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 ## run: install, migrate the embedded SQLite database, seed demo data once, serve on :5000
+## with the report scheduler beside it (stopped with the server)
 run: $(BIN)/.installed
 	$(FLASK) db upgrade
 	$(FLASK) demo seed --if-empty
-	@echo "trialmgr on http://$(HOST):$(PORT)  (Ctrl-C stops it)"
+	@echo "trialmgr on http://$(HOST):$(PORT), report scheduler beside it  (Ctrl-C stops both)"
+	@$(FLASK) scheduler run & scheduler=$$!; \
+	trap 'kill $$scheduler 2>/dev/null' EXIT INT TERM; \
 	$(FLASK) run --host $(HOST) --port $(PORT)
 
 ## test: the whole suite on SQLite, then on PostgreSQL

@@ -44,6 +44,23 @@ RATELIMIT_STORAGE_URI = "memory://"
 RATELIMIT_HEADERS_ENABLED = True
 LOGIN_RATE_LIMIT = "20 per minute"
 
+# Links in e-mails point here (the address users reach the service at).
+PUBLIC_BASE_URL = "http://127.0.0.1:5000"
+
+# Reports: a failed report is tried again after REPORT_RETRY_SECONDS, doubling each time
+# (at most 6 hours apart), REPORT_MAX_ATTEMPTS times in all.
+REPORT_RETRY_SECONDS = 300
+REPORT_MAX_ATTEMPTS = 5
+
+# The scheduler process (`flask scheduler run`): the SQLite leader lease (renewed every
+# third of it), how often a standby tries to take over, how often schedules are re-read
+# and failed reports retried, and how late a missed fire time is still caught up (once).
+SCHEDULER_LEASE_SECONDS = 30
+SCHEDULER_POLL_SECONDS = 5
+SCHEDULER_SYNC_SECONDS = 30
+SCHEDULER_RETRY_SECONDS = 60
+SCHEDULER_MISFIRE_GRACE_SECONDS = 31 * 24 * 3600
+
 # Uploaded documents (approval letters) and generated reports live under instance/.
 MAX_CONTENT_LENGTH = 12 * 1024 * 1024
 UPLOAD_MAX_BYTES = 10 * 1024 * 1024

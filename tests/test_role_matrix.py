@@ -218,6 +218,25 @@ MATRIX = {
     "milestones_api.update_criterion": "AL",
     "milestones_api.feasibility": "ACLM",
     "milestones_api.consort": "ACLM",
+    # reports: trial-wide for leads, safety monitors and admins; coordinators their sites'
+    # one-site reports (generate and read); schedules by managers, subscriptions by leads
+    # and safety monitors
+    "reports.report_list": "ACLM",
+    "reports.report_generate": "ACLM",
+    "reports.report_pdf": "ACLM",
+    "reports.schedule_new": "AL",
+    "reports.schedule_edit": "AL",
+    "reports.schedule_subscribe": "LM",
+    "reports.schedule_unsubscribe": "LM",
+    "reports_api.list_reports": "ACLM",
+    "reports_api.generate_report": "ACLM",
+    "reports_api.get_report": "ACLM",
+    "reports_api.download_report": "ACLM",
+    "reports_api.list_schedules": "ALM",
+    "reports_api.create_schedule": "AL",
+    "reports_api.update_schedule": "AL",
+    "reports_api.subscribe": "LM",
+    "reports_api.unsubscribe": "LM",
 }
 PUBLIC_OR_BUILT_IN = {
     "static",
@@ -232,7 +251,16 @@ PUBLIC_OR_BUILT_IN = {
 # Ending one's own session or token: called last, so the rest of the sweep keeps its login.
 LAST = ("auth.logout", "auth_api.revoke_current_token")
 # URL parameters that name a record of site S01 (a coordinator of S02 must get 404).
-SITE_SCOPED = {"site_id", "code", "screening_id", "visit_id", "approval_id", "ae_id", "report_id"}
+SITE_SCOPED = {
+    "site_id",
+    "code",
+    "screening_id",
+    "visit_id",
+    "approval_id",
+    "ae_id",
+    "report_id",
+    "archive_id",
+}
 
 
 @pytest.fixture()
@@ -278,6 +306,14 @@ def scene(app, api):
         f"/trials/{trial['id']}/progression-criteria",
         json={"metric": "retention", "target": 0.8},
     ).json
+    site_report = coord.post(
+        "/reports",
+        json={"kind": "site_enrollment", "trial_id": trial["id"], "site_id": w["site"]["id"]},
+    ).json
+    schedule = lead.post(
+        "/report-schedules",
+        json={"kind": "dsmb_safety", "trial_id": trial["id"], "cron": "0 6 1 * *"},
+    ).json
     values = {
         "trial_id": trial["id"],
         "site_id": w["site"]["id"],
@@ -296,6 +332,8 @@ def scene(app, api):
         "notification_id": 1,
         "milestone_id": milestone["id"],
         "criterion_id": criterion["id"],
+        "archive_id": site_report["id"],
+        "schedule_id": schedule["id"],
         "kind": "cohort",
     }
     actors = {

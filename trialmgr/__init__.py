@@ -109,13 +109,23 @@ def register_blueprints(app: Flask) -> None:
     from trialmgr.milestones import views as milestones_views
     from trialmgr.partners import api as partners_api
     from trialmgr.partners import views as partners_views
+    from trialmgr.reports import api as reports_api
+    from trialmgr.reports import views as reports_views
     from trialmgr.safety import api as safety_api
     from trialmgr.safety import views as safety_views
     from trialmgr.safety.services import work as safety_work
 
     app.url_map.converters["int"] = BoundedIntConverter
     # API blueprints authenticate with bearer tokens only, so CSRF does not apply.
-    for module in (auth_api, audit_api, partners_api, enrollment_api, safety_api, milestones_api):
+    for module in (
+        auth_api,
+        audit_api,
+        partners_api,
+        enrollment_api,
+        safety_api,
+        milestones_api,
+        reports_api,
+    ):
         api.register_blueprint(module.blp)
         csrf.exempt(module.blp)
     for module in (
@@ -126,6 +136,7 @@ def register_blueprints(app: Flask) -> None:
         enrollment_views,
         safety_views,
         milestones_views,
+        reports_views,
     ):
         app.register_blueprint(module.bp)
     register_error_handlers(app)
@@ -136,8 +147,10 @@ def register_commands(app: Flask) -> None:
     from trialmgr.audit.cli import audit_cli
     from trialmgr.auth.cli import users_cli
     from trialmgr.demo.cli import demo_cli
+    from trialmgr.reports.cli import reports_cli
+    from trialmgr.scheduler import scheduler_cli
 
-    for group in (users_cli, audit_cli, demo_cli):
+    for group in (users_cli, audit_cli, demo_cli, reports_cli, scheduler_cli):
         app.cli.add_command(group)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -58,6 +58,14 @@ def settle_refusal(exc: BaseException) -> None:
         db.session.rollback()
 
 
+def begin_writing() -> None:
+    """For a GET that records something (a download in the audit trail): end the request's
+    read transaction and begin the next as a writer (SQLite BEGIN IMMEDIATE), so the write
+    never meets a newer commit through a stale read snapshot."""
+    db.session.commit()
+    sqlite_begin_immediate.set(True)
+
+
 class BadInput(ValueError):
     """Input refused before any view sees it."""
 

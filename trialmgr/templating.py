@@ -50,6 +50,11 @@ NAVIGATION: list[tuple[str, str, tuple[str, ...]]] = [
         "milestones.feasibility_index",
         ("admin", "consortium_lead", "coordinator", "safety_monitor"),
     ),
+    (
+        "Reports",
+        "reports.report_list",
+        ("admin", "consortium_lead", "safety_monitor", "coordinator"),
+    ),
     ("Users", "auth.user_list", ("admin",)),
     ("Audit trail", "audit.audit_list", ("admin", "consortium_lead")),
 ]

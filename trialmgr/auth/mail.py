@@ -101,11 +101,26 @@ def _send_logged(settings: dict[str, Any], message: EmailMessage) -> None:
         send(settings, message)
     except (OSError, smtplib.SMTPException):
         log.warning("could not send %r to %s", message["Subject"], message["To"], exc_info=True)
+    finally:
+        _OUTGOING.discard(threading.current_thread())
+
+
+_OUTGOING: set[threading.Thread] = set()
 
 
 def _after_commit(session: Session) -> None:
     for settings, message in session.info.pop(_PENDING, []):
-        threading.Thread(target=_send_logged, args=(settings, message), daemon=True).start()
+        thread = threading.Thread(target=_send_logged, args=(settings, message), daemon=True)
+        _OUTGOING.add(thread)
+        thread.start()
+
+
+def flush_outgoing(timeout: float = 30) -> None:
+    """Wait for messages still being sent: a command that exits right after its commit
+    (a scheduler pass, `flask reports generate`) would otherwise drop them."""
+    for thread in list(_OUTGOING):
+        thread.join(timeout)
+        _OUTGOING.discard(thread)
 
 
 def _after_rollback(session: Session, previous_transaction: Any) -> None:

@@ -8,7 +8,7 @@ from flask.cli import AppGroup
 
 from trialmgr.auth.models import User
 from trialmgr.db import today, utcnow
-from trialmgr.demo import accounts, consortium, milestones, safety, trial
+from trialmgr.demo import accounts, consortium, milestones, reports, safety, trial
 from trialmgr.extensions import db
 
 demo_cli = AppGroup("demo", help="Demo data.")
@@ -33,7 +33,10 @@ def seed_command(if_empty: bool) -> None:
     gt01 = trial.seed(sites, today())
     safety.seed(gt01, utcnow())
     milestones.seed(gt01, sites, today(), utcnow())
+    reports.seed_schedules(gt01, utcnow())
     db.session.commit()
+    made = reports.seed_reports(gt01, sites["IT01"], utcnow())
     click.echo(f"Demo accounts (password for all: {accounts.DEMO_PASSWORD}):")
     for email, role in logins:
         click.echo(f"  {role:<16} {email}")
+    click.echo(f"Demo reports in the archive (/reports): {', '.join(f'#{n}' for n in made)}")

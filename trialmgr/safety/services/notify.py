@@ -30,14 +30,28 @@ def notify(
     roles: tuple[str, ...], kind: str, title: str, body: str, link: str | None, now: datetime
 ) -> int:
     """Notify every active user of these roles; returns how many."""
-    people = recipients(roles)
+    return notify_users(recipients(roles), kind, title, body, link, now)
+
+
+def notify_users(
+    people: list[User],
+    kind: str,
+    title: str,
+    body: str,
+    link: str | None,
+    now: datetime,
+    mail_link: str | None = None,
+) -> int:
+    """Notify these users (a report's subscribers); the e-mail carries `mail_link` (a full
+    URL) where one is given, else the in-app link. Returns how many."""
     for user in people:
         db.session.add(
             Notification(
                 user_id=user.id, kind=kind, title=title, body=body, link=link, created_at=now
             )
         )
-        text = f"{body}\n\n{link}\n" if link else f"{body}\n"
+        target = mail_link or link
+        text = f"{body}\n\n{target}\n" if target else f"{body}\n"
         queue_message(user.email, f"[trialmgr] {title}", text)
     return len(people)
 
