@@ -174,23 +174,27 @@ def _death(actor: Any, ae: AdverseEvent, now: datetime) -> None:
 def _after_write(actor: Any, ae: AdverseEvent, awareness: datetime, now: datetime) -> None:
     """Clocks, their submission tasks, the grade 5 death, and the stopping rules."""
     zone_name = ae.subject.site.timezone
-    with audit.audited(actor, action="expedited_report.open"):
-        for report in clocks.open_clocks(ae, awareness):
-            db.session.flush()
-            work.for_clock(report, report.due_at.astimezone(zone(zone_name)).date())
+    if clocks.conditions(ae):  # a non-serious event needs no reporting clock
+        with audit.audited(actor, action="expedited_report.open"):
+            for report in clocks.open_clocks(ae, awareness):
+                db.session.flush()
+                work.for_clock(report, report.due_at.astimezone(zone(zone_name)).date())
     _death(actor, ae, now)
-    trial = db.session.get(Trial, ae.trial_id)
-    assert trial is not None
-    stopping.evaluate(trial, now)
+    if ae.grade >= stopping.SEVERE:  # the rules look at severe events only
+        trial = db.session.get(Trial, ae.trial_id)
+        assert trial is not None
+        stopping.evaluate(trial, now)
 
 
 def record(actor: Any, data: dict[str, Any], now: datetime) -> AdverseEvent:
     """Record an adverse event for a subject of the actor's sites."""
     subject = get_subject(actor, data["subject_code"])
     require_site_worker(actor, subject.site_id)
-    # The trial row first: its stopping rules are evaluated at the end of this write, and
-    # parallel writes must queue here, not deadlock later (the FK checks share-lock it).
-    lock_rows(db.session, Trial, subject.trial_id)
+    # A severe event runs the stopping rules at the end of this write: the trial row is
+    # locked first, so that parallel writes queue here rather than deadlock later (the FK
+    # checks share-lock it). Milder events neither lock it nor wait for it.
+    if data["grade"] >= stopping.SEVERE:
+        lock_rows(db.session, Trial, subject.trial_id)
     site_awareness = data.get("site_awareness_at") or now
     ae = AdverseEvent(
         trial_id=subject.trial_id,
@@ -251,7 +255,8 @@ def update(actor: Any, ae: AdverseEvent, data: dict[str, Any], now: datetime) ->
     the information became known (`awareness_at`, default now); an upgrade (e.g. to
     serious or fatal) opens its clocks from that awareness."""
     require_site_worker(actor, ae.site_id)
-    lock_rows(db.session, Trial, ae.trial_id)  # before any write: see record()
+    if data.get("grade", ae.grade) >= stopping.SEVERE:
+        lock_rows(db.session, Trial, ae.trial_id)  # before any write: see record()
     lock_rows(db.session, AdverseEvent, ae.id)
     data = dict(data)
     reason = data.pop("reason")

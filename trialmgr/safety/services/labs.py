@@ -90,7 +90,8 @@ def record(actor: Any, data: dict[str, Any], now: datetime) -> LabResult:
     """Record one analyte of one draw for a subject of the actor's sites."""
     subject = get_subject(actor, data["subject_code"])
     require_site_worker(actor, subject.site_id)
-    lock_rows(db.session, Trial, subject.trial_id)  # stopping rules at the end; queue here
+    if data["analyte"] in HEPATIC_AESI:  # may complete a Hy's law case: rules at the end
+        lock_rows(db.session, Trial, subject.trial_id)
     collected = data["collected_at"]
     if collected > now:
         raise Invalid(
@@ -125,7 +126,8 @@ def record(actor: Any, data: dict[str, Any], now: datetime) -> LabResult:
             _ae_task(subject, lab, graded["label"], now)
     trial = db.session.get(Trial, subject.trial_id)
     assert trial is not None
-    stopping.evaluate(trial, now)
+    if lab.hys_law:  # of lab results, the rules look at Hy's law cases only
+        stopping.evaluate(trial, now)
     return lab
 
 

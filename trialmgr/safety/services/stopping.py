@@ -48,7 +48,8 @@ DEFAULT_RULES: tuple[tuple[str, dict[str, Any], str], ...] = (
     ),
 )
 RULE_ACTOR: Any = SystemActor(email="system:stopping-rules")
-# Rule parameters below this grade are not accepted (the rules look at severe events only).
+# Rule parameters below this grade are not accepted: the rules look at severe events only,
+# so writes of milder events (and labs that are not a Hy's law case) skip the evaluation.
 SEVERE = 3
 
 
