@@ -13,7 +13,7 @@ PYTEST = $(BIN)/python -m pytest $(PYTEST_ARGS) \
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test test-sqlite test-postgres lint bench clean
+.PHONY: run test test-sqlite test-postgres lint bench bench-dashboard clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ needed"'
@@ -53,6 +53,11 @@ SCALE ?= small
 DB ?= sqlite
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench --scale $(SCALE) --db $(DB)
+
+## bench-dashboard: the safety dashboard at 20 sites / 10,000 subjects / 1,000,000 AEs
+##   against the equivalent hand-written SQL (SQLite; add ARGS=--postgres for PostgreSQL)
+bench-dashboard: $(BIN)/.installed
+	$(BIN)/python -m bench.safety_dashboard $(ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .mypy_cache .ruff_cache

@@ -237,6 +237,34 @@ MATRIX = {
     "reports_api.update_schedule": "AL",
     "reports_api.subscribe": "LM",
     "reports_api.unsubscribe": "LM",
+    # the safety dashboard: everyone reads (coordinators their sites)
+    "safety_api.safety_summary": "ACLM",
+    "safety_api.safety_signals": "ACLM",
+    "safety_dashboard.index": "ACLM",
+    "safety_dashboard.dashboard": "ACLM",
+    "safety_dashboard.events": "ACLM",
+    "safety_dashboard.events_export": "ACLM",
+    "safety_dashboard.clocks": "ACLM",
+    "safety_dashboard.clocks_export": "ACLM",
+    "safety_dashboard.labs": "ACLM",
+    "safety_dashboard.labs_export": "ACLM",
+    "safety_dashboard.signals": "ACLM",
+    "safety_dashboard.subject_profile": "ACLM",
+    # efficacy: managers define endpoints, coordinators enter measurements; everyone reads
+    "efficacy.index": "ACLM",
+    "efficacy.trial_efficacy": "ACLM",
+    "efficacy.endpoint_new": "AL",
+    "efficacy.efficacy_export": "ACLM",
+    "efficacy.subject_efficacy": "ACLM",
+    "efficacy.measurement_new": "C",
+    "efficacy.measurement_edit": "C",
+    "efficacy_api.list_endpoints": "ACLM",
+    "efficacy_api.create_endpoint": "AL",
+    "efficacy_api.list_measurements": "ACLM",
+    "efficacy_api.get_measurement": "ACLM",
+    "efficacy_api.record_measurement": "C",
+    "efficacy_api.update_measurement": "C",
+    "efficacy_api.efficacy_summary": "ACLM",
 }
 PUBLIC_OR_BUILT_IN = {
     "static",
@@ -260,6 +288,7 @@ SITE_SCOPED = {
     "ae_id",
     "report_id",
     "archive_id",
+    "measurement_id",
 }
 
 
@@ -314,6 +343,20 @@ def scene(app, api):
         "/report-schedules",
         json={"kind": "dsmb_safety", "trial_id": trial["id"], "cron": "0 6 1 * *"},
     ).json
+    endpoint = lead.post(
+        f"/trials/{trial['id']}/endpoints",
+        json={"code": "FIX", "name": "Factor IX", "unit": "IU/dL", "direction": "higher_is_better"},
+    ).json
+    measurement = coord.post(
+        "/efficacy-measurements",
+        json={
+            "subject_code": subject["code"],
+            "endpoint_id": endpoint["id"],
+            "value": 1.2,
+            "measured_on": days_ago(101).isoformat(),
+            "baseline": True,
+        },
+    ).json
     values = {
         "trial_id": trial["id"],
         "site_id": w["site"]["id"],
@@ -329,6 +372,7 @@ def scene(app, api):
         "ae_id": ae["id"],
         "report_id": ae["expedited_reports"][0]["id"],
         "rule_id": rule["id"],
+        "measurement_id": measurement["id"],
         "notification_id": 1,
         "milestone_id": milestone["id"],
         "criterion_id": criterion["id"],

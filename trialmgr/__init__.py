@@ -101,6 +101,8 @@ def register_blueprints(app: Flask) -> None:
     from trialmgr.auth import api as auth_api
     from trialmgr.auth import views as auth_views
     from trialmgr.dashboard import views as dashboard_views
+    from trialmgr.efficacy import api as efficacy_api
+    from trialmgr.efficacy import views as efficacy_views
     from trialmgr.enrollment import api as enrollment_api
     from trialmgr.enrollment import views as enrollment_views
     from trialmgr.errors import register_error_handlers
@@ -112,6 +114,7 @@ def register_blueprints(app: Flask) -> None:
     from trialmgr.reports import api as reports_api
     from trialmgr.reports import views as reports_views
     from trialmgr.safety import api as safety_api
+    from trialmgr.safety import dashboard as safety_dashboard
     from trialmgr.safety import views as safety_views
     from trialmgr.safety.services import work as safety_work
 
@@ -123,6 +126,7 @@ def register_blueprints(app: Flask) -> None:
         partners_api,
         enrollment_api,
         safety_api,
+        efficacy_api,
         milestones_api,
         reports_api,
     ):
@@ -135,6 +139,8 @@ def register_blueprints(app: Flask) -> None:
         partners_views,
         enrollment_views,
         safety_views,
+        safety_dashboard,
+        efficacy_views,
         milestones_views,
         reports_views,
     ):

@@ -55,6 +55,12 @@ NAVIGATION: list[tuple[str, str, tuple[str, ...]]] = [
         "reports.report_list",
         ("admin", "consortium_lead", "safety_monitor", "coordinator"),
     ),
+    (
+        "Safety dashboard",
+        "safety_dashboard.index",
+        ("safety_monitor", "consortium_lead", "coordinator", "admin"),
+    ),
+    ("Efficacy", "efficacy.index", ("admin", "consortium_lead", "coordinator", "safety_monitor")),
     ("Users", "auth.user_list", ("admin",)),
     ("Audit trail", "audit.audit_list", ("admin", "consortium_lead")),
 ]

@@ -3,7 +3,7 @@ and their subscribers, the scheduler's leader lease (SQLite), and APScheduler's 
 table, declared here with exactly APScheduler 3's columns
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-01 07:38:11.331262
 
 """
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0011'
-down_revision = '0009'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 

@@ -8,7 +8,7 @@ from flask.cli import AppGroup
 
 from trialmgr.auth.models import User
 from trialmgr.db import today, utcnow
-from trialmgr.demo import accounts, consortium, milestones, reports, safety, trial
+from trialmgr.demo import accounts, consortium, efficacy, milestones, reports, safety, trial
 from trialmgr.extensions import db
 
 demo_cli = AppGroup("demo", help="Demo data.")
@@ -29,9 +29,10 @@ def seed_command(if_empty: bool) -> None:
     sites = consortium.seed(utcnow())
     consortium.assign_coordinator("coordinator@example.org", [sites["IT01"].id])
     consortium.assign_coordinator("coordinator.fr@example.org", [sites["FR01"].id])
-    trial.seed_earlier_pilot(sites, today())
+    gt00 = trial.seed_earlier_pilot(sites, today())
     gt01 = trial.seed(sites, today())
     safety.seed(gt01, utcnow())
+    efficacy.seed([gt01, gt00])
     milestones.seed(gt01, sites, today(), utcnow())
     reports.seed_schedules(gt01, utcnow())
     db.session.commit()

@@ -34,9 +34,12 @@ from trialmgr.safety.schemas import (
     ReviewOut,
     RuleOut,
     RulePatch,
+    SafetySummaryOut,
+    SignalsOut,
     StoppingRuleIn,
     StoppingRuleOut,
     SubmissionIn,
+    SummaryQuery,
     VersionOut,
     WorkItemOut,
     WorkQuery,
@@ -47,6 +50,7 @@ from trialmgr.safety.services import dictionary as dictionary_service
 from trialmgr.safety.services import labs as lab_service
 from trialmgr.safety.services import notify as notify_service
 from trialmgr.safety.services import stopping as stopping_service
+from trialmgr.safety.services import summary as summary_service
 from trialmgr.safety.services import work as work_service
 
 blp = ApiBlueprint("safety_api", __name__, url_prefix="/api/v1", description="Safety")
@@ -266,3 +270,30 @@ def import_meddra() -> Any:
     if upload is None:
         raise Invalid("Attach the CSV file.", errors={"file": ["Required."]})
     return dictionary_service.import_csv(current_actor(), upload.read())
+
+
+# --- the safety dashboard's numbers ------------------------------------------------------
+
+
+@blp.route("/trials/<int:trial_id>/safety-summary", methods=["GET"])
+@roles(*ANY_ROLE)
+@blp.arguments(SummaryQuery, location="query")
+@blp.response(200, SafetySummaryOut)
+def safety_summary(filters: dict[str, Any], trial_id: int) -> Any:
+    """The safety dashboard: open SAEs, SUSARs, overdue clocks, pause; AEs by SOC x worst
+    grade x cohort (each subject once, at their worst grade in the SOC); AESIs; lab shifts;
+    ALT over study days; stopping rules; clocks by due date. Coordinators: their sites."""
+    trial = trials_service.get_trial(trial_id)
+    return summary_service.safety_summary(current_actor(), trial, filters, utcnow())
+
+
+@blp.route("/trials/<int:trial_id>/safety-signals", methods=["GET"])
+@roles(*ANY_ROLE)
+@blp.arguments(SummaryQuery, location="query")
+@blp.response(200, SignalsOut)
+def safety_signals(filters: dict[str, Any], trial_id: int) -> Any:
+    """Per cohort: incidence among dosed subjects of any event, grade 3+, serious, related,
+    SUSAR, AESI, each SOC and AESI category, with exact 95 % intervals, and days from dosing
+    to the first such event."""
+    trial = trials_service.get_trial(trial_id)
+    return summary_service.signal_table(current_actor(), trial, filters)

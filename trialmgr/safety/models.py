@@ -87,6 +87,25 @@ class AdverseEvent(IdMixin, TimestampMixin, Audited, Base):
         ),
         sa.Index("ix_adverse_event_trial_soc_grade", "trial_id", "soc", "grade"),
         sa.Index("ix_adverse_event_trial_grade", "trial_id", "grade"),
+        # The safety dashboard (safety/services/summary.py): its aggregates group one trial's
+        # events by site, subject and SOC and read only these columns: an index-only scan in
+        # grouping order, and a coordinator's sites are ranges of it.
+        sa.Index(
+            "ix_adverse_event_dashboard",
+            "trial_id",
+            "site_id",
+            "subject_id",
+            "soc",
+            "grade",
+            "cohort_id",
+            "onset_date",
+        ),
+        # Its counts of serious (open) events, SUSARs and AESIs, per site.
+        sa.Index(
+            "ix_adverse_event_trial_serious", "trial_id", "serious", "site_id", "resolution_date"
+        ),
+        sa.Index("ix_adverse_event_trial_susar", "trial_id", "susar", "site_id"),
+        sa.Index("ix_adverse_event_trial_aesi", "trial_id", "aesi", "site_id", "onset_date"),
     )
 
     trial_id: Mapped[int] = mapped_column(sa.ForeignKey("trial.id"), index=True)
@@ -165,6 +184,15 @@ class LabResult(IdMixin, TimestampMixin, Audited, Base):
         sa.CheckConstraint("grade BETWEEN 0 AND 4", name="grade_range"),
         sa.Index("ix_lab_result_subject_collected", "subject_id", "collected_at"),
         sa.Index("ix_lab_result_trial_analyte_grade", "trial_id", "analyte", "grade"),
+        # Lab shifts and the ALT chart: per subject and analyte, baseline and worst grade.
+        sa.Index(
+            "ix_lab_result_trial_subject_analyte",
+            "trial_id",
+            "subject_id",
+            "analyte",
+            "collected_at",
+            "grade",
+        ),
     )
 
     trial_id: Mapped[int] = mapped_column(sa.ForeignKey("trial.id"))
@@ -220,6 +248,7 @@ class ExpeditedReport(IdMixin, TimestampMixin, Audited, Base):
         sa.CheckConstraint(one_of("authority", AUTHORITIES), name="authority_known"),
         sa.CheckConstraint(one_of("kind", REPORT_KINDS), name="kind_known"),
         sa.Index("ix_expedited_report_open_due", "submitted_at", "due_at"),
+        sa.Index("ix_expedited_report_trial_open_due", "trial_id", "submitted_at", "due_at"),
     )
 
     adverse_event_id: Mapped[int] = mapped_column(sa.ForeignKey("adverse_event.id"), index=True)

@@ -383,3 +383,173 @@ class MeddraOut(Schema):
 
 class MeddraQuery(Schema):
     q = fields.String(required=True, validate=validate.Length(min=2, max=100))
+
+
+# --- the safety dashboard (GET /trials/{id}/safety-summary, /safety-signals) ----------
+
+
+class SummaryQuery(Schema):
+    site_id = fields.Integer(metadata={"description": "One of your sites (404 otherwise)."})
+    cohort_id = fields.Integer()
+    since = fields.Date(metadata={"description": "Events with onset on or after (labs: drawn)."})
+    until = fields.Date(metadata={"description": "Events with onset on or before (labs: drawn)."})
+
+
+class SocGradeCohortOut(Schema):
+    soc = fields.String()
+    worst_grade = fields.Integer(
+        metadata={"description": "Each subject once, at their worst grade in the SOC."}
+    )
+    cohort = fields.String()
+    cohort_id = fields.Integer()
+    subjects = fields.Integer()
+    events = fields.Integer(metadata={"description": "All of those subjects' events in the SOC."})
+
+
+class GradeCohortOut(Schema):
+    cohort = fields.String()
+    cohort_id = fields.Integer()
+    grade = fields.Integer()
+    events = fields.Integer()
+
+
+class AesiCategoryOut(Schema):
+    category = fields.String(allow_none=True)
+    cohort = fields.String()
+    cohort_id = fields.Integer()
+    subjects = fields.Integer()
+    events = fields.Integer()
+    worst_grade = fields.Integer()
+
+
+class DashboardEventOut(Schema):
+    id = fields.Integer()
+    subject_code = fields.String()
+    site = fields.String()
+    cohort_id = fields.Integer()
+    term = fields.String()
+    soc = fields.String()
+    grade = fields.Integer()
+    onset_date = fields.Date()
+    resolution_date = fields.Date(allow_none=True)
+    serious = fields.Boolean()
+    susar = fields.Boolean()
+    aesi = fields.Boolean()
+    aesi_category = fields.String(allow_none=True)
+    causality = fields.String()
+    outcome = fields.String(allow_none=True)
+
+
+class LabShiftOut(Schema):
+    analyte = fields.String()
+    cohort = fields.String()
+    cohort_id = fields.Integer()
+    baseline_grade = fields.Integer(
+        allow_none=True, metadata={"description": "Last draw before dosing; null: none."}
+    )
+    worst_grade = fields.Integer(metadata={"description": "Worst grade after dosing."})
+    subjects = fields.Integer()
+
+
+class AltPointOut(Schema):
+    day = fields.Integer(metadata={"description": "Study day (dosing day 0)."})
+    uln_multiple = fields.Float()
+    grade = fields.Integer()
+
+
+class AltSeriesOut(Schema):
+    subject_code = fields.String()
+    cohort = fields.String()
+    peak = fields.Float()
+    points = fields.List(fields.Nested(AltPointOut))
+
+
+class StoppingStatusOut(Schema):
+    id = fields.Integer()
+    kind = fields.String()
+    description = fields.String()
+    params = fields.Dict()
+    active = fields.Boolean()
+    firings = fields.Integer()
+    last_fired_at = fields.DateTime(allow_none=True)
+
+
+class ClockOut(Schema):
+    id = fields.Integer()
+    adverse_event_id = fields.Integer()
+    subject_code = fields.String()
+    site = fields.String()
+    term = fields.String()
+    authority = fields.String()
+    kind = fields.String()
+    clock_start = fields.DateTime()
+    due_at = fields.DateTime()
+    submitted_at = fields.DateTime(allow_none=True)
+    reference = fields.String(allow_none=True)
+    late = fields.Boolean(allow_none=True)
+    days_left = fields.Integer()
+    overdue = fields.Boolean()
+    status = fields.String()
+
+
+class SafetySummaryOut(Schema):
+    trial = fields.Dict()
+    filters = fields.Dict()
+    as_of = fields.DateTime()
+    events = fields.Integer()
+    subjects_with_events = fields.Integer()
+    open_saes = fields.Integer(metadata={"description": "Serious, no resolution date."})
+    saes = fields.Integer()
+    susars = fields.Integer()
+    aesis = fields.Integer()
+    deaths = fields.Integer()
+    open_reports = fields.Integer()
+    overdue_reports = fields.Integer()
+    paused = fields.Boolean()
+    paused_reason = fields.String(allow_none=True)
+    paused_at = fields.DateTime(allow_none=True)
+    by_soc_grade_cohort = fields.List(fields.Nested(SocGradeCohortOut))
+    by_grade_cohort = fields.List(fields.Nested(GradeCohortOut))
+    aesi_by_category = fields.List(fields.Nested(AesiCategoryOut))
+    aesi = fields.List(fields.Nested(DashboardEventOut), metadata={"description": "Newest 50."})
+    lab_shifts = fields.List(fields.Nested(LabShiftOut))
+    alt_series = fields.List(
+        fields.Nested(AltSeriesOut), metadata={"description": "The 20 highest ALT peaks."}
+    )
+    stopping_rules = fields.List(fields.Nested(StoppingStatusOut))
+    clocks = fields.List(
+        fields.Nested(ClockOut), metadata={"description": "Not submitted, soonest due first."}
+    )
+
+
+class SignalCellOut(Schema):
+    cohort_id = fields.Integer()
+    subjects = fields.Integer()
+    dosed = fields.Integer()
+    percent = fields.Float(allow_none=True)
+    ci_low = fields.Float(allow_none=True, metadata={"description": "Exact 95 % (percent)."})
+    ci_high = fields.Float(allow_none=True)
+    onset_median = fields.Float(allow_none=True, metadata={"description": "Days from dosing."})
+    onset_min = fields.Integer(allow_none=True)
+    onset_max = fields.Integer(allow_none=True)
+
+
+class SignalRowOut(Schema):
+    group = fields.String(metadata={"description": "measure | soc | aesi"})
+    key = fields.String()
+    label = fields.String()
+    listing = fields.Dict()
+    cells = fields.List(fields.Nested(SignalCellOut))
+
+
+class SignalCohortOut(Schema):
+    id = fields.Integer()
+    label = fields.String()
+    dose = fields.String()
+    dose_unit = fields.String()
+    dosed = fields.Integer()
+
+
+class SignalsOut(Schema):
+    cohorts = fields.List(fields.Nested(SignalCohortOut))
+    rows = fields.List(fields.Nested(SignalRowOut))
