@@ -53,7 +53,7 @@ def submit(form: str, act: Callable[[], T]) -> T | Refusal:
         return act()
     except ValidationError as exc:
         settle_refusal(exc)
-        messages = exc.normalized_messages()
+        messages = plain_messages(exc.normalized_messages())
         detail = "Please correct the highlighted fields."
         return Refusal(form, 422, "Not saved", detail, messages, by_rule=False)
     except Problem as exc:
@@ -61,6 +61,66 @@ def submit(form: str, act: Callable[[], T]) -> T | Refusal:
             raise
         settle_refusal(exc)
         return Refusal(form, exc.status, exc.title, exc.detail, dict(exc.errors))
+
+
+# marshmallow's own wording, as a person filling in a form would say it. The API keeps the
+# library's messages (clients may match them); pages show these.
+_PLAIN: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(p), text)
+    for p, text in [
+        (r"Missing data for required field\.", "This field is required."),
+        (r"Field may not be null\.", "This field is required."),
+        (r"Not a valid integer\.", "Enter a whole number, in digits (for example 12)."),
+        (r"Not a valid number\.", "Enter a number, in digits (for example 2.5)."),
+        (r"Number too large\.", "This number is too large."),
+        (r"Special numeric values .*", "Enter a number, in digits (for example 2.5)."),
+        (r"Not a valid date\.", "Enter a real date, as year-month-day (for example 2026-02-10)."),
+        (r"Not a valid (naive |aware )?datetime\.", "Enter a real date and time."),
+        (r"Not a valid time\.", "Enter a real time, as hours:minutes (for example 09:30)."),
+        (r"Not a valid email address\.", "Enter an e-mail address such as name@example.org."),
+        (r"Not a valid boolean\.", "Choose yes or no."),
+        (
+            r"Not a valid (string|list|mapping type|tuple|utf-8 string)\.",
+            "This value is not valid.",
+        ),
+        (r"Unknown field\.", "This form does not have this field."),
+        (r"Must be one of: (.*)\.", r"Choose one of: \1."),
+        (r"One or more of the choices you made was not in: (.*)\.", r"Choose only from: \1."),
+        (r"Shorter than minimum length (\d+)\.", r"Use at least \1 characters."),
+        (r"Longer than maximum length (\d+)\.", r"Use at most \1 characters."),
+        (r"Length must be between (\d+) and (\d+)\.", r"Use from \1 to \2 characters."),
+        (r"Length must be (\d+)\.", r"Use exactly \1 characters."),
+        (
+            r"Must be greater than or equal to (\S+) and less than or equal to (\S+)\.",
+            r"Enter a value from \1 to \2.",
+        ),
+        (r"Must be greater than or equal to (\S+)\.", r"Enter \1 or more."),
+        (r"Must be less than or equal to (\S+)\.", r"Enter \1 or less."),
+        (r"Must be greater than (\S+)\.", r"Enter more than \1."),
+        (r"Must be less than (\S+)\.", r"Enter less than \1."),
+        (r"String does not match expected pattern\.", "This is not in the expected format."),
+        (r"Invalid (value|input|input type|type)\.", "This value is not valid."),
+    ]
+]
+
+
+def plain_message(message: str) -> str:
+    """One marshmallow message in plain words (messages of our own pass unchanged)."""
+    for pattern, text in _PLAIN:
+        if pattern.fullmatch(message):
+            return pattern.sub(text, message)
+    return message
+
+
+def plain_messages(messages: Any) -> Any:
+    """A ValidationError's messages (nested dicts and lists) with `plain_message` applied."""
+    if isinstance(messages, str):
+        return plain_message(messages)
+    if isinstance(messages, dict):
+        return {key: plain_messages(value) for key, value in messages.items()}
+    if isinstance(messages, list):
+        return [plain_messages(m) for m in messages]
+    return messages
 
 
 def typed_values(form: MultiDict[str, str]) -> dict[str, str]:
@@ -132,7 +192,7 @@ def load_filters(schema: Schema) -> tuple[dict[str, Any], dict[str, Any]]:
     try:
         return load_form(schema, MultiDict(filter_args())), {}
     except ValidationError as exc:
-        return {}, exc.normalized_messages()
+        return {}, plain_messages(exc.normalized_messages())
 
 
 def page_of(query: Any, page_size: int = PAGE_SIZE) -> tuple[list[Any], int, bool]:

@@ -12,7 +12,7 @@ from trialmgr.audit.export import audit_csv
 from trialmgr.audit.schemas import AuditQuery
 from trialmgr.auth.models import ADMIN, CONSORTIUM_LEAD
 from trialmgr.auth.policies import roles
-from trialmgr.forms import load_form, page_of
+from trialmgr.forms import load_form, page_of, plain_messages
 
 bp = Blueprint("audit", __name__)
 
@@ -24,7 +24,7 @@ def audit_list() -> Any:
     try:
         args = load_form(AuditQuery(), request.args)
     except ValidationError as exc:
-        errors, args = exc.normalized_messages(), {}
+        errors, args = plain_messages(exc.normalized_messages()), {}
     filters = services.AuditFilter(
         entity=args.get("entity"),
         entity_id=args.get("entity_id"),
