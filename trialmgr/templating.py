@@ -16,6 +16,7 @@ from trialmgr.clock import format_local
 # so a domain's menu entry appears when the domain does.
 NAVIGATION: list[tuple[str, str, tuple[str, ...]]] = [
     ("Home", "dashboard.home", ("admin", "consortium_lead", "coordinator", "safety_monitor")),
+    ("Safety workspace", "dashboard.safety_workspace", ("safety_monitor",)),
     (
         "Partners",
         "partners.partner_list",

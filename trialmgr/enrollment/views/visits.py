@@ -1,4 +1,4 @@
-"""Visits due across the coordinator's sites, and the coordinator's dashboard numbers."""
+"""Visits due across the coordinator's sites."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from datetime import date
 from typing import Any
 
 from flask import render_template
-from flask_login import current_user
 from sqlalchemy.orm import selectinload
 
 from trialmgr.auth.policies import WORKLIST_READERS, current_actor, roles
@@ -15,15 +14,11 @@ from trialmgr.enrollment.models import (
     Subject,
     Visit,
 )
-from trialmgr.enrollment.services import screening as screening_service
-from trialmgr.enrollment.services import subjects as subjects_service
 from trialmgr.enrollment.services import visits as visits_service
 from trialmgr.enrollment.views.common import (
     VISITS_AHEAD_DAYS,
     bp,
-    count_rows,
 )
-from trialmgr.extensions import db
 from trialmgr.forms import page_of
 from trialmgr.partners.services.sites import site_today
 
@@ -61,22 +56,6 @@ def _days_between(ref: date, visit: Visit) -> int:
     return -max((visit.window_start - ref).days, 0)
 
 
-def coordinator_summary() -> dict[str, int]:
-    """Counts for the coordinator's home page, in the signed-in user's sites."""
-    actor = current_user._get_current_object()
-    now = utcnow()
-    due = db.session.execute(visits_service.visits_due(actor, now, VISITS_AHEAD_DAYS)).scalars()
-    states = [visits_service.visit_state(v, site_today(v.subject.site, now)) for v in due]
-    return {
-        "overdue": states.count("overdue"),
-        "due": len(states) - states.count("overdue"),
-        "reconsent_due": count_rows(subjects_service.subject_query(actor, {"reconsent_due": True})),
-        "pending_screenings": count_rows(
-            screening_service.screening_query(actor, {"outcome": "pending"})
-        ),
-    }
-
-
 @bp.app_context_processor
 def enrollment_globals() -> dict[str, Any]:
-    return {"coordinator_summary": coordinator_summary, "visits_ahead_days": VISITS_AHEAD_DAYS}
+    return {"visits_ahead_days": VISITS_AHEAD_DAYS}
