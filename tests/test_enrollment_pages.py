@@ -440,14 +440,24 @@ def test_coordinator_worklist_lists_overdue_and_due_visits_with_subject_and_tria
 def test_withdrawal_through_the_form_cancels_scheduled_visits(w, coord_page):
     subject = enrol(w["coord"], w["trial"], w["site"])
     assert dose(w["coord"], subject, days_ago(30)).status_code == 201
-    resp = coord_page.post(
-        f"/subjects/{subject['code']}/withdrawal",
-        data={
-            "withdrawn_on": days_ago(1).isoformat(),
-            "kind": "full",
-            "reason": "family moved abroad",
-        },
-    )
+    form = {
+        "withdrawn_on": days_ago(1).isoformat(),
+        "kind": "full",
+        "reason": "family moved abroad",
+    }
+    url = f"/subjects/{subject['code']}/withdrawal"
+    # first the confirmation, restating what will happen; nothing is written yet
+    confirm = coord_page.post(url, data=form)
+    assert confirm.status_code == 200
+    page = text(confirm)
+    assert f"{subject['code']} withdraws fully: participation ends" in page
+    assert "Week 12 (scheduled" in page and "): cancelled." in page
+    assert "Day 7 (scheduled" not in page  # before the withdrawal: stays open
+    assert "A withdrawal cannot be undone." in page
+    assert 'name="confirmed" value="yes"' in confirm.get_data(as_text=True)
+    assert w["coord"].get(f"/subjects/{subject['code']}").json["status"] != "withdrawn"
+    assert visits_of(w["coord"], subject["code"])["Week 12"]["status"] == "scheduled"
+    resp = coord_page.post(url, data={**form, "confirmed": "yes"})
     assert resp.status_code == 302
     assert w["coord"].get(f"/subjects/{subject['code']}").json["status"] == "withdrawn"
     visits = visits_of(w["coord"], subject["code"])

@@ -23,6 +23,7 @@ from trialmgr.errors import Problem
 from trialmgr.lifecycle import settle_refusal
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass
@@ -61,6 +62,42 @@ def submit(form: str, act: Callable[[], T]) -> T | Refusal:
             raise
         settle_refusal(exc)
         return Refusal(form, exc.status, exc.title, exc.detail, dict(exc.errors))
+
+
+def rehearse(form: str, act: Callable[[], T], describe: Callable[[T], R]) -> R | Refusal:
+    """Run one form's operation inside a savepoint, describe what it did, and roll it back:
+    the confirmation of an irreversible step restates what the service would really do (or
+    shows its refusal) without keeping anything. The audit rows gathered in the savepoint
+    are dropped with it."""
+    from trialmgr.extensions import db
+
+    savepoint = db.session.begin_nested()
+    try:
+        result = act()
+        db.session.flush()
+        description = describe(result)
+    except ValidationError as exc:
+        savepoint.rollback()
+        detail = "Please correct the highlighted fields."
+        return Refusal(form, 422, "Not saved", detail, exc.normalized_messages(), by_rule=False)
+    except Problem as exc:
+        savepoint.rollback()
+        if not exc.form_error:
+            raise
+        return Refusal(form, exc.status, exc.title, exc.detail, dict(exc.errors))
+    savepoint.rollback()
+    return description
+
+
+def confirmed(form: MultiDict[str, str]) -> bool:
+    """Whether the user has seen the restated consequences and confirmed them."""
+    return form.get("confirmed") == "yes"
+
+
+def replay_fields(form: MultiDict[str, str]) -> list[tuple[str, str]]:
+    """The submitted fields, to carry through a confirmation page unchanged."""
+    skip = {"csrf_token", "confirmed"}
+    return [(k, v) for k, v in form.items(multi=True) if k not in skip]
 
 
 def typed_values(form: MultiDict[str, str]) -> dict[str, str]:
