@@ -128,4 +128,8 @@ def register_templating(app: Flask) -> None:
                 for label, endpoint, allowed in NAVIGATION
                 if current_user.role in allowed and endpoint in app.view_functions
             ]
-        return {"nav_items": items, "role_labels": ROLE_LABELS, "nav_endpoints": app.view_functions}
+        return {
+            "nav_items": items,
+            "role_labels": ROLE_LABELS,
+            "nav_endpoints": app.view_functions,
+        }

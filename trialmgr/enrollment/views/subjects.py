@@ -44,9 +44,9 @@ from trialmgr.forms import (
     Refusal,
     confirmed,
     filter_args,
+    listing,
     load_filters,
     load_form,
-    page_of,
     rehearse,
     replay_fields,
     submit,
@@ -149,6 +149,15 @@ def subject_new() -> Any:
     ), (refusal.status if refusal else 200)
 
 
+# The columns the subject list may be sorted by (?sort=).
+SUBJECT_SORTS = {
+    "code": (Subject.code,),
+    "cohort": (Subject.cohort_id,),
+    "status": (Subject.status,),
+    "enrolled_on": (Subject.enrolled_on,),
+}
+
+
 @bp.route("/subjects")
 @roles(*ANY_ROLE)
 def subject_list() -> Any:
@@ -160,11 +169,13 @@ def subject_list() -> Any:
         selectinload(Subject.dosing),
         selectinload(Subject.consent_version),
     )
-    subjects, page, has_next = page_of(query)
+    rows = listing(query, SUBJECT_SORTS, "code", tiebreak=Subject.id)
+    subjects, page, has_next = rows.items, rows.page, rows.has_next
     trials = trial_choices()
     return render_template(
         "enrollment/subject_list.html",
         subjects=subjects,
+        listing=rows,
         trials=trials,
         cohorts=[(t, c) for t in trials for c in t.cohorts],
         sites=site_choices(actor),

@@ -19,10 +19,19 @@ from trialmgr.enrollment.views.common import (
     VISITS_AHEAD_DAYS,
     bp,
 )
-from trialmgr.forms import page_of
+from trialmgr.forms import filter_args, listing
 from trialmgr.partners.services.sites import site_today
 
 # --- visits due and the coordinator's dashboard ----------------------------------
+
+
+# The columns the visits-due list may be sorted by (?sort=); the query joins the subject.
+VISIT_SORTS = {
+    "subject": (Subject.code,),
+    "visit": (Visit.name,),
+    "scheduled_on": (Visit.scheduled_on,),
+    "window_end": (Visit.window_end,),
+}
 
 
 @bp.route("/visits/due")
@@ -33,7 +42,8 @@ def visits_due() -> str:
     query = visits_service.visits_due(current_actor(), now, VISITS_AHEAD_DAYS).options(
         selectinload(Visit.subject).selectinload(Subject.site)
     )
-    visits, page, has_next = page_of(query)
+    rows = listing(query, VISIT_SORTS, "window_end", tiebreak=Visit.id)
+    visits, page, has_next = rows.items, rows.page, rows.has_next
     return render_template(
         "enrollment/visits_due.html",
         visits=[
@@ -41,9 +51,10 @@ def visits_due() -> str:
             for v in visits
             for day in [site_today(v.subject.site, now)]
         ],
+        listing=rows,
         days=VISITS_AHEAD_DAYS,
         today=ref,
-        args={},
+        args=filter_args(),
         page=page,
         has_next=has_next,
     )
