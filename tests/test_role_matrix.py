@@ -43,6 +43,7 @@ MATRIX = {
     "auth_api.sign_out_everywhere": "A",
     "auth_api.update_user": "A",
     "dashboard.home": "ACLM",
+    "dashboard.safety_workspace": "M",
     # trial design: managers; reading: everyone
     "enrollment.trial_list": "ACLM",
     "enrollment.trial_detail": "ACLM",
