@@ -10,6 +10,7 @@ from reportlab.graphics.charts.barcharts import VerticalBarChart
 from reportlab.graphics.charts.legends import Legend
 from reportlab.graphics.charts.lineplots import LinePlot
 from reportlab.graphics.shapes import Drawing, Line, String
+from reportlab.graphics.widgets.markers import makeMarker
 from reportlab.lib import colors
 
 from trialmgr.reports.builders.charts import _nice_top
@@ -98,7 +99,9 @@ def alt_over_time(series: Sequence[dict[str, Any]]) -> Drawing:
     plot.x, plot.y = 34, 30
     plot.width = FRAME_WIDTH - 160
     plot.height = height - 60
-    lines = [[(p["day"], p["uln_multiple"]) for p in s["points"]] or [(0, 0)] for s in series]
+    # a subject with one draw is a point: a line of length zero, drawn by its marker
+    lines = [[(p["day"], p["uln_multiple"]) for p in s["points"]] for s in series]
+    lines = [line * 2 if len(line) == 1 else line for line in lines if line]
     plot.data = lines
     days = [d for line in lines for d, _ in line]
     values = [v for line in lines for _, v in line]
@@ -111,6 +114,8 @@ def alt_over_time(series: Sequence[dict[str, Any]]) -> Drawing:
     for index in range(len(series)):
         plot.lines[index].strokeColor = colors.HexColor(SERIES[index % len(SERIES)])
         plot.lines[index].strokeWidth = 1.1
+        plot.lines[index].symbol = makeMarker("FilledCircle", size=2.5)
+        plot.lines[index].symbol.fillColor = colors.HexColor(SERIES[index % len(SERIES)])
     drawing.add(plot)
     for boundary in (1, 3, 5, 20):
         if boundary < top:
