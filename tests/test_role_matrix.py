@@ -265,6 +265,10 @@ MATRIX = {
     "efficacy_api.record_measurement": "C",
     "efficacy_api.update_measurement": "C",
     "efficacy_api.efficacy_summary": "ACLM",
+    # data out: the dictionary holds no trial data (everyone); exports leads and admins only
+    "exports.data_dictionary": "ACLM",
+    "exports_api.data_dictionary": "ACLM",
+    "exports_api.export_analysis": "AL",
 }
 PUBLIC_OR_BUILT_IN = {
     "static",

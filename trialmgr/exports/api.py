@@ -1,0 +1,45 @@
+"""/api/v1/trials/{id}/data-dictionary and /api/v1/trials/{id}/export/...: routes thin,
+options parsed by the schemas, the file built, audited and sent by exports.download."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trialmgr.auth.policies import current_actor, roles
+from trialmgr.enrollment.services import trials as trials_service
+from trialmgr.export import csv_response
+from trialmgr.exports import download
+from trialmgr.exports.policies import DICTIONARY_READERS, EXPORTERS
+from trialmgr.exports.schemas import AnalysisQuery, DictionaryOut, DictionaryQuery
+from trialmgr.exports.services import dictionary
+from trialmgr.extensions import ApiBlueprint
+
+blp = ApiBlueprint("exports_api", __name__, url_prefix="/api/v1", description="Data out")
+
+
+@blp.route("/trials/<int:trial_id>/data-dictionary", methods=["GET"])
+@roles(*DICTIONARY_READERS)
+@blp.arguments(DictionaryQuery, location="query")
+@blp.response(200, DictionaryOut)
+def data_dictionary(args: dict[str, Any], trial_id: int) -> Any:
+    """Every collected variable with its type, required flag, rules, unit and code list,
+    read from the in-schemas the service validates with; `?format=csv` for a table."""
+    trial = trials_service.get_trial(trial_id)
+    if args["format"] == "csv":
+        return csv_response(
+            f"{trial.code}-data-dictionary.csv", dictionary.CSV_HEADER, dictionary.csv_rows(trial)
+        )
+    return dictionary.dictionary(trial)
+
+
+@blp.route("/trials/<int:trial_id>/export/analysis.zip", methods=["GET"])
+@roles(*EXPORTERS)
+@blp.arguments(AnalysisQuery, location="query")
+@blp.response(200, content_type="application/zip")
+def export_analysis(args: dict[str, Any], trial_id: int) -> Any:
+    """The de-identified analysis archive: one tidy CSV per domain, aggregate tables with
+    counts below 5 suppressed, the data dictionary and a README of the method. Dates are
+    shifted per subject by a secret offset (study days exact); birth year only; free text
+    only with `include_free_text=1&confirm=1`. Audited with the file's sha256 (also in the
+    `Repr-Digest` header)."""
+    return download.analysis_zip(current_actor(), trial_id, args)
