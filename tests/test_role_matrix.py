@@ -269,6 +269,7 @@ MATRIX = {
     "exports.data_dictionary": "ACLM",
     "exports_api.data_dictionary": "ACLM",
     "exports_api.export_analysis": "AL",
+    "exports_api.export_odm": "AL",
 }
 PUBLIC_OR_BUILT_IN = {
     "static",

@@ -10,7 +10,7 @@ from trialmgr.enrollment.services import trials as trials_service
 from trialmgr.export import csv_response
 from trialmgr.exports import download
 from trialmgr.exports.policies import DICTIONARY_READERS, EXPORTERS
-from trialmgr.exports.schemas import AnalysisQuery, DictionaryOut, DictionaryQuery
+from trialmgr.exports.schemas import AnalysisQuery, DictionaryOut, DictionaryQuery, OdmQuery
 from trialmgr.exports.services import dictionary
 from trialmgr.extensions import ApiBlueprint
 
@@ -42,4 +42,15 @@ def export_analysis(args: dict[str, Any], trial_id: int) -> Any:
     shifted per subject by a secret offset (study days exact); birth year only; free text
     only with `include_free_text=1&confirm=1`. Audited with the file's sha256 (also in the
     `Repr-Digest` header)."""
-    return download.analysis_zip(current_actor(), trial_id, args)
+    return download.send(current_actor(), "analysis", trial_id, args)
+
+
+@blp.route("/trials/<int:trial_id>/export/odm", methods=["GET"])
+@roles(*EXPORTERS)
+@blp.arguments(OdmQuery, location="query")
+@blp.response(200, content_type="application/xml")
+def export_odm(args: dict[str, Any], trial_id: int) -> Any:
+    """CDISC ODM 1.3.2: study metadata (events, forms, item groups, items, code lists,
+    units) and the clinical data of every subject by pseudonymous code; `?audit=1` adds
+    the audit trail as AuditRecords. Audited with the file's sha256."""
+    return download.send(current_actor(), "odm", trial_id, args)

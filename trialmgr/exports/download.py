@@ -1,8 +1,9 @@
-"""An export from request to bytes, the same for the API and the page: find the trial,
-take the write transaction (SQLite: before reading, so the offsets drawn and the audit row
-meet no newer commit), build the file in a temporary file while hashing it, record the
-audit row, and answer with the file. The request's one commit (after the view returns,
-before the response is sent) makes the audit row durable before the first byte leaves."""
+"""An export from request to bytes, the same for the API, the page and the command line:
+find the trial, take the write transaction (SQLite: before reading, so the offsets drawn
+and the audit row meet no newer commit), build the file in a temporary file while hashing
+it, record the audit row, and answer with the file. The request's one commit (after the
+view returns, before the response is sent) makes the audit row durable before the first
+byte leaves (decision 0012)."""
 
 from __future__ import annotations
 
@@ -14,29 +15,15 @@ from werkzeug.wrappers import Response
 from trialmgr.clock import utcnow
 from trialmgr.enrollment.models import Trial
 from trialmgr.enrollment.services import trials as trials_service
-from trialmgr.exports.services import analysis, files
-from trialmgr.exports.services.files import HashingSink
+from trialmgr.exports.services import analysis, files, odm
+from trialmgr.exports.services.files import ExportFile, HashingSink
 from trialmgr.lifecycle import begin_writing
 
-
-def _send(
-    actor: Any,
-    trial: Trial,
-    kind: str,
-    mimetype: str,
-    filename: str,
-    options: dict[str, Any],
-    write: Callable[[HashingSink], dict[str, int]],
-) -> Response:
-    export = files.build(kind, mimetype, filename, write)
-    files.record(actor, trial, export, options)
-    return files.response(export)
+Writer = Callable[[HashingSink], dict[str, int]]
 
 
-def analysis_zip(actor: Any, trial_id: int, options: dict[str, Any]) -> Response:
-    """The de-identified analysis archive (services/analysis.py)."""
-    trial = trials_service.get_trial(trial_id)
-    begin_writing()
+def build_analysis(actor: Any, trial: Trial, options: dict[str, Any]) -> ExportFile:
+    """The de-identified analysis archive (services/analysis.py), audited."""
     now = utcnow()
     drawn: dict[str, int] = {}
 
@@ -49,4 +36,30 @@ def analysis_zip(actor: Any, trial_id: int, options: dict[str, Any]) -> Response
     name = f"{trial.code}-analysis-{now:%Y%m%d}.zip"
     export = files.build("analysis", "application/zip", name, write)
     files.record(actor, trial, export, {**options, **drawn})
-    return files.response(export)
+    return export
+
+
+def build_odm(actor: Any, trial: Trial, options: dict[str, Any]) -> ExportFile:
+    """CDISC ODM 1.3.2 (services/odm.py), audited."""
+    now = utcnow()
+
+    def write(sink: HashingSink) -> dict[str, int]:
+        return odm.write(sink, trial, options["audit"], now)
+
+    name = f"{trial.code}-odm-{now:%Y%m%d}.xml"
+    export = files.build("odm", "application/xml", name, write)
+    files.record(actor, trial, export, options)
+    return export
+
+
+BUILDERS: dict[str, Callable[[Any, Trial, dict[str, Any]], ExportFile]] = {
+    "analysis": build_analysis,
+    "odm": build_odm,
+}
+
+
+def send(actor: Any, kind: str, trial_id: int, options: dict[str, Any]) -> Response:
+    """Build, audit and answer with the export (API and page)."""
+    trial = trials_service.get_trial(trial_id)
+    begin_writing()
+    return files.response(BUILDERS[kind](actor, trial, options))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,6 +23,11 @@ Rows = Iterator[dict[str, Any]]
 
 def _stream(query: sa.Select[Any]) -> Iterator[Any]:
     return iter(db.session.execute(query.execution_options(yield_per=_YIELD)))
+
+
+def _number(value: Decimal | None) -> str | None:
+    """A stored decimal as plain digits (100, not 1E+2)."""
+    return None if value is None else format(value.normalize(), "f")
 
 
 def _shift(value: date | datetime | None, offset: int) -> date | datetime | None:
@@ -197,9 +203,9 @@ def labs(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict[int, int]
         yield {
             "subject": s.code,
             "analyte": r.analyte,
-            "value": r.value_canonical.normalize(),
+            "value": _number(r.value_canonical),
             "unit": r.canonical_unit,
-            "uln_multiple": None if r.uln_multiple is None else r.uln_multiple.normalize(),
+            "uln_multiple": _number(r.uln_multiple),
             "grade": r.grade,
             "collected_at": _shift(r.collected_at, off),
             "collected_day": s.study_day(s.local(r.collected_at)),
@@ -228,7 +234,7 @@ def efficacy(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict[int, 
         yield {
             "subject": s.code,
             "endpoint": endpoint,
-            "value": value.normalize(),
+            "value": _number(value),
             "unit": unit,
             "measured_on": _shift(on, offsets[sid]),
             "measured_day": s.study_day(on),
