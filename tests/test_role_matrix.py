@@ -270,6 +270,7 @@ MATRIX = {
     "exports_api.data_dictionary": "ACLM",
     "exports_api.export_analysis": "AL",
     "exports_api.export_odm": "AL",
+    "exports_api.export_fhir": "AL",
 }
 PUBLIC_OR_BUILT_IN = {
     "static",

@@ -5,12 +5,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import current_app, request
+
 from trialmgr.auth.policies import current_actor, roles
 from trialmgr.enrollment.services import trials as trials_service
 from trialmgr.export import csv_response
 from trialmgr.exports import download
 from trialmgr.exports.policies import DICTIONARY_READERS, EXPORTERS
-from trialmgr.exports.schemas import AnalysisQuery, DictionaryOut, DictionaryQuery, OdmQuery
+from trialmgr.exports.schemas import (
+    AnalysisQuery,
+    DictionaryOut,
+    DictionaryQuery,
+    FhirQuery,
+    OdmQuery,
+)
 from trialmgr.exports.services import dictionary
 from trialmgr.extensions import ApiBlueprint
 
@@ -54,3 +62,17 @@ def export_odm(args: dict[str, Any], trial_id: int) -> Any:
     units) and the clinical data of every subject by pseudonymous code; `?audit=1` adds
     the audit trail as AuditRecords. Audited with the file's sha256."""
     return download.send(current_actor(), "odm", trial_id, args)
+
+
+@blp.route("/trials/<int:trial_id>/export/fhir", methods=["GET"])
+@roles(*EXPORTERS)
+@blp.arguments(FhirQuery, location="query")
+@blp.response(200, content_type="application/fhir+json")
+def export_fhir(args: dict[str, Any], trial_id: int) -> Any:
+    """HL7 FHIR R4B: a `collection` Bundle (`?format=json`, the default) or one resource a
+    line (`?format=ndjson`): ResearchStudy, Organization and Location for the sites, the
+    product (Medication), Patient (code, sex, birth year), ResearchSubject, Consent,
+    AdverseEvent and Observation (labs with LOINC, UCUM and interpretation; efficacy).
+    Audited with the file's sha256."""
+    base = current_app.config.get("PUBLIC_BASE_URL") or request.host_url
+    return download.send(current_actor(), "fhir", trial_id, {**args, "base": base})

@@ -8,6 +8,7 @@ import sys
 
 import click
 import sqlalchemy as sa
+from flask import current_app
 from flask.cli import AppGroup
 
 from trialmgr.auth.models import SystemActor
@@ -47,6 +48,16 @@ def _run(kind: str, code: str, output: str | None, options: dict[str, object]) -
 def odm_command(code: str, audit: bool, output: str | None) -> None:
     """CDISC ODM 1.3.2 of a trial."""
     _run("odm", code, output, {"audit": audit})
+
+
+@export_cli.command("fhir")
+@click.option("--trial", "code", required=True, help="Trial code, e.g. GT-01.")
+@click.option("--format", "fmt", type=click.Choice(["json", "ndjson"]), default="json")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="File (default: stdout).")
+def fhir_command(code: str, fmt: str, output: str | None) -> None:
+    """HL7 FHIR R4B of a trial: a collection Bundle, or NDJSON."""
+    base = current_app.config.get("PUBLIC_BASE_URL") or "urn:trialmgr"
+    _run("fhir", code, output, {"format": fmt, "base": base})
 
 
 @export_cli.command("analysis")

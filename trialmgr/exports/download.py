@@ -15,7 +15,7 @@ from werkzeug.wrappers import Response
 from trialmgr.clock import utcnow
 from trialmgr.enrollment.models import Trial
 from trialmgr.enrollment.services import trials as trials_service
-from trialmgr.exports.services import analysis, files, odm
+from trialmgr.exports.services import analysis, fhir, files, odm
 from trialmgr.exports.services.files import ExportFile, HashingSink
 from trialmgr.lifecycle import begin_writing
 
@@ -52,9 +52,24 @@ def build_odm(actor: Any, trial: Trial, options: dict[str, Any]) -> ExportFile:
     return export
 
 
+def build_fhir(actor: Any, trial: Trial, options: dict[str, Any]) -> ExportFile:
+    """HL7 FHIR R4B (services/fhir.py), audited; `base` is where fullUrls point."""
+    now = utcnow()
+    fmt = options["format"]
+
+    def write(sink: HashingSink) -> dict[str, int]:
+        return fhir.write(sink, trial, fmt, options.get("base") or "urn:trialmgr", now)
+
+    name = f"{trial.code}-fhir-{now:%Y%m%d}.{fmt}"
+    export = files.build("fhir", fhir.MIMETYPES[fmt], name, write)
+    files.record(actor, trial, export, {"format": fmt})
+    return export
+
+
 BUILDERS: dict[str, Callable[[Any, Trial, dict[str, Any]], ExportFile]] = {
     "analysis": build_analysis,
     "odm": build_odm,
+    "fhir": build_fhir,
 }
 
 
