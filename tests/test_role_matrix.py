@@ -271,6 +271,8 @@ MATRIX = {
     "exports_api.export_analysis": "AL",
     "exports_api.export_odm": "AL",
     "exports_api.export_fhir": "AL",
+    "exports.export_page": "AL",
+    "exports.export_download": "AL",
 }
 PUBLIC_OR_BUILT_IN = {
     "static",

@@ -72,3 +72,19 @@ class OdmQuery(Schema):
 
 class FhirQuery(Schema):
     format = fields.String(load_default="json", validate=validate.OneOf(["json", "ndjson"]))
+
+
+EXPORT_KINDS = {
+    "analysis": "De-identified analysis archive (ZIP of CSV)",
+    "odm": "CDISC ODM 1.3.2 (XML)",
+    "fhir_json": "HL7 FHIR R4B Bundle (JSON)",
+    "fhir_ndjson": "HL7 FHIR R4B (NDJSON)",
+}
+
+
+class ExportForm(AnalysisQuery):
+    """The export page: which trial, which format, its options."""
+
+    trial_id = fields.Integer(required=True, strict=True)
+    kind = fields.String(required=True, validate=validate.OneOf(list(EXPORT_KINDS)))
+    audit = fields.Boolean(load_default=False)
