@@ -62,6 +62,7 @@ NAVIGATION: list[tuple[str, str, tuple[str, ...]]] = [
         ("safety_monitor", "consortium_lead", "coordinator", "admin"),
     ),
     ("Efficacy", "efficacy.index", ("admin", "consortium_lead", "coordinator", "safety_monitor")),
+    ("Data export", "exports.export_page", ("admin", "consortium_lead")),
     ("Users", "auth.user_list", ("admin",)),
     ("Audit trail", "audit.audit_list", ("admin", "consortium_lead")),
 ]
