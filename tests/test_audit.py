@@ -278,3 +278,79 @@ def test_rows_of_a_rolled_back_savepoint_or_transaction_never_reach_the_chain(ap
         ]
         assert audit.verify().valid
     assert names == ["Kept"]
+
+
+def _chain_of(rows):
+    """Append rows (values without hashes) to the chain the reference way, as data.py and
+    older releases did; returns their ids."""
+    from trialmgr.audit.chain import jsonable, row_hash
+    from trialmgr.audit.models import GENESIS_HASH
+
+    table = AuditEvent.__table__
+    prev = (
+        db.session.execute(
+            sa.select(table.c.hash).order_by(table.c.id.desc()).limit(1)
+        ).scalar_one_or_none()
+        or GENESIS_HASH
+    )
+    for values in rows:
+        values = {**values, "changes": jsonable(values["changes"]), "prev_hash": prev}
+        values["hash"] = prev = row_hash(**values)
+        db.session.execute(sa.insert(table), [values])
+    db.session.commit()
+
+
+def _odd_rows():
+    from datetime import UTC, datetime
+
+    base = {"actor_id": None, "actor": "a@example.org", "action": "update", "entity": "lab"}
+    return [
+        # orjson writes these two values differently from json.dumps (0.00001, a TypeError)
+        {**base, "at": datetime(2026, 3, 1, 8, 0, tzinfo=UTC), "entity_id": "1",
+         "changes": {"value": {"old": 1e-05, "new": 2**70}}, "reason": None},
+        # a whole second (no microseconds), non-ASCII text, control characters, nesting
+        {**base, "at": datetime(2026, 3, 1, 9, 0, 0, tzinfo=UTC), "entity_id": "2",
+         "changes": {"z": {"old": "é\u2028\x01", "new": {"b": [1, 2.5], "a": None}}},
+         "reason": "corrigé\n"},
+    ]  # fmt: skip
+
+
+def test_the_fast_walk_writes_the_reference_bytes_for_what_the_app_stores(app):
+    """The orjson canonical form is byte-identical to the reference for rows the app writes
+    (every row verifies without the reference fallback)."""
+    from trialmgr.audit.chain import fast_canonical, format_at
+
+    make_user(app, "admin")
+    with app.app_context():
+        _chain_of(_odd_rows()[1:])
+        rows = db.session.execute(sa.select(AuditEvent)).scalars().all()
+        text = {
+            r.id: r
+            for r in db.session.execute(
+                sa.select(*audit._walk_columns(db.engine.dialect.name))
+            ).all()
+        }
+        for event in rows:
+            (_, at, *_rest) = text[event.id]
+            assert at == format_at(event.at)
+            blob = fast_canonical(*text[event.id][1:10])
+            import hashlib
+
+            assert hashlib.sha256(blob).hexdigest() == event.hash
+
+
+def test_rows_orjson_writes_differently_still_verify_and_tampering_is_found(app, runner):
+    """Old rows keep their hashes: values orjson writes differently from the reference are
+    recomputed the reference way; a tampered row is still caught."""
+    make_user(app, "admin")
+    with app.app_context():
+        _chain_of(_odd_rows())
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code == 0, result.output
+    assert "audit chain valid: 3 rows" in result.output
+    with app.app_context():
+        _drop_triggers()
+        db.session.execute(sa.text("UPDATE audit_event SET entity_id = '9' WHERE id = 2"))
+        db.session.commit()
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code == 1 and "BROKEN at row 2" in result.output
