@@ -2,10 +2,11 @@
 
 The canonical form is the row as JSON with sorted keys, compact separators and UTF-8 text
 (`json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=False)`); `row_hash`
-computes it so, and every stored hash was made so. `fast_canonical` builds the same bytes
-with orjson for the full walk (several times faster); where orjson writes a value
-differently (a float below 1e-4 is `0.00001`, not `1e-05`; integers past 64 bits) the
-hashes differ and the walk recomputes that row the reference way before calling it bad.
+computes it so, and every stored hash was made so. The full walk (audit/services.py) builds
+the same bytes faster, the database writing the fixed fields and orjson sorting `changes`;
+where they would write a value differently (orjson writes 1e-05 as `0.00001` and refuses
+integers past 64 bits) the hashes differ and the walk recomputes that row with `row_hash`
+before calling it bad.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
-
-import orjson
 
 
 def jsonable(value: Any) -> Any:
@@ -75,33 +74,3 @@ def row_hash(
         ensure_ascii=False,
     )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def fast_canonical(
-    at: str,
-    actor_id: int | None,
-    actor: str,
-    action: str,
-    entity: str,
-    entity_id: str | None,
-    changes_json: str | bytes,
-    reason: str | None,
-    prev_hash: str,
-) -> bytes:
-    """The canonical bytes of a row read as text: `at` already formatted as `format_at`
-    does, `changes` as the stored JSON text. Equal to the reference form for every value
-    orjson writes as `json.dumps` does (see the module's docstring)."""
-    return orjson.dumps(
-        {
-            "action": action,
-            "actor": actor,
-            "actor_id": actor_id,
-            "at": at,
-            "changes": orjson.loads(changes_json),
-            "entity": entity,
-            "entity_id": entity_id,
-            "prev_hash": prev_hash,
-            "reason": reason,
-        },
-        option=orjson.OPT_SORT_KEYS,
-    )

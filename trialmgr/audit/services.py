@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
-from trialmgr.audit.chain import fast_canonical, jsonable, row_hash
+from trialmgr.audit.chain import jsonable, row_hash
 from trialmgr.audit.models import GENESIS_HASH, AuditCheckpoint, AuditEvent
 from trialmgr.db import Audited, utcnow
 from trialmgr.extensions import db
@@ -236,33 +236,38 @@ class Verification:
 CHECKPOINT_ID = 1
 
 
-# Rows are read in batches through a server-side cursor (PostgreSQL) or fetchmany
-# (SQLite): memory stays flat whatever the chain's length.
+# The walk reads each row as three texts the database assembles: the canonical JSON before
+# `changes` (action, actor, actor_id, at), the stored `changes` and the canonical JSON after
+# it (entity, entity_id, prev_hash, reason): keys in sorted order, strings escaped as
+# json.dumps(ensure_ascii=False) escapes them (SQLite's json_quote, PostgreSQL's to_json
+# write the same escapes). Python only sorts `changes` (orjson) and hashes. Rows are read
+# in batches through a server-side cursor (PostgreSQL) or fetchmany (SQLite): memory stays
+# flat whatever the chain's length.
 _WALK_BATCH = 10_000
-
-
-def _walk_columns(dialect: str) -> list[Any]:
-    """The row as text, formatted by the database: `at` as `format_at` writes it, the
-    stored `changes` JSON unparsed (PostgreSQL's json type keeps the text as written)."""
-    table = AuditEvent.__table__
-    at: sa.ColumnElement[Any]
-    if dialect == "postgresql":
-        at = sa.func.to_char(sa.func.timezone("UTC", table.c.at), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
-    else:  # stored as 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC)
-        at = sa.func.replace(sa.cast(table.c.at, sa.Text), " ", "T") + "Z"
-    return [
-        table.c.id,
-        at,
-        table.c.actor_id,
-        table.c.actor,
-        table.c.action,
-        table.c.entity,
-        table.c.entity_id,
-        sa.cast(table.c.changes, sa.Text),
-        table.c.reason,
-        table.c.prev_hash,
-        table.c.hash,
-    ]
+_WALK_SQL = {
+    "sqlite": """
+        SELECT id, prev_hash, hash,
+          '{"action":' || json_quote(action) || ',"actor":' || json_quote(actor)
+          || ',"actor_id":' || json_quote(actor_id)
+          || ',"at":"' || replace(CAST(at AS TEXT), ' ', 'T') || 'Z","changes":',
+          CAST(changes AS TEXT),
+          ',"entity":' || json_quote(entity) || ',"entity_id":' || json_quote(entity_id)
+          || ',"prev_hash":' || json_quote(prev_hash) || ',"reason":' || json_quote(reason)
+          || '}'
+        FROM audit_event WHERE id > ? ORDER BY id""",
+    "postgresql": """
+        SELECT id, prev_hash, hash,
+          '{"action":' || to_json(action)::text || ',"actor":' || to_json(actor)::text
+          || ',"actor_id":' || coalesce(to_json(actor_id)::text, 'null')
+          || ',"at":"' || to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US')
+          || 'Z","changes":',
+          changes::text,
+          ',"entity":' || to_json(entity)::text
+          || ',"entity_id":' || coalesce(to_json(entity_id)::text, 'null')
+          || ',"prev_hash":' || to_json(prev_hash)::text
+          || ',"reason":' || coalesce(to_json(reason)::text, 'null') || '}'
+        FROM audit_event WHERE id > %s ORDER BY id""",
+}
 
 
 def _reference_hash(row_id: int) -> str:
@@ -282,50 +287,48 @@ def _reference_hash(row_id: int) -> str:
     )
 
 
+def _walk_batches(after_id: int) -> Iterator[list[tuple[Any, ...]]]:
+    connection = db.session.connection()
+    raw: Any = connection.connection.dbapi_connection
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        cursor = raw.cursor(name="audit_walk")  # server-side: rows come batch by batch
+        cursor.itersize = _WALK_BATCH
+    else:
+        cursor = raw.cursor()
+    try:
+        cursor.execute(_WALK_SQL[dialect], (after_id,))
+        while batch := cursor.fetchmany(_WALK_BATCH):
+            yield batch
+    finally:
+        cursor.close()
+
+
 def _walk(prev: str, after_id: int, checked: int) -> tuple[Verification, int]:
     """Verify the rows after `after_id`; the outcome and the last row verified.
 
-    Each row is hashed from its text with orjson (`chain.fast_canonical`); a row whose
-    fast hash does not match is recomputed the reference way before it is called bad."""
-    table = AuditEvent.__table__
-    connection = db.session.connection()
+    A row whose fast hash does not match (a float orjson writes differently, a text the
+    database escapes differently) is recomputed the reference way before it is called
+    bad."""
     last_id = after_id
-    result = connection.execute(
-        sa.select(*_walk_columns(connection.dialect.name))
-        .where(table.c.id > after_id)
-        .order_by(table.c.id)
-        .execution_options(yield_per=_WALK_BATCH)
-    )
     sha256 = hashlib.sha256
-    try:
-        for partition in result.partitions():
-            for row_id, at, actor_id, actor, action, entity, entity_id, changes, reason, prev_hash, stored in partition:  # fmt: skip  # noqa: E501
-                checked += 1
-                if prev_hash != prev:
-                    bad = Verification(False, checked, prev, row_id, "prev_hash does not match")
-                    return bad, last_id
-                try:
-                    fast = sha256(
-                        fast_canonical(
-                            at,
-                            actor_id,
-                            actor,
-                            action,
-                            entity,
-                            entity_id,
-                            changes,
-                            reason,
-                            prev_hash,
-                        )
-                    ).hexdigest()
-                except (orjson.JSONDecodeError, orjson.JSONEncodeError):
-                    fast = None  # a value orjson cannot write (an integer past 64 bits)
-                if fast != stored and _reference_hash(row_id) != stored:
-                    bad = Verification(False, checked, prev, row_id, "hash does not match contents")
-                    return bad, last_id
-                prev, last_id = stored, row_id
-    finally:
-        result.close()
+    dumps, loads, sort = orjson.dumps, orjson.loads, orjson.OPT_SORT_KEYS
+    for batch in _walk_batches(after_id):
+        for row_id, prev_hash, stored, head, changes, tail in batch:
+            checked += 1
+            if prev_hash != prev:
+                return Verification(
+                    False, checked, prev, row_id, "prev_hash does not match"
+                ), last_id
+            try:
+                blob = b"".join((head.encode(), dumps(loads(changes), option=sort), tail.encode()))
+                fast: str | None = sha256(blob).hexdigest()
+            except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+                fast = None  # a value orjson cannot write (an integer past 64 bits)
+            if fast != stored and _reference_hash(row_id) != stored:
+                bad = Verification(False, checked, prev, row_id, "hash does not match contents")
+                return bad, last_id
+            prev, last_id = stored, row_id
     return Verification(True, checked, prev), last_id
 
 
