@@ -21,7 +21,6 @@ from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
-from scipy.stats import binomtest
 
 from trialmgr.clock import local_date
 from trialmgr.enrollment.models import Dosing, Subject, Trial
@@ -48,6 +47,8 @@ MEASURES: tuple[tuple[str, str, Callable[[Any], Any], dict[str, Any]], ...] = (
 @functools.lru_cache(maxsize=4096)
 def exact_interval(k: int, n: int) -> tuple[float, float]:
     """Clopper-Pearson 95 % interval of k of n (n > 0)."""
+    from scipy.stats import binomtest  # loaded when a signal is computed, not with the app
+
     ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
     return float(ci.low), float(ci.high)
 
