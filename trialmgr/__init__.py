@@ -156,12 +156,21 @@ def register_blueprints(app: Flask) -> None:
 def register_commands(app: Flask) -> None:
     from trialmgr.audit.cli import audit_cli
     from trialmgr.auth.cli import users_cli
+    from trialmgr.backup.cli import backup_cli
     from trialmgr.demo.cli import demo_cli
     from trialmgr.exports.cli import export_cli
     from trialmgr.reports.cli import reports_cli
     from trialmgr.scheduler import scheduler_cli
 
-    for group in (users_cli, audit_cli, demo_cli, reports_cli, scheduler_cli, export_cli):
+    for group in (
+        users_cli,
+        audit_cli,
+        demo_cli,
+        reports_cli,
+        scheduler_cli,
+        export_cli,
+        backup_cli,
+    ):
         app.cli.add_command(group)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
