@@ -122,6 +122,8 @@ def plain_messages(messages: Any) -> Any:
     if isinstance(messages, list):
         return [plain_messages(m) for m in messages]
     return messages
+
+
 def rehearse(form: str, act: Callable[[], T], describe: Callable[[T], R]) -> R | Refusal:
     """Run one form's operation inside a savepoint, describe what it did, and roll it back:
     the confirmation of an irreversible step restates what the service would really do (or
