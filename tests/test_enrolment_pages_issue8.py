@@ -299,10 +299,12 @@ def test_reinstate_only_a_subject_lost_to_follow_up(w, coord_page):
     before_loss = coord_page.post(url, data={"on": days_ago(200).isoformat(), "reason": "traced"})
     assert before_loss.status_code == 422 and "Before the loss" in text(before_loss)
 
-    back = coord_page.post(
-        url,
-        data={"on": days_ago(10).isoformat(), "reason": "traced through the patient group"},
-    )
+    traced = {"on": days_ago(10).isoformat(), "reason": "traced through the patient group"}
+    restated = coord_page.post(url, data=traced)
+    assert restated.status_code == 200
+    assert "LTFU year 2 visit (scheduled" in text(restated) and "scheduled again" in text(restated)
+    assert w["coord"].get(f"/subjects/{code}").json["status"] == "lost_to_follow_up"
+    back = coord_page.post(url, data={**traced, "confirmed": "yes"})
     assert back.status_code == 302
     stored = w["coord"].get(f"/subjects/{code}").json
     assert stored["status"] != "lost_to_follow_up" and stored["ended_on"] is None

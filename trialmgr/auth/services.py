@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from trialmgr.audit import services as audit
@@ -250,8 +251,11 @@ def issue_token(user: User, now: datetime, name: str | None = None) -> tuple[Api
 
 
 def resolve_token(clear: str, now: datetime) -> ApiToken | None:
+    # the token and its user in one statement: every API request asks for both
     token = db.session.execute(
-        sa.select(ApiToken).where(ApiToken.token_hash == _token_digest(clear))
+        sa.select(ApiToken)
+        .where(ApiToken.token_hash == _token_digest(clear))
+        .options(joinedload(ApiToken.user))
     ).scalar_one_or_none()
     if token is None or not token.is_valid(now):
         return None
