@@ -58,6 +58,7 @@ PAGES: dict[str, list[str]] = {
         "/safety/trials/{trial}/signals",
         "/safety/subjects/{subject}",
         "/trials/{trial}/safety-rules",
+        "/safety/workspace",
     ],
     "consortium_lead": [
         *CORE,
@@ -72,6 +73,8 @@ PAGES: dict[str, list[str]] = {
         "/trials/{trial}/consort",
         "/audit",
         "/screenings",
+        "/exports",
+        "/trials/{trial}/data-dictionary",
     ],
     "admin": [
         *CORE,
