@@ -123,3 +123,24 @@ def test_dosing_time_shows_in_the_site_zone_whatever_the_reader_zone(open_page, 
 def attempts_left(page) -> int:
     text = page.locator(".esignature-attempts").first.inner_text()
     return int(text.split()[0])
+
+
+def test_keyboard_user_meets_the_skip_link_then_a_visible_focus_ring_on_the_navbar(open_page):
+    page = open_page("coordinator")
+    page.goto("/visits/due")
+    page.keyboard.press("Tab")
+    skip = page.locator("a.skip-link")
+    expect(skip).to_be_focused()
+    box = skip.bounding_box()
+    assert box and box["width"] > 50 and box["height"] > 20  # shown, not clipped away
+    page.keyboard.press("Tab")
+    brand = page.locator(".navbar-brand")
+    expect(brand).to_be_focused()
+    ring = "a => { const s = getComputedStyle(a); return [s.outlineStyle, s.outlineColor]; }"
+    assert brand.evaluate(ring) == ["solid", "rgb(255, 193, 7)"]
+    page.keyboard.press("Tab")
+    home = page.locator("#mainnav .nav-link").first
+    expect(home).to_be_focused()
+    assert home.evaluate(ring) == ["solid", "rgb(255, 193, 7)"]  # Bootstrap's outline: 0 undone
+    skip.evaluate("a => a.click()")  # the skip link lands on the page's content
+    expect(page.locator("main")).to_be_focused()

@@ -205,3 +205,32 @@ window.addEventListener("pageshow", function (event) {
   mark();
   window.addEventListener("resize", mark);
 })();
+
+// Arriving at a record's part from a worklist (`/subjects/X#visit-12`, `#reconsent-card`):
+// the form there is opened and its first field takes focus, so a worklist row is one click
+// from the form. A collapsed form is opened through the toggle inside the target. After the
+// load: the browser's own move to the fragment would take the focus away again.
+window.addEventListener("load", function () {
+  window.setTimeout(function () {
+    var id = decodeURIComponent(window.location.hash.slice(1));
+    var target = id && document.getElementById(id);
+    if (!target || document.getElementById("error-summary")) {
+      return;
+    }
+    var toggle = target.querySelector("[data-bs-toggle=collapse][aria-controls]");
+    var form = target.tagName === "FORM" ? target : target.querySelector("form");
+    if (toggle && window.bootstrap) {
+      var panel = document.getElementById(toggle.getAttribute("aria-controls"));
+      if (panel) {
+        window.bootstrap.Collapse.getOrCreateInstance(panel, {toggle: false}).show();
+        toggle.setAttribute("aria-expanded", "true");
+        form = panel.querySelector("form") || form;
+      }
+    }
+    var field = form && form.querySelector("input:not([type=hidden]):not([disabled]), select, textarea");
+    if (field) {
+      field.focus({preventScroll: true});
+      target.scrollIntoView({block: "start"});
+    }
+  }, 0);
+});
