@@ -25,6 +25,22 @@ def _stream(query: sa.Select[Any]) -> Iterator[Any]:
     return iter(db.session.execute(query.execution_options(yield_per=_YIELD)))
 
 
+_BOOL = {True: "true", False: "false", None: None}
+# Spreadsheet programs run text cells that start with these as formulas.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def text_cell(value: str | None) -> str | None:
+    """Text typed by people, never run as a spreadsheet formula."""
+    if value and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _instant(value: datetime | None, offset: int) -> str | None:
+    return None if value is None else (value + timedelta(days=offset)).isoformat()
+
+
 def _number(value: Decimal | None) -> str | None:
     """A stored decimal as plain digits (100, not 1E+2)."""
     return None if value is None else format(value.normalize(), "f")
@@ -62,10 +78,10 @@ def subjects(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict[int, 
             "withdrawn_on": _shift(r.withdrawn_on, off),
             "withdrawn_day": s.study_day(r.withdrawn_on),
             "withdrawal_kind": r.withdrawal_kind,
-            "withdrawal_reason": r.withdrawal_reason,
+            "withdrawal_reason": text_cell(r.withdrawal_reason),
             "ended_on": _shift(r.ended_on, off),
             "ended_day": s.study_day(r.ended_on),
-            "end_reason": r.end_reason,
+            "end_reason": text_cell(r.end_reason),
         }
 
 
@@ -99,7 +115,7 @@ def dosing(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict[int, in
         yield {
             "subject": s.code,
             "cohort": s.cohort_label,
-            "dosed_at": _shift(dosed_at, offsets[sid]),
+            "dosed_at": _instant(dosed_at, offsets[sid]),
             "dose": dose,
             "dose_unit": unit,
         }
@@ -130,7 +146,7 @@ def visits(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict[int, in
         s, off = subjects[r.subject_id], offsets[r.subject_id]
         yield {
             "subject": s.code,
-            "visit": r.name,
+            "visit": text_cell(r.name),
             "kind": r.kind,
             "planned_day": r.day,
             "scheduled_on": _shift(r.scheduled_on, off),
@@ -141,8 +157,8 @@ def visits(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict[int, in
             "done_day": s.study_day(r.done_on),
             "result": r.result,
             "cancel_reason": r.cancel_reason,
-            "primary_endpoint": r.primary_endpoint,
-            "notes": r.notes,
+            "primary_endpoint": _BOOL[r.primary_endpoint],
+            "notes": text_cell(r.notes),
         }
 
 
@@ -160,26 +176,26 @@ def adverse_events(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict
                 "subject": s.code,
                 "event": r.id,
                 "version": r.version,
-                "pt_term": r.pt_term,
-                "pt_code": r.pt_code,
-                "soc": r.soc,
+                "pt_term": text_cell(r.pt_term),
+                "pt_code": text_cell(r.pt_code),
+                "soc": text_cell(r.soc),
                 "onset_date": _shift(r.onset_date, off),
                 "onset_day": s.study_day(r.onset_date),
                 "resolution_date": _shift(r.resolution_date, off),
                 "resolution_day": s.study_day(r.resolution_date),
                 "grade": r.grade,
-                "serious": r.serious,
+                "serious": _BOOL[r.serious],
                 "seriousness_criterion": criterion or None,
                 "causality": r.causality,
-                "suspected": r.suspected,
-                "expected": r.expected,
-                "susar": r.susar,
-                "aesi": r.aesi,
+                "suspected": _BOOL[r.suspected],
+                "expected": _BOOL[r.expected],
+                "susar": _BOOL[r.susar],
+                "aesi": _BOOL[r.aesi],
                 "aesi_category": r.aesi_category,
                 "action_taken": r.action_taken,
                 "outcome": r.outcome,
-                "term": r.term,
-                "narrative": r.narrative,
+                "term": text_cell(r.term),
+                "narrative": text_cell(r.narrative),
             }
 
 
@@ -207,9 +223,9 @@ def labs(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict[int, int]
             "unit": r.canonical_unit,
             "uln_multiple": _number(r.uln_multiple),
             "grade": r.grade,
-            "collected_at": _shift(r.collected_at, off),
+            "collected_at": _instant(r.collected_at, off),
             "collected_day": s.study_day(s.local(r.collected_at)),
-            "hys_law": r.hys_law,
+            "hys_law": _BOOL[r.hys_law],
         }
 
 
@@ -238,6 +254,6 @@ def efficacy(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict[int, 
             "unit": unit,
             "measured_on": _shift(on, offsets[sid]),
             "measured_day": s.study_day(on),
-            "baseline": baseline,
-            "visit": visit,
+            "baseline": _BOOL[baseline],
+            "visit": text_cell(visit),
         }

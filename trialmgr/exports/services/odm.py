@@ -30,7 +30,14 @@ from trialmgr.exports.services.records import records_of
 from trialmgr.exports.services.roster import SubjectInfo, chunks, roster
 from trialmgr.extensions import db
 
-CHUNK = 500
+# Subjects per ClinicalData element: one chunk's elements are in memory at a time.
+CHUNK = 100
+_GROUP_ITEMS = {
+    form.key: tuple((name, meta.item_oid(domain, name)) for domain, name in form.items)
+    for form in meta.FORMS
+}
+_UNITS = meta.unit_oids()
+_CANONICAL = meta.item_oid("labs", "value_canonical")
 _CLOSE = "</ODM>"
 
 
@@ -69,20 +76,25 @@ class _Subject:
         return self.forms[(event, form)]
 
     def group(
-        self, event: str, form: str, group: str, items: dict[str, Any], repeat: Any = None
+        self,
+        event: str,
+        form: str,
+        group: str,
+        items: dict[str, Any],
+        repeat: Any = None,
+        unit: str | None = None,
     ) -> etree._Element:
         element = etree.SubElement(
             self.form(event, form), "ItemGroupData", ItemGroupOID=meta.group_oid(group)
         )
         if repeat is not None:
             element.set("ItemGroupRepeatKey", str(repeat))
-        domain_items = next(f for f in meta.FORMS if f.key == group).items
-        for domain, name in domain_items:
+        for name, oid in _GROUP_ITEMS[group]:
             text = value(items.get(name))
             if text is not None:
-                etree.SubElement(
-                    element, "ItemData", ItemOID=meta.item_oid(domain, name), Value=text
-                )
+                item = etree.SubElement(element, "ItemData", ItemOID=oid, Value=text)
+                if unit and oid == _CANONICAL:
+                    etree.SubElement(item, "MeasurementUnitRef", MeasurementUnitOID=unit)
         return element
 
 
@@ -141,12 +153,8 @@ def _subject_data(
                 {"seriousness_criterion": criterion},
                 f"{ae.id}.{n}",
             )
-    units = meta.unit_oids()
     for lab in rows["lab_result"].get(sid, ()):
-        group = s.group("SE.COMMON", "LAB", "LAB", lab._asdict(), lab.id)
-        for item in group.iterchildren("ItemData"):
-            if item.get("ItemOID") == meta.item_oid("labs", "value_canonical"):
-                etree.SubElement(item, "MeasurementUnitRef", MeasurementUnitOID=units[lab.analyte])
+        s.group("SE.COMMON", "LAB", "LAB", lab._asdict(), lab.id, unit=_UNITS[lab.analyte])
     for m in rows["efficacy_measurement"].get(sid, ()):
         s.group("SE.COMMON", "EFFICACY", "EFFICACY", m._asdict(), m.id)
     return {kind: len(rows[kind].get(sid, ())) for kind in rows if kind != "subject"}
