@@ -111,7 +111,13 @@ def extend(subjects: int, seed: int = 15) -> dict[str, int]:
     return {"visits": len(visits), "consents": len(consents), "measurements": len(measurements)}
 
 
-def _maxrss_mb() -> float:
+def _status_mb(field: str) -> float:
+    """From /proc/self/status: VmHWM (peak) and VmRSS (now) of this process alone (getrusage's
+    ru_maxrss carries the parent's peak across fork and exec)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -120,7 +126,7 @@ def run_one(uri: str, kind: str, out: str) -> dict[str, Any]:
     app = _app(uri)
     with app.app_context():
         db.session.execute(sa.text("SELECT 1")).all()  # connect before the clock starts
-        before = _maxrss_mb()
+        before = _status_mb("VmRSS")
         start = time.perf_counter()
         if kind == "baseline":
             rows = 0
@@ -156,7 +162,7 @@ def run_one(uri: str, kind: str, out: str) -> dict[str, Any]:
         "kind": kind,
         "seconds": seconds,
         "rss_before_mb": before,
-        "peak_rss_mb": _maxrss_mb(),
+        "peak_rss_mb": _status_mb("VmHWM"),
         "bytes": size,
         **detail,
     }
@@ -174,6 +180,8 @@ def main() -> None:
     parser.add_argument("--postgres", action="store_true")
     parser.add_argument("--subjects", type=int, default=10_000)
     parser.add_argument("--events", type=int, default=30_000)
+    parser.add_argument("--keep", help="build the SQLite database in this folder and keep it")
+    parser.add_argument("--reuse", action="store_true", help="time the database kept before")
     parser.add_argument("--run", help=argparse.SUPPRESS)
     parser.add_argument("--uri", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -181,29 +189,36 @@ def main() -> None:
     if opts.run:
         print(json.dumps(run_one(opts.uri, opts.run, opts.out)))
         return
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = opts.keep or tmp
         os.environ["TRIALMGR_INSTANCE"] = folder
         uri = f"sqlite:///{folder}/bench.db"
-        if opts.postgres:
+        if opts.postgres and not opts.reuse:
             admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
             with admin.connect() as conn:
                 conn.execute(sa.text("DROP DATABASE IF EXISTS trialmgr_bench_exports WITH (FORCE)"))
                 conn.execute(sa.text("CREATE DATABASE trialmgr_bench_exports"))
             admin.dispose()
+        if opts.postgres:
             uri = PG_BENCH
         app = _app(uri)
         with app.app_context():
-            upgrade(directory=str(ROOT / "migrations"))
-            start = time.perf_counter()
-            labs = build(20, opts.subjects, opts.events)
-            extra = extend(opts.subjects)
-            print(
-                f"built {opts.subjects:,} subjects, {opts.events:,} adverse events, {labs:,} labs,"
-                f" {extra['visits']:,} visits, {extra['measurements']:,} efficacy measurements"
-                f" in {time.perf_counter() - start:.0f} s ({db.engine.dialect.name})"
-            )
-            with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.execute(sa.text("VACUUM ANALYZE" if opts.postgres else "ANALYZE"))
+            if opts.reuse:  # offsets are drawn again, as on a first export
+                db.session.execute(sa.text("DELETE FROM subject_date_shift"))
+                db.session.commit()
+            else:
+                upgrade(directory=str(ROOT / "migrations"))
+                start = time.perf_counter()
+                labs = build(20, opts.subjects, opts.events)
+                extra = extend(opts.subjects)
+                print(
+                    f"built {opts.subjects:,} subjects, {opts.events:,} adverse events,"
+                    f" {labs:,} labs, {extra['visits']:,} visits, {extra['measurements']:,}"
+                    f" efficacy measurements in {time.perf_counter() - start:.0f} s"
+                )
+                with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+                    c.execute(sa.text("VACUUM ANALYZE" if opts.postgres else "ANALYZE"))
+            print(f"database: {db.engine.dialect.name}")
             db.session.remove()
             db.engine.dispose()
         baseline = _measure(uri, "baseline", folder)

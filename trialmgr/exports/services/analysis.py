@@ -175,11 +175,11 @@ Trial {code} ({title}). Generated {generated} UTC. Free text {free_text}.
 
 
 def write(
-    sink: HashingSink, trial: Trial, free_text: bool, generated: datetime
-) -> tuple[dict[str, int], int]:
-    """Write the archive; returns row counts per file and how many offsets were drawn."""
-    offsets, drawn = deid.offsets_for(trial.id)
-    subjects = roster(trial.id)
+    sink: HashingSink, trial: Trial, free_text: bool, generated: datetime, offsets: dict[int, int]
+) -> dict[str, int]:
+    """Write the archive with these date offsets; returns row counts per file. Subjects
+    without an offset (enrolled while the export runs) wait for the next export."""
+    subjects = {k: v for k, v in roster(trial.id).items() if k in offsets}
     counts: dict[str, int] = {}
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:  # type: ignore[call-overload]
         for table in TABLES:
@@ -204,4 +204,4 @@ def write(
                 files=files,
             ),
         )
-    return counts, drawn
+    return counts

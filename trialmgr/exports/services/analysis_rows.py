@@ -21,8 +21,11 @@ _YIELD = 2000
 Rows = Iterator[dict[str, Any]]
 
 
-def _stream(query: sa.Select[Any]) -> Iterator[Any]:
-    return iter(db.session.execute(query.execution_options(yield_per=_YIELD)))
+def _stream(query: sa.Select[Any], subjects: dict[int, SubjectInfo]) -> Iterator[Any]:
+    """The query's rows in batches, of the subjects in the export only (a subject enrolled
+    while the export runs waits for the next one)."""
+    rows = db.session.execute(query.execution_options(yield_per=_YIELD))
+    return (r for r in rows if r.subject_id in subjects)
 
 
 _BOOL = {True: "true", False: "false", None: None}
@@ -52,7 +55,7 @@ def _shift(value: date | datetime | None, offset: int) -> date | datetime | None
 
 def subjects(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict[int, int]) -> Rows:
     query = sa.select(
-        Subject.id,
+        Subject.id.label("subject_id"),
         Subject.enrolled_on,
         Subject.consented_on,
         Subject.withdrawn_on,
@@ -61,8 +64,8 @@ def subjects(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict[int, 
         Subject.ended_on,
         Subject.end_reason,
     ).where(Subject.trial_id == trial.id)
-    for r in _stream(query.order_by(Subject.id)):
-        s, off = subjects[r.id], offsets[r.id]
+    for r in _stream(query.order_by(Subject.id), subjects):
+        s, off = subjects[r.subject_id], offsets[r.subject_id]
         yield {
             "subject": s.code,
             "site": s.site_code,
@@ -93,7 +96,7 @@ def consents(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict[int, 
         .where(Subject.trial_id == trial.id)
         .order_by(SubjectConsent.subject_id, SubjectConsent.consented_on)
     )
-    for sid, version, on in _stream(query):
+    for sid, version, on in _stream(query, subjects):
         s = subjects[sid]
         yield {
             "subject": s.code,
@@ -110,7 +113,7 @@ def dosing(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict[int, in
         .where(Subject.trial_id == trial.id)
         .order_by(Dosing.subject_id)
     )
-    for sid, dosed_at, dose, unit in _stream(query):
+    for sid, dosed_at, dose, unit in _stream(query, subjects):
         s = subjects[sid]
         yield {
             "subject": s.code,
@@ -142,7 +145,7 @@ def visits(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict[int, in
         .where(Subject.trial_id == trial.id)
         .order_by(Visit.subject_id, Visit.day, Visit.id)
     )
-    for r in _stream(query):
+    for r in _stream(query, subjects):
         s, off = subjects[r.subject_id], offsets[r.subject_id]
         yield {
             "subject": s.code,
@@ -169,7 +172,7 @@ def adverse_events(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict
         .where(table.c.trial_id == trial.id)
         .order_by(table.c.subject_id, table.c.id)
     )
-    for r in _stream(query):
+    for r in _stream(query, subjects):
         s, off = subjects[r.subject_id], offsets[r.subject_id]
         for criterion in r.seriousness_criteria or [""]:
             yield {
@@ -214,7 +217,7 @@ def labs(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict[int, int]
         .where(LabResult.trial_id == trial.id)
         .order_by(LabResult.subject_id, LabResult.collected_at, LabResult.id)
     )
-    for r in _stream(query):
+    for r in _stream(query, subjects):
         s, off = subjects[r.subject_id], offsets[r.subject_id]
         yield {
             "subject": s.code,
@@ -245,7 +248,7 @@ def efficacy(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict[int, 
         .where(EfficacyMeasurement.trial_id == trial.id)
         .order_by(EfficacyMeasurement.subject_id, EfficacyMeasurement.measured_on)
     )
-    for sid, endpoint, unit, value, on, baseline, visit in _stream(query):
+    for sid, endpoint, unit, value, on, baseline, visit in _stream(query, subjects):
         s = subjects[sid]
         yield {
             "subject": s.code,
