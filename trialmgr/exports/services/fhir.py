@@ -24,17 +24,6 @@ CHUNK = 500
 MIMETYPES = {"json": "application/fhir+json", "ndjson": "application/fhir+ndjson"}
 
 
-def _pruned(value: Any) -> Any:
-    """FHIR JSON has no nulls and no empty objects or lists."""
-    if isinstance(value, dict):
-        out = {k: _pruned(v) for k, v in value.items()}
-        return {k: v for k, v in out.items() if v is not None and v != {} and v != []}
-    if isinstance(value, list):
-        items = [_pruned(v) for v in value]
-        return [v for v in items if v is not None and v != {}]
-    return value
-
-
 class _Writer:
     """Resources out, as Bundle entries or NDJSON lines, counted by type."""
 
@@ -53,7 +42,6 @@ class _Writer:
             self.sink.text(json.dumps(head)[:-1] + ', "entry": [\n')
 
     def add(self, resource: fr.Resource) -> None:
-        resource = _pruned(resource)
         kind = resource["resourceType"]
         if kind not in self.counts:
             fr.validate(resource)  # the first of each type, through fhir.resources R4B

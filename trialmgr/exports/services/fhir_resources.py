@@ -97,7 +97,10 @@ def _phase(phase: str | None) -> dict[str, Any]:
         code = "phase-1"
     else:
         code = "n-a"
-    return {"coding": [_coding(f"{TERMINOLOGY}/research-study-phase", code)], "text": phase}
+    out: dict[str, Any] = {"coding": [_coding(f"{TERMINOLOGY}/research-study-phase", code)]}
+    if phase:
+        out["text"] = phase
+    return out
 
 
 def research_study(trial: Trial, site_codes: list[str]) -> Resource:
@@ -108,13 +111,18 @@ def research_study(trial: Trial, site_codes: list[str]) -> Resource:
         "title": trial.title,
         "status": STUDY_STATUS[trial.status],
         "phase": _phase(trial.phase),
-        "site": [{"reference": f"Location/site-{code}"} for code in site_codes],
-        "arm": [{"name": c.label, "description": f"{c.dose} {c.dose_unit}"} for c in trial.cohorts],
     }
-    if trial.orphacode:
-        study["condition"] = [
-            {"coding": [_coding(ORPHANET, f"ORPHA:{trial.orphacode}")], "text": trial.indication}
+    if site_codes:
+        study["site"] = [{"reference": f"Location/site-{code}"} for code in site_codes]
+    if trial.cohorts:
+        study["arm"] = [
+            {"name": c.label, "description": f"{c.dose} {c.dose_unit}"} for c in trial.cohorts
         ]
+    if trial.orphacode:
+        condition: dict[str, Any] = {"coding": [_coding(ORPHANET, f"ORPHA:{trial.orphacode}")]}
+        if trial.indication:
+            condition["text"] = trial.indication
+        study["condition"] = [condition]
     return study
 
 
@@ -166,11 +174,13 @@ def research_subject(trial: Trial, info: SubjectInfo, row: Any, consent_id: int 
         "id": f"rs-{info.code}",
         "identifier": [{"system": SUBJECT_CODES, "value": info.code}],
         "status": SUBJECT_STATUS[info.status],
-        "period": {"start": _iso(row.enrolled_on), "end": _iso(end)},
+        "period": {"start": _iso(row.enrolled_on)},
         "study": {"reference": f"ResearchStudy/{study_id(trial)}"},
         "individual": patient_ref(info),
         "assignedArm": info.cohort_label,
     }
+    if end is not None:
+        subject["period"]["end"] = _iso(end)
     if consent_id is not None:
         subject["consent"] = {"reference": f"Consent/consent-{consent_id}"}
     return subject
@@ -214,7 +224,6 @@ def adverse_event(trial: Trial, info: SubjectInfo, ae: Any) -> Resource:
                     "serious" if ae.serious else "non-serious",
                 )
             ],
-            "text": ", ".join(ae.seriousness_criteria or []) or None,
         },
         "severity": {
             "coding": [_coding(f"{TERMINOLOGY}/adverse-event-severity", SEVERITY[ae.grade])],
@@ -228,6 +237,8 @@ def adverse_event(trial: Trial, info: SubjectInfo, ae: Any) -> Resource:
         ],
         "study": [{"reference": f"ResearchStudy/{study_id(trial)}"}],
     }
+    if ae.seriousness_criteria:
+        resource["seriousness"]["text"] = ", ".join(ae.seriousness_criteria)
     if ae.outcome:
         resource["outcome"] = {
             "coding": [_coding(f"{TERMINOLOGY}/adverse-event-outcome", OUTCOME[ae.outcome])]
@@ -277,7 +288,7 @@ def lab_observation(info: SubjectInfo, lab: Any) -> Resource:
 
 
 def efficacy_observation(info: SubjectInfo, m: Any) -> Resource:
-    return {
+    observation: Resource = {
         "resourceType": "Observation",
         "id": f"efficacy-{m.id}",
         "status": "final",
@@ -289,8 +300,10 @@ def efficacy_observation(info: SubjectInfo, m: Any) -> Resource:
         "subject": patient_ref(info),
         "effectiveDateTime": _iso(m.measured_on),
         "valueQuantity": {"value": _number(m.value), "unit": m.unit},
-        "note": [{"text": "baseline"}] if m.baseline else None,
     }
+    if m.baseline:
+        observation["note"] = [{"text": "baseline"}]
+    return observation
 
 
 def validate(resource: Resource) -> None:
