@@ -13,7 +13,7 @@ PYTEST = $(BIN)/python -m pytest $(PYTEST_ARGS) \
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test test-sqlite test-postgres lint bench bench-dashboard clean
+.PHONY: run test test-sqlite test-postgres lint bench bench-dashboard bench-exports clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ needed"'
@@ -58,6 +58,11 @@ bench: $(BIN)/.installed
 ##   against the equivalent hand-written SQL (SQLite; add ARGS=--postgres for PostgreSQL)
 bench-dashboard: $(BIN)/.installed
 	$(BIN)/python -m bench.safety_dashboard $(ARGS)
+
+## bench-exports: each export of a 10,000-subject trial against a bare SQL dump to CSV
+##   (time and peak RSS; ARGS=--postgres for PostgreSQL)
+bench-exports: $(BIN)/.installed
+	$(BIN)/python -m bench.exports $(ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .mypy_cache .ruff_cache

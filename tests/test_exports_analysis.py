@@ -9,7 +9,7 @@ import csv
 import hashlib
 import io
 import zipfile
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 import sqlalchemy as sa
 
@@ -226,3 +226,68 @@ def test_only_leads_and_admins_export(api):
         assert resp.status_code == 403 and resp.mimetype == "application/problem+json"
     assert api.as_role("admin").get(f"/trials/{trial_id}/export/analysis.zip").status_code == 200
     assert w["lead"].get("/trials/999999/export/analysis.zip").status_code == 404
+
+
+def test_offsets_stored_first_by_a_concurrent_export_win(api, app, monkeypatch):
+    """Two first exports at once: the one that stores its offsets second rebuilds its file
+    with the stored ones, so both files agree with the database."""
+    from trialmgr.exports.models import SubjectDateShift
+    from trialmgr.exports.services import deid
+
+    w = constructed(api)
+    drawn_first = deid.draw_missing
+
+    def concurrent_export_stores_first(trial_id):
+        offsets, drawn = drawn_first(trial_id)
+        engine = sa.create_engine(db.engine.url)  # another connection, committed at once
+        with engine.begin() as conn:
+            conn.execute(
+                sa.insert(SubjectDateShift),
+                [
+                    {"subject_id": k, "offset_days": -v, "created_at": datetime.now(UTC)}
+                    for k, v in drawn.items()
+                ],
+            )
+        engine.dispose()
+        return offsets, drawn
+
+    monkeypatch.setattr(deid, "draw_missing", concurrent_export_stores_first)
+    tables = _tables(_export(w["lead"], w["trial"]["id"]).data)
+    with app.app_context():
+        stored = {
+            s.code: shift.offset_days
+            for s, shift in db.session.execute(
+                sa.select(Subject, SubjectDateShift).join(
+                    SubjectDateShift, SubjectDateShift.subject_id == Subject.id
+                )
+            )
+        }
+        real = {s.code: s.enrolled_on for s in db.session.execute(sa.select(Subject)).scalars()}
+    for row in tables["subjects.csv"]:
+        shifted = date.fromisoformat(row["enrolled_on"])
+        assert (shifted - real[row["subject"]]).days == stored[row["subject"]]
+
+
+def test_user_text_is_never_a_spreadsheet_formula(api):
+    w = constructed(api)
+    first = w["subjects"][0]
+    resp = w["coord"].post(
+        "/adverse-events",
+        json={
+            "subject_code": first["code"],
+            "term": '=HYPERLINK("http://x")',
+            "soc": "@SUM(A1)",
+            "onset_date": first["dosed_on"].isoformat(),
+            "grade": 1,
+            "causality": "unrelated",
+            "expected": True,
+            "site_awareness_at": f"{first['dosed_on'].isoformat()}T12:00:00Z",
+        },
+    )
+    assert resp.status_code == 201, resp.json
+    query = "?include_free_text=1&confirm=1"
+    tables = _tables(_export(w["lead"], w["trial"]["id"], query).data)
+    event = next(r for r in tables["adverse_events.csv"] if r["soc"].endswith("SUM(A1)"))
+    assert event["soc"] == "'@SUM(A1)" and event["term"] == '\'=HYPERLINK("http://x")'
+    baseline = next(r for r in tables["efficacy.csv"] if r["baseline"] == "true")
+    assert baseline["measured_day"] == "-2"  # a negative number is not escaped

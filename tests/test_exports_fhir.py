@@ -40,6 +40,8 @@ def test_bundle_round_trips_through_fhir_resources(api, app):
     w = constructed(api)
     resp = w["lead"].get(f"/trials/{w['trial']['id']}/export/fhir")
     assert resp.status_code == 200 and resp.mimetype == "application/fhir+json"
+    raw = resp.get_data(as_text=True)
+    assert "null" not in raw and "[]" not in raw and "{}" not in raw  # FHIR JSON has none
     bundle = Bundle.model_validate_json(resp.data)
     assert bundle.type == "collection"
     resources = [e.resource for e in bundle.entry]
@@ -135,3 +137,19 @@ def test_only_leads_and_admins_export_fhir(api):
     assert api.as_role("safety_monitor").get(url).status_code == 403
     assert api.as_role("admin").get(url + "?format=ndjson").status_code == 200
     assert w["lead"].get(url + "?format=xml").status_code == 422
+
+
+def test_demo_trial_round_trips(app, runner, api):
+    import sqlalchemy as sa
+
+    from trialmgr.enrollment.models import Trial
+
+    assert runner.invoke(args=["demo", "seed"]).exit_code == 0
+    with app.app_context():
+        trial_id = db.session.execute(sa.select(Trial.id).where(Trial.code == "GT-01")).scalar()
+    resp = api.as_role("admin").get(f"/trials/{trial_id}/export/fhir?format=ndjson")
+    assert resp.status_code == 200
+    lines = resp.get_data(as_text=True).splitlines()
+    assert len(lines) > 20 and "null" not in resp.get_data(as_text=True)
+    for line in lines:
+        _r4b(json.loads(line))

@@ -132,3 +132,21 @@ def test_only_leads_and_admins_export_odm(api):
     assert w["coord"].get(url).status_code == 403
     assert api.as_role("safety_monitor").get(url).status_code == 403
     assert api.as_role("admin").get(url).status_code == 200
+
+
+def test_control_characters_and_line_breaks_stay_valid_xml(api):
+    w = constructed(api)
+    first = w["subjects"][0]
+    week12 = next(
+        v
+        for v in w["coord"].get(f"/subjects/{first['code']}/visits").json
+        if v["name"] == "Week 12"
+    )
+    notes = "line one\nline\ttwo\x01 & <end>"
+    resp = w["coord"].patch(
+        f"/visits/{week12['id']}",
+        json={"status": "missed", "notes": notes, "reason": "entered from the CRF"},
+    )
+    assert resp.status_code == 200, resp.json
+    doc = _valid(w["lead"].get(f"/trials/{w['trial']['id']}/export/odm?audit=1").data)
+    assert "line one\nline\ttwo\ufffd & <end>" in _values(doc, "IT.VISITS.NOTES")

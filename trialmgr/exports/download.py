@@ -1,9 +1,10 @@
-"""An export from request to bytes, the same for the API, the page and the command line:
-find the trial, take the write transaction (SQLite: before reading, so the offsets drawn
-and the audit row meet no newer commit), build the file in a temporary file while hashing
-it, record the audit row, and answer with the file. The request's one commit (after the
-view returns, before the response is sent) makes the audit row durable before the first
-byte leaves (decision 0012)."""
+"""An export from request to bytes, the same for the API, the page and the command line
+(decision 0012): find the trial; build the file into a temporary file while hashing it,
+reading under the request's read transaction; then take the write transaction (SQLite:
+BEGIN IMMEDIATE, held only for the few writes that follow, never during the build), store
+the date offsets the analysis archive drew and record the audit row; answer with the file.
+The request's one commit (after the view returns, before the response is sent) makes the
+audit row durable before the first byte leaves; a failed build or commit sends nothing."""
 
 from __future__ import annotations
 
@@ -15,27 +16,34 @@ from werkzeug.wrappers import Response
 from trialmgr.clock import utcnow
 from trialmgr.enrollment.models import Trial
 from trialmgr.enrollment.services import trials as trials_service
-from trialmgr.exports.services import analysis, fhir, files, odm
+from trialmgr.exports.services import analysis, deid, fhir, files, odm
 from trialmgr.exports.services.files import ExportFile, HashingSink
 from trialmgr.lifecycle import begin_writing
 
-Writer = Callable[[HashingSink], dict[str, int]]
-
 
 def build_analysis(actor: Any, trial: Trial, options: dict[str, Any]) -> ExportFile:
-    """The de-identified analysis archive (services/analysis.py), audited."""
+    """The de-identified analysis archive (services/analysis.py), audited. Offsets drawn
+    for new subjects are stored once the file is built; if a concurrent export stored other
+    ones first, the file is built again with those (so every file agrees with the stored
+    offsets)."""
     now = utcnow()
-    drawn: dict[str, int] = {}
-
-    def write(sink: HashingSink) -> dict[str, int]:
-        counts, drawn["date_offsets_drawn"] = analysis.write(
-            sink, trial, options["include_free_text"], now
-        )
-        return counts
-
     name = f"{trial.code}-analysis-{now:%Y%m%d}.zip"
-    export = files.build("analysis", "application/zip", name, write)
-    files.record(actor, trial, export, {**options, **drawn})
+    offsets, drawn = deid.draw_missing(trial.id)
+
+    def build() -> ExportFile:
+        def write(sink: HashingSink) -> dict[str, int]:
+            return analysis.write(sink, trial, options["include_free_text"], now, offsets)
+
+        return files.build("analysis", "application/zip", name, write)
+
+    export = build()
+    begin_writing()
+    stored = deid.store(drawn)
+    if any(stored[k] != v for k, v in drawn.items()):
+        export.handle.close()
+        offsets.update(stored)
+        export = build()
+    files.record(actor, trial, export, {**options, "date_offsets_drawn": len(drawn)})
     return export
 
 
@@ -46,8 +54,8 @@ def build_odm(actor: Any, trial: Trial, options: dict[str, Any]) -> ExportFile:
     def write(sink: HashingSink) -> dict[str, int]:
         return odm.write(sink, trial, options["audit"], now)
 
-    name = f"{trial.code}-odm-{now:%Y%m%d}.xml"
-    export = files.build("odm", "application/xml", name, write)
+    export = files.build("odm", "application/xml", f"{trial.code}-odm-{now:%Y%m%d}.xml", write)
+    begin_writing()
     files.record(actor, trial, export, options)
     return export
 
@@ -62,6 +70,7 @@ def build_fhir(actor: Any, trial: Trial, options: dict[str, Any]) -> ExportFile:
 
     name = f"{trial.code}-fhir-{now:%Y%m%d}.{fmt}"
     export = files.build("fhir", fhir.MIMETYPES[fmt], name, write)
+    begin_writing()
     files.record(actor, trial, export, {"format": fmt})
     return export
 
@@ -76,5 +85,4 @@ BUILDERS: dict[str, Callable[[Any, Trial, dict[str, Any]], ExportFile]] = {
 def send(actor: Any, kind: str, trial_id: int, options: dict[str, Any]) -> Response:
     """Build, audit and answer with the export (API and page)."""
     trial = trials_service.get_trial(trial_id)
-    begin_writing()
     return files.response(BUILDERS[kind](actor, trial, options))

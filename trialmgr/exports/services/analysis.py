@@ -18,22 +18,21 @@ import csv
 import io
 import zipfile
 from collections.abc import Iterable, Iterator
-from datetime import date, datetime
+from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
 
 from trialmgr.enrollment.models import Cohort, Subject, Trial
 from trialmgr.exports.services import deid, dictionary
+from trialmgr.exports.services.analysis_rows import text_cell
 from trialmgr.exports.services.analysis_tables import TABLES, Col, Table
 from trialmgr.exports.services.files import HashingSink
 from trialmgr.exports.services.roster import roster
 from trialmgr.extensions import db
 from trialmgr.partners.models import Site
 from trialmgr.safety.models import AdverseEvent
-
-# Spreadsheet programs run text cells that start with these as formulas.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _subjects_aggregate(trial: Trial) -> Iterator[list[Any]]:
@@ -76,7 +75,7 @@ def _ae_aggregate(trial: Trial) -> Iterator[list[Any]]:
     for soc, worst, cohort, subjects, events in db.session.execute(query):
         small = subjects < deid.SMALL
         yield [
-            soc,
+            text_cell(soc),
             worst,
             cohort,
             deid.small_cell(subjects),
@@ -103,18 +102,6 @@ AGGREGATES = (
 # --- writing ------------------------------------------------------------------------------
 
 
-def _cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
-
-
 def _write_csv(archive: zipfile.ZipFile, name: str, header: list[str], rows: Iterable[Any]) -> int:
     count = 0
     with archive.open(name, "w", force_zip64=True) as raw:
@@ -122,7 +109,7 @@ def _write_csv(archive: zipfile.ZipFile, name: str, header: list[str], rows: Ite
         writer = csv.writer(text, lineterminator="\r\n")
         writer.writerow(header)
         for row in rows:
-            writer.writerow([_cell(v) for v in row])
+            writer.writerow(row)  # None as "", dates as ISO (their str())
             count += 1
         text.flush()
         text.detach()
@@ -188,17 +175,17 @@ Trial {code} ({title}). Generated {generated} UTC. Free text {free_text}.
 
 
 def write(
-    sink: HashingSink, trial: Trial, free_text: bool, generated: datetime
-) -> tuple[dict[str, int], int]:
-    """Write the archive; returns row counts per file and how many offsets were drawn."""
-    offsets, drawn = deid.offsets_for(trial.id)
-    subjects = roster(trial.id)
+    sink: HashingSink, trial: Trial, free_text: bool, generated: datetime, offsets: dict[int, int]
+) -> dict[str, int]:
+    """Write the archive with these date offsets; returns row counts per file. Subjects
+    without an offset (enrolled while the export runs) wait for the next export."""
+    subjects = {k: v for k, v in roster(trial.id).items() if k in offsets}
     counts: dict[str, int] = {}
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:  # type: ignore[call-overload]
         for table in TABLES:
             cols = columns(table, free_text)
             names = [c.name for c in cols]
-            rows = ([r[n] for n in names] for r in table.rows(trial, subjects, offsets))
+            rows = map(itemgetter(*names), table.rows(trial, subjects, offsets))
             counts[table.file] = _write_csv(archive, table.file, names, rows)
         for file, _, header, build in AGGREGATES:
             counts[file] = _write_csv(archive, file, header, build(trial))
@@ -217,4 +204,4 @@ def write(
                 files=files,
             ),
         )
-    return counts, drawn
+    return counts

@@ -21,8 +21,27 @@ _YIELD = 2000
 Rows = Iterator[dict[str, Any]]
 
 
-def _stream(query: sa.Select[Any]) -> Iterator[Any]:
-    return iter(db.session.execute(query.execution_options(yield_per=_YIELD)))
+def _stream(query: sa.Select[Any], subjects: dict[int, SubjectInfo]) -> Iterator[Any]:
+    """The query's rows in batches, of the subjects in the export only (a subject enrolled
+    while the export runs waits for the next one)."""
+    rows = db.session.execute(query.execution_options(yield_per=_YIELD))
+    return (r for r in rows if r.subject_id in subjects)
+
+
+_BOOL = {True: "true", False: "false", None: None}
+# Spreadsheet programs run text cells that start with these as formulas.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def text_cell(value: str | None) -> str | None:
+    """Text typed by people, never run as a spreadsheet formula."""
+    if value and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _instant(value: datetime | None, offset: int) -> str | None:
+    return None if value is None else (value + timedelta(days=offset)).isoformat()
 
 
 def _number(value: Decimal | None) -> str | None:
@@ -36,7 +55,7 @@ def _shift(value: date | datetime | None, offset: int) -> date | datetime | None
 
 def subjects(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict[int, int]) -> Rows:
     query = sa.select(
-        Subject.id,
+        Subject.id.label("subject_id"),
         Subject.enrolled_on,
         Subject.consented_on,
         Subject.withdrawn_on,
@@ -45,8 +64,8 @@ def subjects(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict[int, 
         Subject.ended_on,
         Subject.end_reason,
     ).where(Subject.trial_id == trial.id)
-    for r in _stream(query.order_by(Subject.id)):
-        s, off = subjects[r.id], offsets[r.id]
+    for r in _stream(query.order_by(Subject.id), subjects):
+        s, off = subjects[r.subject_id], offsets[r.subject_id]
         yield {
             "subject": s.code,
             "site": s.site_code,
@@ -62,10 +81,10 @@ def subjects(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict[int, 
             "withdrawn_on": _shift(r.withdrawn_on, off),
             "withdrawn_day": s.study_day(r.withdrawn_on),
             "withdrawal_kind": r.withdrawal_kind,
-            "withdrawal_reason": r.withdrawal_reason,
+            "withdrawal_reason": text_cell(r.withdrawal_reason),
             "ended_on": _shift(r.ended_on, off),
             "ended_day": s.study_day(r.ended_on),
-            "end_reason": r.end_reason,
+            "end_reason": text_cell(r.end_reason),
         }
 
 
@@ -77,7 +96,7 @@ def consents(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict[int, 
         .where(Subject.trial_id == trial.id)
         .order_by(SubjectConsent.subject_id, SubjectConsent.consented_on)
     )
-    for sid, version, on in _stream(query):
+    for sid, version, on in _stream(query, subjects):
         s = subjects[sid]
         yield {
             "subject": s.code,
@@ -94,12 +113,12 @@ def dosing(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict[int, in
         .where(Subject.trial_id == trial.id)
         .order_by(Dosing.subject_id)
     )
-    for sid, dosed_at, dose, unit in _stream(query):
+    for sid, dosed_at, dose, unit in _stream(query, subjects):
         s = subjects[sid]
         yield {
             "subject": s.code,
             "cohort": s.cohort_label,
-            "dosed_at": _shift(dosed_at, offsets[sid]),
+            "dosed_at": _instant(dosed_at, offsets[sid]),
             "dose": dose,
             "dose_unit": unit,
         }
@@ -126,11 +145,11 @@ def visits(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict[int, in
         .where(Subject.trial_id == trial.id)
         .order_by(Visit.subject_id, Visit.day, Visit.id)
     )
-    for r in _stream(query):
+    for r in _stream(query, subjects):
         s, off = subjects[r.subject_id], offsets[r.subject_id]
         yield {
             "subject": s.code,
-            "visit": r.name,
+            "visit": text_cell(r.name),
             "kind": r.kind,
             "planned_day": r.day,
             "scheduled_on": _shift(r.scheduled_on, off),
@@ -141,8 +160,8 @@ def visits(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict[int, in
             "done_day": s.study_day(r.done_on),
             "result": r.result,
             "cancel_reason": r.cancel_reason,
-            "primary_endpoint": r.primary_endpoint,
-            "notes": r.notes,
+            "primary_endpoint": _BOOL[r.primary_endpoint],
+            "notes": text_cell(r.notes),
         }
 
 
@@ -153,33 +172,33 @@ def adverse_events(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict
         .where(table.c.trial_id == trial.id)
         .order_by(table.c.subject_id, table.c.id)
     )
-    for r in _stream(query):
+    for r in _stream(query, subjects):
         s, off = subjects[r.subject_id], offsets[r.subject_id]
         for criterion in r.seriousness_criteria or [""]:
             yield {
                 "subject": s.code,
                 "event": r.id,
                 "version": r.version,
-                "pt_term": r.pt_term,
-                "pt_code": r.pt_code,
-                "soc": r.soc,
+                "pt_term": text_cell(r.pt_term),
+                "pt_code": text_cell(r.pt_code),
+                "soc": text_cell(r.soc),
                 "onset_date": _shift(r.onset_date, off),
                 "onset_day": s.study_day(r.onset_date),
                 "resolution_date": _shift(r.resolution_date, off),
                 "resolution_day": s.study_day(r.resolution_date),
                 "grade": r.grade,
-                "serious": r.serious,
+                "serious": _BOOL[r.serious],
                 "seriousness_criterion": criterion or None,
                 "causality": r.causality,
-                "suspected": r.suspected,
-                "expected": r.expected,
-                "susar": r.susar,
-                "aesi": r.aesi,
+                "suspected": _BOOL[r.suspected],
+                "expected": _BOOL[r.expected],
+                "susar": _BOOL[r.susar],
+                "aesi": _BOOL[r.aesi],
                 "aesi_category": r.aesi_category,
                 "action_taken": r.action_taken,
                 "outcome": r.outcome,
-                "term": r.term,
-                "narrative": r.narrative,
+                "term": text_cell(r.term),
+                "narrative": text_cell(r.narrative),
             }
 
 
@@ -198,7 +217,7 @@ def labs(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict[int, int]
         .where(LabResult.trial_id == trial.id)
         .order_by(LabResult.subject_id, LabResult.collected_at, LabResult.id)
     )
-    for r in _stream(query):
+    for r in _stream(query, subjects):
         s, off = subjects[r.subject_id], offsets[r.subject_id]
         yield {
             "subject": s.code,
@@ -207,9 +226,9 @@ def labs(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict[int, int]
             "unit": r.canonical_unit,
             "uln_multiple": _number(r.uln_multiple),
             "grade": r.grade,
-            "collected_at": _shift(r.collected_at, off),
+            "collected_at": _instant(r.collected_at, off),
             "collected_day": s.study_day(s.local(r.collected_at)),
-            "hys_law": r.hys_law,
+            "hys_law": _BOOL[r.hys_law],
         }
 
 
@@ -229,7 +248,7 @@ def efficacy(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict[int, 
         .where(EfficacyMeasurement.trial_id == trial.id)
         .order_by(EfficacyMeasurement.subject_id, EfficacyMeasurement.measured_on)
     )
-    for sid, endpoint, unit, value, on, baseline, visit in _stream(query):
+    for sid, endpoint, unit, value, on, baseline, visit in _stream(query, subjects):
         s = subjects[sid]
         yield {
             "subject": s.code,
@@ -238,6 +257,6 @@ def efficacy(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict[int, 
             "unit": unit,
             "measured_on": _shift(on, offsets[sid]),
             "measured_day": s.study_day(on),
-            "baseline": baseline,
-            "visit": visit,
+            "baseline": _BOOL[baseline],
+            "visit": text_cell(visit),
         }

@@ -8,7 +8,6 @@ or written to the audit trail."""
 from __future__ import annotations
 
 import secrets
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -31,35 +30,45 @@ def draw_offset() -> int:
     return magnitude if secrets.randbelow(2) else -magnitude
 
 
-def _insert_ignoring_existing(rows: list[dict[str, Any]]) -> None:
-    """Insert offsets; a subject given one by a concurrent export keeps that one."""
+def draw_missing(trial_id: int) -> tuple[dict[int, int], dict[int, int]]:
+    """Every subject's offset: the stored ones, and new ones drawn (not yet stored) for
+    subjects that have none. Returns (all offsets, the newly drawn)."""
+    rows = db.session.execute(
+        sa.select(Subject.id, SubjectDateShift.offset_days)
+        .outerjoin(SubjectDateShift, SubjectDateShift.subject_id == Subject.id)
+        .where(Subject.trial_id == trial_id)
+        .order_by(Subject.id)
+    )
+    offsets: dict[int, int] = {}
+    drawn: dict[int, int] = {}
+    for subject_id, offset in rows:
+        if offset is None:
+            offset = drawn[subject_id] = draw_offset()
+        offsets[subject_id] = offset
+    return offsets, drawn
+
+
+def store(drawn: dict[int, int]) -> dict[int, int]:
+    """Store newly drawn offsets; a subject given one meanwhile by a concurrent export keeps
+    that one. Returns the offsets now stored for these subjects (call inside the write
+    transaction)."""
     dialect = db.session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    for start in range(0, len(rows), _BATCH):
-        stmt = insert(SubjectDateShift).on_conflict_do_nothing(index_elements=["subject_id"])
-        db.session.execute(stmt, rows[start : start + _BATCH])
-
-
-def offsets_for(trial_id: int) -> tuple[dict[int, int], int]:
-    """Every subject's offset in the trial (drawing the missing ones), and how many were
-    drawn now."""
-    subject_ids = sa.select(Subject.id).where(Subject.trial_id == trial_id)
-    missing = db.session.execute(
-        subject_ids.where(~sa.exists().where(SubjectDateShift.subject_id == Subject.id)).order_by(
-            Subject.id
-        )
-    ).scalars()
     now = utcnow()
-    rows = [{"subject_id": sid, "offset_days": draw_offset(), "created_at": now} for sid in missing]
-    if rows:
-        _insert_ignoring_existing(rows)
-    rows_now = db.session.execute(
-        sa.select(SubjectDateShift.subject_id, SubjectDateShift.offset_days).where(
-            SubjectDateShift.subject_id.in_(subject_ids)
+    rows = [{"subject_id": k, "offset_days": v, "created_at": now} for k, v in drawn.items()]
+    stored: dict[int, int] = {}
+    for start in range(0, len(rows), _BATCH):
+        batch = rows[start : start + _BATCH]
+        stmt = insert(SubjectDateShift).on_conflict_do_nothing(index_elements=["subject_id"])
+        db.session.execute(stmt, batch)
+        ids = [r["subject_id"] for r in batch]
+        found = db.session.execute(
+            sa.select(SubjectDateShift.subject_id, SubjectDateShift.offset_days).where(
+                SubjectDateShift.subject_id.in_(ids)
+            )
         )
-    )
-    offsets = {subject_id: offset for subject_id, offset in rows_now}
-    return offsets, len(rows)
+        stored.update({subject_id: offset for subject_id, offset in found})
+    return stored
 
 
 def small_cell(count: int) -> int | str:

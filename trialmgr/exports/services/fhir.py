@@ -11,7 +11,6 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from fhir.resources.R4B.resource import Resource
 
 from trialmgr.enrollment.models import Subject, Trial
 from trialmgr.exports.services import fhir_resources as fr
@@ -42,13 +41,15 @@ class _Writer:
             }
             self.sink.text(json.dumps(head)[:-1] + ', "entry": [\n')
 
-    def add(self, resource: Resource) -> None:
-        body = resource.model_dump_json(exclude_none=True)
-        kind = resource.get_resource_type()
+    def add(self, resource: fr.Resource) -> None:
+        kind = resource["resourceType"]
+        if kind not in self.counts:
+            fr.validate(resource)  # the first of each type, through fhir.resources R4B
+        body = json.dumps(resource, ensure_ascii=False, separators=(",", ":"))
         if self.fmt == "json":
             if self.counts.total():
                 self.sink.text(",\n")
-            url = json.dumps(f"{self.base}/fhir/{kind}/{resource.id}")
+            url = json.dumps(f"{self.base}/fhir/{kind}/{resource['id']}")
             self.sink.text(f'{{"fullUrl": {url}, "resource": {body}}}')
         else:
             self.sink.text(body + "\n")

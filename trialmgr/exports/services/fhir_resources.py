@@ -1,7 +1,10 @@
-"""HL7 FHIR R4B resources from trialmgr rows, each built and validated by `fhir.resources`
-(its R4B package). Codes: LOINC and UCUM for the nine graded analytes (from the grading
-table), HL7 code systems for seriousness, severity, outcome, causality (WHO-UMC),
-observation category and interpretation. Subjects appear by pseudonymous code only: the
+"""HL7 FHIR R4B resources from trialmgr rows, as the JSON objects the export writes. Their
+shape is `fhir.resources`' (its R4B package): the export validates the first resource of
+each type through it, and the tests parse every resource back (decision 0012: validating
+each of hundreds of thousands of resources costs milliseconds apiece). Codes: LOINC and
+UCUM for the nine graded analytes (from the grading table), HL7 code systems for
+seriousness, severity, outcome, causality (WHO-UMC), observation category and
+interpretation. Subjects appear by pseudonymous code only: the
 Patient resource holds the code, sex and birth year, nothing else."""
 
 from __future__ import annotations
@@ -9,17 +12,6 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
-
-from fhir.resources.R4B.adverseevent import AdverseEvent as FhirAdverseEvent
-from fhir.resources.R4B.consent import Consent as FhirConsent
-from fhir.resources.R4B.location import Location as FhirLocation
-from fhir.resources.R4B.medication import Medication as FhirMedication
-from fhir.resources.R4B.observation import Observation as FhirObservation
-from fhir.resources.R4B.organization import Organization as FhirOrganization
-from fhir.resources.R4B.patient import Patient as FhirPatient
-from fhir.resources.R4B.researchstudy import ResearchStudy as FhirResearchStudy
-from fhir.resources.R4B.researchsubject import ResearchSubject as FhirResearchSubject
-from fhir.resources.R4B.resource import Resource
 
 from trialmgr.enrollment.models import Trial
 from trialmgr.exports.services.roster import SubjectInfo
@@ -30,6 +22,7 @@ UCUM = "http://unitsofmeasure.org"
 MEDDRA = "http://terminology.hl7.org/CodeSystem/mdr"
 ORPHANET = "http://www.orpha.net"
 SUBJECT_CODES = "urn:trialmgr:subject"
+Resource = dict[str, Any]
 TERMINOLOGY = "http://terminology.hl7.org/CodeSystem"
 
 STUDY_STATUS = {
@@ -79,8 +72,9 @@ def _iso(value: date | datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def _number(value: Decimal) -> Decimal:
-    return value.normalize() if value == value.to_integral() else value
+def _number(value: Decimal) -> int | float:
+    """A JSON number: integral values as integers, others as the nearest float."""
+    return int(value) if value == value.to_integral() else float(value)
 
 
 def patient_ref(info: SubjectInfo) -> dict[str, Any]:
@@ -103,7 +97,10 @@ def _phase(phase: str | None) -> dict[str, Any]:
         code = "phase-1"
     else:
         code = "n-a"
-    return {"coding": [_coding(f"{TERMINOLOGY}/research-study-phase", code)], "text": phase}
+    out: dict[str, Any] = {"coding": [_coding(f"{TERMINOLOGY}/research-study-phase", code)]}
+    if phase:
+        out["text"] = phase
+    return out
 
 
 def research_study(trial: Trial, site_codes: list[str]) -> Resource:
@@ -114,63 +111,60 @@ def research_study(trial: Trial, site_codes: list[str]) -> Resource:
         "title": trial.title,
         "status": STUDY_STATUS[trial.status],
         "phase": _phase(trial.phase),
-        "site": [{"reference": f"Location/site-{code}"} for code in site_codes],
-        "arm": [{"name": c.label, "description": f"{c.dose} {c.dose_unit}"} for c in trial.cohorts],
     }
-    if trial.orphacode:
-        study["condition"] = [
-            {"coding": [_coding(ORPHANET, f"ORPHA:{trial.orphacode}")], "text": trial.indication}
+    if site_codes:
+        study["site"] = [{"reference": f"Location/site-{code}"} for code in site_codes]
+    if trial.cohorts:
+        study["arm"] = [
+            {"name": c.label, "description": f"{c.dose} {c.dose_unit}"} for c in trial.cohorts
         ]
-    return FhirResearchStudy.model_validate(study)
+    if trial.orphacode:
+        condition: dict[str, Any] = {"coding": [_coding(ORPHANET, f"ORPHA:{trial.orphacode}")]}
+        if trial.indication:
+            condition["text"] = trial.indication
+        study["condition"] = [condition]
+    return study
 
 
 def organization(partner_id: int, name: str, short_name: str, country: str) -> Resource:
-    return FhirOrganization.model_validate(
-        {
-            "resourceType": "Organization",
-            "id": f"partner-{partner_id}",
-            "identifier": [{"system": "urn:trialmgr:partner", "value": short_name}],
-            "name": name,
-            "address": [{"country": country}],
-        }
-    )
+    return {
+        "resourceType": "Organization",
+        "id": f"partner-{partner_id}",
+        "identifier": [{"system": "urn:trialmgr:partner", "value": short_name}],
+        "name": name,
+        "address": [{"country": country}],
+    }
 
 
 def location(code: str, name: str, status: str, country: str, partner_id: int) -> Resource:
-    return FhirLocation.model_validate(
-        {
-            "resourceType": "Location",
-            "id": f"site-{code}",
-            "identifier": [{"system": "urn:trialmgr:site", "value": code}],
-            "status": {"active": "active", "suspended": "suspended"}.get(status, "inactive"),
-            "name": name,
-            "address": {"country": country},
-            "managingOrganization": {"reference": f"Organization/partner-{partner_id}"},
-        }
-    )
+    return {
+        "resourceType": "Location",
+        "id": f"site-{code}",
+        "identifier": [{"system": "urn:trialmgr:site", "value": code}],
+        "status": {"active": "active", "suspended": "suspended"}.get(status, "inactive"),
+        "name": name,
+        "address": {"country": country},
+        "managingOrganization": {"reference": f"Organization/partner-{partner_id}"},
+    }
 
 
 def product(trial: Trial) -> Resource:
     """The investigational product, the suspect entity of every adverse event."""
-    return FhirMedication.model_validate(
-        {
-            "resourceType": "Medication",
-            "id": f"product-{study_id(trial)}",
-            "code": {"text": f"{trial.code} investigational {trial.vector_type} vector"},
-        }
-    )
+    return {
+        "resourceType": "Medication",
+        "id": f"product-{study_id(trial)}",
+        "code": {"text": f"{trial.code} investigational {trial.vector_type} vector"},
+    }
 
 
 def patient(info: SubjectInfo) -> Resource:
-    return FhirPatient.model_validate(
-        {
-            "resourceType": "Patient",
-            "id": info.code,
-            "identifier": [{"system": SUBJECT_CODES, "value": info.code}],
-            "gender": {"F": "female", "M": "male"}.get(info.sex, "unknown"),
-            "birthDate": str(info.birth_year),
-        }
-    )
+    return {
+        "resourceType": "Patient",
+        "id": info.code,
+        "identifier": [{"system": SUBJECT_CODES, "value": info.code}],
+        "gender": {"F": "female", "M": "male"}.get(info.sex, "unknown"),
+        "birthDate": str(info.birth_year),
+    }
 
 
 def research_subject(trial: Trial, info: SubjectInfo, row: Any, consent_id: int | None) -> Resource:
@@ -180,30 +174,30 @@ def research_subject(trial: Trial, info: SubjectInfo, row: Any, consent_id: int 
         "id": f"rs-{info.code}",
         "identifier": [{"system": SUBJECT_CODES, "value": info.code}],
         "status": SUBJECT_STATUS[info.status],
-        "period": {"start": _iso(row.enrolled_on), "end": _iso(end)},
+        "period": {"start": _iso(row.enrolled_on)},
         "study": {"reference": f"ResearchStudy/{study_id(trial)}"},
         "individual": patient_ref(info),
         "assignedArm": info.cohort_label,
     }
+    if end is not None:
+        subject["period"]["end"] = _iso(end)
     if consent_id is not None:
         subject["consent"] = {"reference": f"Consent/consent-{consent_id}"}
-    return FhirResearchSubject.model_validate(subject)
+    return subject
 
 
 def consent(trial: Trial, info: SubjectInfo, row: Any) -> Resource:
-    return FhirConsent.model_validate(
-        {
-            "resourceType": "Consent",
-            "id": f"consent-{row.id}",
-            "status": "active",
-            "scope": {"coding": [_coding(f"{TERMINOLOGY}/consentscope", "research")]},
-            "category": [{"coding": [_coding(LOINC, "59284-0", "Consent Document")]}],
-            "patient": patient_ref(info),
-            "dateTime": _iso(row.consented_on),
-            "policy": [{"uri": f"urn:trialmgr:consent:{trial.code}:{row.version}"}],
-            "policyRule": {"text": f"{trial.code} consent form version {row.version}"},
-        }
-    )
+    return {
+        "resourceType": "Consent",
+        "id": f"consent-{row.id}",
+        "status": "active",
+        "scope": {"coding": [_coding(f"{TERMINOLOGY}/consentscope", "research")]},
+        "category": [{"coding": [_coding(LOINC, "59284-0", "Consent Document")]}],
+        "patient": patient_ref(info),
+        "dateTime": _iso(row.consented_on),
+        "policy": [{"uri": f"urn:trialmgr:consent:{trial.code}:{row.version}"}],
+        "policyRule": {"text": f"{trial.code} consent form version {row.version}"},
+    }
 
 
 def adverse_event(trial: Trial, info: SubjectInfo, ae: Any) -> Resource:
@@ -230,7 +224,6 @@ def adverse_event(trial: Trial, info: SubjectInfo, ae: Any) -> Resource:
                     "serious" if ae.serious else "non-serious",
                 )
             ],
-            "text": ", ".join(ae.seriousness_criteria or []) or None,
         },
         "severity": {
             "coding": [_coding(f"{TERMINOLOGY}/adverse-event-severity", SEVERITY[ae.grade])],
@@ -244,11 +237,13 @@ def adverse_event(trial: Trial, info: SubjectInfo, ae: Any) -> Resource:
         ],
         "study": [{"reference": f"ResearchStudy/{study_id(trial)}"}],
     }
+    if ae.seriousness_criteria:
+        resource["seriousness"]["text"] = ", ".join(ae.seriousness_criteria)
     if ae.outcome:
         resource["outcome"] = {
             "coding": [_coding(f"{TERMINOLOGY}/adverse-event-outcome", OUTCOME[ae.outcome])]
         }
-    return FhirAdverseEvent.model_validate(resource)
+    return resource
 
 
 def interpretation(analyte: str, grade: int) -> dict[str, Any]:
@@ -289,23 +284,31 @@ def lab_observation(info: SubjectInfo, lab: Any) -> Resource:
                 bounds[key] = {**quantity, "value": _number(limit * factor), "code": analyte.ucum}
         if bounds:
             resource["referenceRange"] = [bounds]
-    return FhirObservation.model_validate(resource)
+    return resource
 
 
 def efficacy_observation(info: SubjectInfo, m: Any) -> Resource:
-    return FhirObservation.model_validate(
-        {
-            "resourceType": "Observation",
-            "id": f"efficacy-{m.id}",
-            "status": "final",
-            "category": [{"text": "efficacy"}],
-            "code": {
-                "coding": [_coding("urn:trialmgr:endpoint", m.endpoint, m.endpoint_name)],
-                "text": m.endpoint_name,
-            },
-            "subject": patient_ref(info),
-            "effectiveDateTime": _iso(m.measured_on),
-            "valueQuantity": {"value": _number(m.value), "unit": m.unit},
-            "note": [{"text": "baseline"}] if m.baseline else None,
-        }
-    )
+    observation: Resource = {
+        "resourceType": "Observation",
+        "id": f"efficacy-{m.id}",
+        "status": "final",
+        "category": [{"text": "efficacy"}],
+        "code": {
+            "coding": [_coding("urn:trialmgr:endpoint", m.endpoint, m.endpoint_name)],
+            "text": m.endpoint_name,
+        },
+        "subject": patient_ref(info),
+        "effectiveDateTime": _iso(m.measured_on),
+        "valueQuantity": {"value": _number(m.value), "unit": m.unit},
+    }
+    if m.baseline:
+        observation["note"] = [{"text": "baseline"}]
+    return observation
+
+
+def validate(resource: Resource) -> None:
+    """Parse a resource through fhir.resources R4B (imported here: its models cost memory
+    that only an export needs); raises if its shape is not R4B's."""
+    from fhir.resources.R4B import get_fhir_model_class
+
+    get_fhir_model_class(resource["resourceType"]).model_validate(resource)
