@@ -65,3 +65,16 @@ def test_estimates_and_signals_still_use_scipy_when_asked():
     assert round(proportion(3, 10).ci_high, 4) == 0.6525
     assert round(rate(4, 2.0).ci_high, 3) == round(10.2416 / 2, 3)
     assert exact_interval(0, 5)[0] == 0.0
+
+
+def test_an_estimates_interval_is_computed_when_first_read():
+    """The monthly trend shows values only: its estimates never pay for scipy's exact
+    intervals, which are computed on first read (and then kept)."""
+    from trialmgr.milestones.services.stats import clopper_pearson, inverse_proportion
+
+    clopper_pearson.cache_clear()
+    ratio = inverse_proportion(10, 3)  # 10 screened per 3 enrolled
+    assert ratio.value == 10 / 3 and "_interval" not in ratio.__dict__
+    assert clopper_pearson.cache_info().misses == 0
+    low, high = clopper_pearson(3, 10)
+    assert (ratio.ci_low, ratio.ci_high) == (1 / high, 1 / low)
