@@ -44,16 +44,27 @@ def main() -> None:
         for name in chosen:
             print(f"running {name} ...", flush=True)
             outcome = cases.CASES[name](context)
-            rows.extend(outcome if isinstance(outcome, list) else [outcome])
+            done = outcome if isinstance(outcome, list) else [outcome]
+            rows.extend(done)
+            _print(done)  # as each case ends: a long run that is stopped keeps what it had
+            _write(opts, rows)
+    print()
     _print(rows)
+    print(f"written {opts.out}")
+
+
+def _write(opts: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
     report = {
         "scale": opts.scale,
         "db": opts.db,
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "load_average": os.getloadavg(),
+        },
         "results": rows,
     }
     opts.out.write_text(json.dumps(report, indent=2, default=str))
-    print(f"written {opts.out}")
 
 
 def _print(rows: list[dict[str, Any]]) -> None:

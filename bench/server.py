@@ -80,7 +80,7 @@ def gunicorn(app: str, database_url: str, instance: Path, workers: int = 2) -> I
         env=env,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # a busy shared machine starts workers slowly
     probe = "/health" if app == "wsgi:app" else "/"
     while True:
         try:

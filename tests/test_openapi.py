@@ -34,8 +34,9 @@ def test_the_api_is_documented_only_when_the_document_is_asked_for(app_factory):
 
 
 def test_building_the_app_loads_no_report_or_statistics_library(tmp_path):
-    """The CLI and a worker's first request do not pay for reportlab or scipy: they load
-    when a report is built or an estimate computed (issue 16, target 7)."""
+    """The CLI and a worker's first request do not pay for reportlab, scipy or zxcvbn's word
+    lists: they load when a report is built, an estimate computed or a password judged
+    (issue 16, target 7)."""
     import os
     import subprocess
     import sys
@@ -43,7 +44,7 @@ def test_building_the_app_loads_no_report_or_statistics_library(tmp_path):
     probe = (
         "import sys; import wsgi; "
         "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'scipy', 'reportlab', "
-        "'numpy', 'matplotlib'}); print(','.join(heavy))"
+        "'numpy', 'matplotlib', 'zxcvbn'}); print(','.join(heavy))"
     )
     env = {
         **os.environ,
@@ -65,3 +66,16 @@ def test_estimates_and_signals_still_use_scipy_when_asked():
     assert round(proportion(3, 10).ci_high, 4) == 0.6525
     assert round(rate(4, 2.0).ci_high, 3) == round(10.2416 / 2, 3)
     assert exact_interval(0, 5)[0] == 0.0
+
+
+def test_an_estimates_interval_is_computed_when_first_read():
+    """The monthly trend shows values only: its estimates never pay for scipy's exact
+    intervals, which are computed on first read (and then kept)."""
+    from trialmgr.milestones.services.stats import clopper_pearson, inverse_proportion
+
+    clopper_pearson.cache_clear()
+    ratio = inverse_proportion(10, 3)  # 10 screened per 3 enrolled
+    assert ratio.value == 10 / 3 and "_interval" not in ratio.__dict__
+    assert clopper_pearson.cache_info().misses == 0
+    low, high = clopper_pearson(3, 10)
+    assert (ratio.ci_low, ratio.ci_high) == (1 / high, 1 / low)

@@ -217,11 +217,11 @@ def test_a_crash_between_write_and_rename_leaves_no_partial_report(app_factory, 
 
 
 def test_failures_are_retried_with_growing_delays_until_the_last_attempt(app, api, monkeypatch):
-    from trialmgr.reports import jobs
+    from trialmgr.reports import builders, jobs
     from trialmgr.reports.services.archive import ReportKey
 
     w = world(api)
-    monkeypatch.setattr(archive.builders, "build", lambda *a: 1 / 0)
+    monkeypatch.setattr(builders, "build", lambda *a: 1 / 0)
     key = ReportKey("feasibility", w["trial"]["id"], None, date(2026, 1, 1), TODAY)
     now = datetime.now(UTC)
     with app.app_context():

@@ -15,7 +15,6 @@ import re
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
-from zxcvbn import zxcvbn
 
 from trialmgr.errors import Invalid
 
@@ -100,6 +99,8 @@ def policy_problems(
         return ["Do not use your name or e-mail address in your password."]
     # zxcvbn's cost grows fast with length, so it reads at most its own limit of 72
     # characters: a longer password is judged by its beginning (which must be hard enough).
+    from zxcvbn import zxcvbn  # its word lists load when a password is judged, not with the app
+
     estimate = zxcvbn(password[:ESTIMATE_LENGTH], user_inputs=[*hints, *SERVICE_WORDS])
     if estimate["score"] < MIN_SCORE:
         warning = estimate["feedback"]["warning"]
