@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask_migrate import upgrade
 
-from bench import data, load
+from bench import data, dsmb, load
 from bench.server import ROOT, Database, gunicorn
 
 
@@ -256,4 +256,5 @@ CASES: dict[str, Callable[[Context], dict[str, Any]]] = {
     "audit_verify": audit_verify,
     "concurrent_enrolment": concurrent_enrolment,
     "startup": startup,
+    "dsmb_report": dsmb.dsmb_report,
 }
