@@ -75,20 +75,24 @@ def dsmb_report(ctx: Any) -> dict[str, Any]:
     tenth = _measure(ctx.database.kind, "tenth", ctx.tmp)
     full = _measure(ctx.database.kind, "full", ctx.tmp)
     ours, bare = full["ours"], full["bare"]
-    ratio = ours["seconds"] / bare["seconds"]
-    growth = ours["seconds"] / tenth["ours"]["seconds"]
+    # CPU seconds decide (wall time on a shared machine measures the neighbours too); the
+    # wall times are in the note.
+    ratio = ours["cpu"] / bare["cpu"]
+    growth = ours["cpu"] / tenth["ours"]["cpu"]
     ok = ratio <= TARGET_RATIO and ours["rss_mb"] < TARGET_RSS_MB and growth <= TARGET_GROWTH
     note = (
-        f"100k AEs: report {ours['seconds']:.1f} s, {ours['pages']} pages, peak RSS "
-        f"{ours['rss_mb']:.0f} MB (< {TARGET_RSS_MB}); bare listings {bare['seconds']:.1f} s, "
-        f"{bare['pages']} pages, {bare['rss_mb']:.0f} MB. 10k AEs: report "
-        f"{tenth['ours']['seconds']:.1f} s ({tenth['ours']['pages']} pages), bare "
-        f"{tenth['bare']['seconds']:.1f} s; growth x{growth:.1f} for x10 data (<= 12)"
+        f"100k AEs: report {ours['cpu']:.1f} s CPU ({ours['seconds']:.1f} s wall), "
+        f"{ours['pages']} pages, peak RSS {ours['rss_mb']:.0f} MB (< {TARGET_RSS_MB}); bare "
+        f"listings {bare['cpu']:.1f} s CPU ({bare['seconds']:.1f} s wall), {bare['pages']} "
+        f"pages, {bare['rss_mb']:.0f} MB. 10k AEs: report {tenth['ours']['cpu']:.1f} s CPU "
+        f"({tenth['ours']['seconds']:.1f} s wall, {tenth['ours']['pages']} pages, "
+        f"{tenth['ours']['rss_mb']:.0f} MB), bare {tenth['bare']['cpu']:.1f} s CPU; growth "
+        f"x{growth:.1f} for x10 data (<= 12)"
     )
     return {
         "name": "DSMB report (10k subj, 100k AEs)",
-        "ours": f"{ours['seconds']:.1f} s",
-        "baseline": f"{bare['seconds']:.1f} s",
+        "ours": f"{ours['cpu']:.1f} s CPU",
+        "baseline": f"{bare['cpu']:.1f} s CPU",
         "ratio": round(ratio, 2),
         "target": f"<= {TARGET_RATIO:g}",
         "pass": ok,
@@ -112,7 +116,7 @@ def _ours(url: str, trial_id: int, out: str) -> None:
             from trialmgr.reports import builders
             from trialmgr.reports.models import REPORT_TITLES
 
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             trial = db.session.get(Trial, trial_id)
             assert trial is not None
             cut_off = utcnow().date()
@@ -130,8 +134,8 @@ def _ours(url: str, trial_id: int, out: str) -> None:
             )
             with open(out, "wb") as output:
                 builders.build(ctx, output)
-            seconds = time.perf_counter() - started
-    print(json.dumps({"seconds": seconds, "rss_mb": peak_rss_mb()}))
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "rss_mb": peak_rss_mb()}))
 
 
 def main() -> None:

@@ -242,7 +242,7 @@ def peak_rss_mb() -> float:
 
 def main() -> None:
     url, trial_id, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     engine = sa.create_engine(url)
     with engine.connect() as conn:
         conn = conn.execution_options(yield_per=1000)
@@ -257,8 +257,8 @@ def main() -> None:
         SimpleDocTemplate(
             out, pagesize=A4, leftMargin=16 * mm, rightMargin=16 * mm, topMargin=22 * mm
         ).build(story)
-    seconds = time.perf_counter() - started
-    print(json.dumps({"seconds": seconds, "rss_mb": peak_rss_mb()}))
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "rss_mb": peak_rss_mb()}))
 
 
 if __name__ == "__main__":
