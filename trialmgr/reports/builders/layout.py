@@ -205,8 +205,9 @@ def key_values(rows: Sequence[tuple[str, Any]], key_width: float = 0.3) -> Table
 
 @dataclass(frozen=True)
 class Column:
-    """A table column: header, share of the frame width, wrapped (user text that may be
-    long, escaped into a Paragraph) or a short plain string, right-aligned (numbers)."""
+    """A table column: header, share of the frame width, wrapped (user text that is often
+    long, always an escaped Paragraph) or a plain string (wrapped as a Paragraph only when
+    it does not fit: cheaper for the many short ones), right-aligned (numbers)."""
 
     header: str
     width: float
