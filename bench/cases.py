@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask_migrate import upgrade
 
-from bench import data, load
+from bench import data, dsmb, load
 from bench.server import ROOT, Database, gunicorn
 
 
@@ -422,4 +422,5 @@ CASES: dict[str, Callable[[Context], dict[str, Any] | list[dict[str, Any]]]] = {
     "startup": startup,
     "feasibility": feasibility,
     "consort": consort,
+    "dsmb_report": dsmb.dsmb_report,
 }

@@ -22,6 +22,14 @@ def _between(text, start, end):
     return text[first : text.index(end, first)]
 
 
+def _site_row(text, code):
+    """(screened and assessed, enrolled, target) of a site in the recruitment table."""
+    table = _between(text, "1. Recruitment by site", "Subjects enrolled against target")
+    row = re.search(rf"^\s*{code}\s+\w+\s+[\d.]+\s+(\d+)\s+(\d+)\s+(\d+)\s", table, re.M)
+    assert row, table
+    return tuple(int(n) for n in row.groups())
+
+
 def test_criteria_lights_values_and_decision_match_the_feasibility_page(app, api):
     scene = constructed_trial(api)
     lead, trial = scene["lead"], scene["trial"]
@@ -82,7 +90,9 @@ def test_records_entered_after_the_cut_off_are_left_out(app, api):
     flow = _between(text, "5. CONSORT flow", "6. Audit trail")
     assert re.search(r"Approached \(screening log\): 0\b", flow)
     assert re.search(r"Enrolled: 0\b", flow)
+    assert _site_row(text, "S01") == (0, 0, 4)
     text, _ = _feasibility_pdf(lead, trial, TODAY)
+    assert _site_row(text, "S01") == (7, 2, 4)  # 8 screenings, one still pending
     flow = _between(text, "5. CONSORT flow", "6. Audit trail")
     consort = lead.get(f"/trials/{trial['id']}/consort").json
     assert re.search(rf"Approached \(screening log\): {consort['approached']}\b", flow)

@@ -62,7 +62,8 @@ def enrolment_vs_target(
     chart.bars[1].strokeColor = None
     chart.groupSpacing = 8
     chart.barSpacing = 1
-    chart.barLabelFormat = "%d"
+    # a count over each bar while they are wide enough to hold it (not at 20 sites)
+    chart.barLabelFormat = "%d" if len(labels) <= 10 else None
     chart.barLabels.fontName = FONT
     chart.barLabels.fontSize = 6.5
     chart.barLabels.nudge = 6

@@ -23,6 +23,17 @@ from trialmgr.reports.builders.layout import (
 )
 from trialmgr.reports.builders.registry import ReportContext, outline, pending_of
 
+DATED = (
+    "events dated on or before this day (each site's calendar), as recorded when the report "
+    "was generated"
+)
+# Kinds whose sections count only what was entered by the cut-off (decision 0014).
+CUT_OFF_MEANING = {
+    kind: "records dated on or before this day and entered by its end (each site's "
+    "calendar); adverse events as their version in force then"
+    for kind in ("dsmb_safety", "feasibility")
+}
+
 
 def software_version() -> str:
     try:
@@ -61,11 +72,7 @@ def cover_page(ctx: ReportContext) -> Iterator[Flowable]:
         ("Trial", f"{trial.code}: {trial.title}"),
         ("Phase · indication", f"{trial.phase or '—'} · {trial.indication or '—'} ({disease})"),
         ("Scope", scope),
-        (
-            "Data cut-off",
-            f"{fmt_date(ctx.cut_off)}: events dated on or before this day (each site's "
-            "calendar), as recorded when the report was generated",
-        ),
+        ("Data cut-off", f"{fmt_date(ctx.cut_off)}: {CUT_OFF_MEANING.get(ctx.kind, DATED)}"),
         ("Period", period),
         ("Generated", fmt_time(ctx.generated_at)),
         ("Requested by", requested),

@@ -106,7 +106,7 @@ def aes_by_soc(ctx: ReportContext) -> Iterator[Flowable]:
     yield heading("By system organ class and worst grade")
     yield from data_table(
         [
-            Column("System organ class", 0.44, wrap=True),
+            Column("System organ class", 0.44),
             Column("Worst grade", 0.12, right=True),
             *(Column(label, share, right=True) for label in labels),
             Column("All cohorts", share, right=True),
@@ -117,8 +117,8 @@ def aes_by_soc(ctx: ReportContext) -> Iterator[Flowable]:
     yield heading("By preferred term and worst grade")
     yield from data_table(
         [
-            Column("System organ class", 0.22, wrap=True),
-            Column("Term", 0.22, wrap=True),
+            Column("System organ class", 0.22),
+            Column("Term", 0.22),
             Column("Worst grade", 0.12, right=True),
             *(Column(label, share, right=True) for label in labels),
             Column("All cohorts", share, right=True),

@@ -48,17 +48,19 @@ cover(KIND)(cover_page)
 
 @section(KIND, "recruitment", "Recruitment by site", order=10)
 def recruitment(ctx: ReportContext) -> Iterator[Flowable]:
-    sites = sites_of(ctx)
+    rows = review_of(ctx)["sites"]
+    status = {s.site.code: s.status for s in sites_of(ctx)}
     yield para(
-        "The inputs of the recruitment rate, per site: subjects enrolled by the cut-off and "
-        "the months the site was open (active with every approval current). The rate itself, "
-        "with its interval, is with the feasibility metrics."
+        "The inputs of the recruitment rate, per site, from the feasibility review at the "
+        "cut-off: subjects enrolled by then and the months the site was open for the trial "
+        "(active with every approval current, from its approval of the consent form). The "
+        "rate itself, with its interval, is with the feasibility metrics."
     )
     columns = [
         Column("Site", 0.12),
         Column("Status on cut-off", 0.24),
         Column("Months open", 0.14, right=True),
-        Column("Screened", 0.12, right=True),
+        Column("Screened (assessed)", 0.12, right=True),
         Column("Enrolled", 0.12, right=True),
         Column("Target", 0.12, right=True),
         Column("Of target", 0.14, right=True),
@@ -67,22 +69,24 @@ def recruitment(ctx: ReportContext) -> Iterator[Flowable]:
         columns,
         (
             (
-                s.site.code,
-                s.status,
-                f"{s.months_open:.1f}",
-                s.screening.screened,
-                s.enrolled,
-                s.target,
-                percent(s.enrolled, s.target),
+                r["site_code"],
+                status.get(r["site_code"], "—"),
+                f"{r['months_open']:.1f}",
+                next(m for m in r["metrics"] if m["metric"] == "eligibility_rate")["denominator"],
+                r["enrolled"],
+                r["target_enrollment"],
+                percent(r["enrolled"], r["target_enrollment"]),
             )
-            for s in sites
+            for r in rows
         ),
         empty="No site takes part by the cut-off.",
     )
-    if sites:
+    if rows:
         yield gap(8)
         yield enrolment_chart(
-            [s.site.code for s in sites], [s.enrolled for s in sites], [s.target for s in sites]
+            [r["site_code"] for r in rows],
+            [r["enrolled"] for r in rows],
+            [r["target_enrollment"] for r in rows],
         )
 
 

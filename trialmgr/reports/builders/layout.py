@@ -42,6 +42,8 @@ FRAME_WIDTH = PAGE[0] - 2 * MARGIN_X
 # One platypus Table of n rows costs superlinear time (10,000 rows ~4 s, 100,000 ~320 s with
 # reportlab 5.1); the same rows as tables of 500 take linear time.
 CHUNK_ROWS = 500
+# The widest glyph of DejaVu Sans (1.74 em) and of Vera, in em.
+MAX_GLYPH_EM = 1.75
 
 INK = colors.HexColor("#1F2933")
 MUTED = colors.HexColor("#5F6B7A")
@@ -203,8 +205,9 @@ def key_values(rows: Sequence[tuple[str, Any]], key_width: float = 0.3) -> Table
 
 @dataclass(frozen=True)
 class Column:
-    """A table column: header, share of the frame width, wrapped (user text that may be
-    long, escaped into a Paragraph) or a short plain string, right-aligned (numbers)."""
+    """A table column: header, share of the frame width, wrapped (user text that is often
+    long, always an escaped Paragraph) or a plain string (wrapped as a Paragraph only when
+    it does not fit: cheaper for the many short ones), right-aligned (numbers)."""
 
     header: str
     width: float
@@ -237,8 +240,12 @@ def _cell(value: Any, column: Column) -> Any:
     if column.wrap:
         return Paragraph(esc(value), STYLES["cell"])
     text = str(value)
-    # A plain cell does not wrap; text too wide for its column is wrapped instead.
-    if "\n" in text or pdfmetrics.stringWidth(text, FONT, 8) > FRAME_WIDTH * column.width - 8:
+    # A plain cell does not wrap; text too wide for its column is wrapped instead. No glyph
+    # of the report's fonts is wider than MAX_GLYPH_EM, so short text needs no measuring.
+    room = FRAME_WIDTH * column.width - 8
+    if "\n" in text:
+        return Paragraph(esc(text), STYLES["cell"])
+    if len(text) * 8 * MAX_GLYPH_EM > room and pdfmetrics.stringWidth(text, FONT, 8) > room:
         return Paragraph(esc(text), STYLES["cell"])
     return text
 
