@@ -112,8 +112,8 @@ def test_directory_exports_the_filtered_list_as_csv(app, admin):
     resp = page.get("/partners/export.csv?kind=manufacturer")
     assert resp.status_code == 200
     assert resp.mimetype == "text/csv"
-    rows = list(csv.DictReader(io.StringIO(resp.get_data(as_text=True))))
-    assert [r["name"] for r in rows] == ["Vector Works GmbH"]
+    rows = list(csv.DictReader(io.StringIO(resp.get_data().decode("utf-8-sig"))))
+    assert [r["Name"] for r in rows] == ["Vector Works GmbH"]
 
 
 def test_directory_pages_by_fifty(app):

@@ -16,11 +16,11 @@ from werkzeug.wrappers import Response
 
 from trialmgr.audit import services as audit
 from trialmgr.auth.policies import ANY_ROLE, MANAGERS, current_actor, roles
-from trialmgr.clock import format_local, utcnow
+from trialmgr.clock import actor_today, format_local, utcnow
 from trialmgr.errors import NotFound
 from trialmgr.extensions import db
 from trialmgr.forms import Refusal, filter_args, listing, load_filters, load_form, submit
-from trialmgr.partners.export import partners_csv
+from trialmgr.partners.export import partners_csv_for_people
 from trialmgr.partners.models import (
     APPROVAL_KINDS,
     APPROVAL_LABELS,
@@ -125,7 +125,9 @@ def partner_export() -> Response:
     filters, errors = load_filters(PartnerQuery())
     if errors:
         raise ValidationError(errors)
-    return partners_csv(current_actor(), directory_service.partner_query(filters))
+    actor = current_actor()
+    query = directory_service.partner_query(filters)
+    return partners_csv_for_people(actor, query, actor_today(actor, utcnow()))
 
 
 def _partner_form(
