@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date
 from typing import Any
 
-from flask import Response, stream_with_context
+from flask import Response, current_app
 
 # Spreadsheet programs run cells that start with these as formulas.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -63,7 +63,17 @@ def _chunks(header: Sequence[str], rows: Rows, bom: bool) -> Iterator[str]:
 def csv_response(filename: str, header: Sequence[str], rows: Rows, bom: bool = True) -> Response:
     """A streamed CSV download (`bom`: for people opening it in a spreadsheet; the API's
     machine-readable exports leave it out)."""
-    body = stream_with_context(_chunks(header, rows, bom))
-    response = Response(body, mimetype="text/csv")
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+    def body() -> Iterator[str]:
+        # Rows are read after the request has ended, in an application context of their
+        # own (its own database session). WSGI servers (and the test client) take a first
+        # item as soon as the response starts: it is empty, so that context is entered only
+        # when the download is actually read, and left when it ends or is closed.
+        yield ""
+        with app.app_context():
+            yield from _chunks(header, rows, bom)
+
+    response = Response(body(), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

@@ -10,7 +10,11 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from trialmgr.audit import services as audit
-from trialmgr.auth import services, sessions
+from trialmgr.auth import (
+    audit_reading,  # noqa: F401  (registers the audit labels)
+    services,
+    sessions,
+)
 from trialmgr.auth.models import ADMIN, DATE_FORMATS, ROLE_LABELS, ROLES, User
 from trialmgr.auth.policies import ANY_ROLE, current_actor, public, roles
 from trialmgr.auth.schemas import PasswordChangeIn, ProfileIn, SignOutIn, UserIn, UserPatch

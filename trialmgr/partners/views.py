@@ -20,6 +20,7 @@ from trialmgr.clock import actor_today, format_local, utcnow
 from trialmgr.errors import NotFound
 from trialmgr.extensions import db
 from trialmgr.forms import Refusal, filter_args, listing, load_filters, load_form, submit
+from trialmgr.partners import audit_reading  # noqa: F401  (registers the audit labels)
 from trialmgr.partners.export import partners_csv_for_people
 from trialmgr.partners.models import (
     APPROVAL_KINDS,
