@@ -19,7 +19,17 @@ from trialmgr.auth.policies import ANY_ROLE, MANAGERS, current_actor, roles
 from trialmgr.clock import actor_today, format_local, utcnow
 from trialmgr.errors import NotFound
 from trialmgr.extensions import db
-from trialmgr.forms import Refusal, filter_args, listing, load_filters, load_form, submit
+from trialmgr.forms import (
+    Refusal,
+    confirmed,
+    filter_args,
+    listing,
+    load_filters,
+    load_form,
+    rehearse,
+    replay_fields,
+    submit,
+)
 from trialmgr.partners import audit_reading  # noqa: F401  (registers the audit labels)
 from trialmgr.partners.export import partners_csv_for_people
 from trialmgr.partners.models import (
@@ -49,6 +59,7 @@ from trialmgr.partners.services import documents as documents_service
 from trialmgr.partners.services import sites as sites_service
 from trialmgr.partners.services import status as status_service
 from trialmgr.partners.zones import COUNTRY_ZONES, suggested_zone, zone_choices
+from trialmgr.templating import format_date
 
 bp = Blueprint("partners", __name__)
 
@@ -332,10 +343,24 @@ def site_detail(site_id: int) -> tuple[str, int]:
     return _site_page(sites_service.get_site(current_actor(), site_id))
 
 
-def _site_action(site_id: int, name: str, act: Callable[[Any, Site], None], done: str) -> Any:
-    """Run one form of the site page: PRG on success, the page with errors otherwise."""
+def _site_action(
+    site_id: int,
+    name: str,
+    act: Callable[[Any, Site], None],
+    done: str,
+    confirm: Callable[[Site], dict[str, Any]] | None = None,
+) -> Any:
+    """Run one form of the site page: PRG on success, the page with errors otherwise. An
+    irreversible step (`confirm`) is rehearsed and restated first; it runs once confirmed."""
     actor = current_actor()
     site = sites_service.get_site(actor, site_id)
+    if confirm is not None and not confirmed(request.form):
+        restated = rehearse(name, lambda: act(actor, site), lambda _: confirm(site))
+        if isinstance(restated, Refusal):
+            return _site_page(site, name, restated.field_errors(), restated.status)
+        back = url_for("partners.site_detail", site_id=site.id)
+        restated.update(action=request.path, fields=replay_fields(request.form), back=back)
+        return render_template("pages/confirm.html", confirm=restated)
     result = submit(name, lambda: act(actor, site))
     if isinstance(result, Refusal):
         return _site_page(site, name, result.field_errors(), result.status)
@@ -384,7 +409,23 @@ def site_activate(site_id: int) -> Any:
             actor, site, utcnow(), data.get("activated_on"), data.get("reason")
         )
 
-    return _site_action(site_id, "activate", act, "Site {site.code} is active.")
+    def restate(site: Site) -> dict[str, Any]:
+        on = site.status_changes[-1].on
+        return {
+            "title": f"activation of site {site.code}",
+            "summary": f"Site {site.code} ({site.name}) opens on {format_date(on)}: from that "
+            "day it screens, enrols and doses.",
+            "details": [
+                f"Approvals in force: {', '.join(a.kind.upper() for a in site.approvals)}.",
+                f"Target enrolment: {site.target_enrollment}.",
+                "Clinical dates at the site are checked against this activation date.",
+            ],
+            "warning": "An activation stays in the site's history; it can be suspended, "
+            "not undone.",
+            "button": f"Confirm: activate {site.code}",
+        }
+
+    return _site_action(site_id, "activate", act, "Site {site.code} is active.", restate)
 
 
 @bp.route("/sites/<int:site_id>/suspend", methods=["POST"])
