@@ -42,7 +42,6 @@ from trialmgr.partners.models import (
 )
 from trialmgr.partners.policies import can_manage
 from trialmgr.partners.schemas import (
-    ActivateIn,
     ApprovalIn,
     ApprovalPatch,
     PartnerIn,
@@ -51,15 +50,12 @@ from trialmgr.partners.schemas import (
     SiteIn,
     SitePatch,
     SiteQuery,
-    StatusChangeIn,
 )
 from trialmgr.partners.services import approvals as approvals_service
 from trialmgr.partners.services import directory as directory_service
 from trialmgr.partners.services import documents as documents_service
 from trialmgr.partners.services import sites as sites_service
-from trialmgr.partners.services import status as status_service
 from trialmgr.partners.zones import COUNTRY_ZONES, suggested_zone, zone_choices
-from trialmgr.templating import format_date
 
 bp = Blueprint("partners", __name__)
 
@@ -343,7 +339,7 @@ def site_detail(site_id: int) -> tuple[str, int]:
     return _site_page(sites_service.get_site(current_actor(), site_id))
 
 
-def _site_action(
+def site_action(
     site_id: int,
     name: str,
     act: Callable[[Any, Site], None],
@@ -368,6 +364,9 @@ def _site_action(
     return redirect(url_for("partners.site_detail", site_id=site.id))
 
 
+# the site's status changes (activate, suspend, close): trialmgr.partners.status_views
+
+
 @bp.route("/sites/<int:site_id>/approvals", methods=["POST"])
 @roles(*MANAGERS)
 def approval_new(site_id: int) -> Any:
@@ -381,7 +380,7 @@ def approval_new(site_id: int) -> Any:
         if upload is not None and upload.filename:
             documents_service.attach_document(actor, approval, upload.filename, upload.read())
 
-    return _site_action(site_id, "approval", act, "Approval recorded for {site.code}.")
+    return site_action(site_id, "approval", act, "Approval recorded for {site.code}.")
 
 
 @bp.route("/sites/<int:site_id>/approvals/withdraw", methods=["POST"])
@@ -397,55 +396,7 @@ def approval_withdraw(site_id: int) -> Any:
             raise ValidationError({"withdrawn_on": ["Give the date of the withdrawal."]})
         approvals_service.update_approval(actor, approval, data, utcnow())
 
-    return _site_action(site_id, "withdraw", act, "Approval withdrawal recorded for {site.code}.")
-
-
-@bp.route("/sites/<int:site_id>/activate", methods=["POST"])
-@roles(*MANAGERS)
-def site_activate(site_id: int) -> Any:
-    def act(actor: Any, site: Site) -> None:
-        data = _load(ActivateIn(), request.form)
-        status_service.activate_site(
-            actor, site, utcnow(), data.get("activated_on"), data.get("reason")
-        )
-
-    def restate(site: Site) -> dict[str, Any]:
-        on = site.status_changes[-1].on
-        return {
-            "title": f"activation of site {site.code}",
-            "summary": f"Site {site.code} ({site.name}) opens on {format_date(on)}: from that "
-            "day it screens, enrols and doses.",
-            "details": [
-                f"Approvals in force: {', '.join(a.kind.upper() for a in site.approvals)}.",
-                f"Target enrolment: {site.target_enrollment}.",
-                "Clinical dates at the site are checked against this activation date.",
-            ],
-            "warning": "An activation stays in the site's history; it can be suspended, "
-            "not undone.",
-            "button": f"Confirm: activate {site.code}",
-        }
-
-    return _site_action(site_id, "activate", act, "Site {site.code} is active.", restate)
-
-
-@bp.route("/sites/<int:site_id>/suspend", methods=["POST"])
-@roles(*MANAGERS)
-def site_suspend(site_id: int) -> Any:
-    def act(actor: Any, site: Site) -> None:
-        data = _load(StatusChangeIn(), request.form)
-        status_service.suspend_site(actor, site, data["reason"], utcnow(), data.get("on"))
-
-    return _site_action(site_id, "suspend", act, "Site {site.code} is suspended.")
-
-
-@bp.route("/sites/<int:site_id>/close", methods=["POST"])
-@roles(*MANAGERS)
-def site_close(site_id: int) -> Any:
-    def act(actor: Any, site: Site) -> None:
-        data = _load(StatusChangeIn(), request.form)
-        status_service.close_site(actor, site, data["reason"], utcnow(), data.get("on"))
-
-    return _site_action(site_id, "close", act, "Site {site.code} is closed.")
+    return site_action(site_id, "withdraw", act, "Approval withdrawal recorded for {site.code}.")
 
 
 @bp.route("/approvals/<int:approval_id>/document")
@@ -462,3 +413,7 @@ def approval_document(approval_id: int) -> Response:
         as_attachment=True,
         download_name=documents_service.download_name(approval.document_name),
     )
+
+
+# Registered on `bp` above; imported last, as it imports this module.
+from trialmgr.partners import status_views  # noqa: E402, F401
