@@ -132,7 +132,9 @@ def test_expired_token_gets_401(app, api):
 def test_deactivated_user_token_stops_working(app, api):
     coord = api.as_role("coordinator")
     admin = api.as_role("admin")
-    assert admin.patch(f"/users/{coord.user['id']}", json={"active": False}).status_code == 200
+    assert admin.patch(f"/users/{coord.user['id']}", json={"active": False}).status_code == 422
+    resp = admin.patch(f"/users/{coord.user['id']}", json={"active": False, "reason": "left"})
+    assert resp.status_code == 200
     assert coord.get("/auth/me").status_code == 401
 
 

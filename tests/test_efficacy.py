@@ -339,7 +339,7 @@ def test_trial_page_shows_the_cohort_summary_chart_and_exports_csv(app, w):
         r'data-cohort="C1" data-visit="Week 4">.*?<td class="text-end">1</td>', html, re.S
     )
     exported = page.get(f"/trials/{tid}/efficacy/measurements.csv")
-    rows = list(csv.DictReader(io.StringIO(exported.get_data(as_text=True))))
+    rows = list(csv.DictReader(io.StringIO(exported.get_data().decode("utf-8-sig"))))
     assert [(r["visit"], r["value"], r["change_from_baseline"]) for r in rows] == [
         ("", "1.0", "0.0"),
         ("Week 4", "15.0", "14.0"),

@@ -100,8 +100,10 @@ def test_screening_log_renders_filters_narrow_and_csv_exports(app, w, coord_page
 
     export = coord_page.get("/screenings/export.csv?outcome=eligible")
     assert export.status_code == 200 and export.mimetype == "text/csv"
-    rows = list(csv.DictReader(io.StringIO(export.get_data(as_text=True))))
-    assert [(r["site"], r["number"], r["outcome"]) for r in rows] == [("S01", "1", "eligible")]
+    rows = list(csv.DictReader(io.StringIO(export.get_data().decode("utf-8-sig"))))
+    assert [(r["Site"], r["Screening number"], r["Outcome"]) for r in rows] == [
+        ("S01", "1", "eligible")
+    ]
 
 
 def test_empty_screening_log_says_how_to_start(coord_page):

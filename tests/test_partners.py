@@ -469,7 +469,9 @@ def test_admin_assigns_coordinator_sites_and_unknown_site_is_422(api, lead, part
         },
     )
     assert ok.status_code == 201 and ok.json["site_ids"] == [s1["id"]]
-    bad = admin.patch(f"/users/{ok.json['id']}", json={"site_ids": [s1["id"], 999]})
+    bad = admin.patch(
+        f"/users/{ok.json['id']}", json={"site_ids": [s1["id"], 999], "reason": "second site"}
+    )
     assert bad.status_code == 422 and "site_ids" in bad.json["errors"]
     assert admin.get(f"/users/{ok.json['id']}").json["site_ids"] == [s1["id"]]
 

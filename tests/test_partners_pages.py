@@ -112,8 +112,8 @@ def test_directory_exports_the_filtered_list_as_csv(app, admin):
     resp = page.get("/partners/export.csv?kind=manufacturer")
     assert resp.status_code == 200
     assert resp.mimetype == "text/csv"
-    rows = list(csv.DictReader(io.StringIO(resp.get_data(as_text=True))))
-    assert [r["name"] for r in rows] == ["Vector Works GmbH"]
+    rows = list(csv.DictReader(io.StringIO(resp.get_data().decode("utf-8-sig"))))
+    assert [r["Name"] for r in rows] == ["Vector Works GmbH"]
 
 
 def test_directory_pages_by_fifty(app):
@@ -438,7 +438,14 @@ def test_activation_with_all_four_approvals_opens_the_site(app, admin):
     for kind in KINDS:
         grant(admin, site, kind, granted=-20)
     page = signed_in(app, "consortium_lead")
-    resp = page.post(f"/sites/{site['id']}/activate", data={"activated_on": days(-2)})
+    form = {"activated_on": days(-2)}
+    restated = page.post(f"/sites/{site['id']}/activate", data=form)
+    assert restated.status_code == 200
+    text = restated.get_data(as_text=True)
+    assert f"Confirm: activation of site {site['code']}" in text
+    assert f"opens on {days(-2)}" in text and "Approvals in force: " in text
+    assert admin.get(f"/sites/{site['id']}").json["status"] == "pending"  # not yet
+    resp = page.post(f"/sites/{site['id']}/activate", data={**form, "confirmed": "yes"})
     assert resp.status_code == 302
     html = page.get(resp.headers["Location"]).get_data(as_text=True)
     assert "is active" in html  # the flash

@@ -388,17 +388,19 @@ def test_listings_export_as_csv(app, trial):
     c2 = trial["cohorts"]["C2"]
     resp = page.get(f"/safety/trials/{tid}/events.csv?soc={HEP}&worst_grade=3&cohort_id={c2}")
     assert resp.mimetype == "text/csv"
-    rows = list(csv.DictReader(io.StringIO(resp.get_data(as_text=True))))
+    rows = list(csv.DictReader(io.StringIO(resp.get_data().decode("utf-8-sig"))))
     assert {int(r["id"]) for r in rows} == {trial["ids"]["D_hep3"], trial["ids"]["E_hep3"]}
     clocks = list(
         csv.DictReader(
             io.StringIO(
-                page.get(f"/safety/trials/{tid}/clocks.csv?status=overdue").get_data(as_text=True)
+                page.get(f"/safety/trials/{tid}/clocks.csv?status=overdue")
+                .get_data()
+                .decode("utf-8-sig")
             )
         )
     )
     assert [r["authority"] for r in clocks] == ["sponsor", "sponsor"]
-    labs = page.get(f"/safety/trials/{tid}/labs.csv?analyte=ALT").get_data(as_text=True)
+    labs = page.get(f"/safety/trials/{tid}/labs.csv?analyte=ALT").get_data().decode("utf-8-sig")
     assert len(list(csv.DictReader(io.StringIO(labs)))) == 3
 
 

@@ -724,10 +724,16 @@ def test_ae_list_filters_and_exports_csv_with_formula_cells_escaped(w, coord_pag
 
     export = coord_page.get("/adverse-events/export.csv")
     assert export.status_code == 200 and export.mimetype == "text/csv"
-    rows = list(csv.DictReader(io.StringIO(html(export))))
+    rows = list(csv.DictReader(io.StringIO(export.get_data().decode("utf-8-sig"))))
     assert {r["term"] for r in rows} == {'\'=HYPERLINK("http://x")', "Hepatitis"}
     only = list(
-        csv.DictReader(io.StringIO(html(coord_page.get("/adverse-events/export.csv?susar=true"))))
+        csv.DictReader(
+            io.StringIO(
+                coord_page.get("/adverse-events/export.csv?susar=true")
+                .get_data()
+                .decode("utf-8-sig")
+            )
+        )
     )
     assert [(r["id"], r["subject"], r["seriousness_criteria"]) for r in only] == [
         (str(serious["id"]), w["code"], "hospitalisation")

@@ -29,12 +29,11 @@ def _fold(text):
 
 
 def upgrade():
-    with op.batch_alter_table('partner') as batch:
-        batch.add_column(sa.Column('search_text', sa.Text(), server_default='', nullable=False))
-    with op.batch_alter_table('user_account') as batch:
-        batch.add_column(
-            sa.Column('must_change_password', sa.Boolean(), server_default=sa.false(), nullable=False)
-        )
+    op.add_column('partner', sa.Column('search_text', sa.Text(), server_default='', nullable=False))
+    op.add_column(
+        'user_account',
+        sa.Column('must_change_password', sa.Boolean(), server_default=sa.false(), nullable=False),
+    )
     partner = sa.table(
         'partner',
         sa.column('id', sa.Integer),
@@ -55,7 +54,7 @@ def upgrade():
 
 
 def downgrade():
-    with op.batch_alter_table('user_account') as batch:
-        batch.drop_column('must_change_password')
-    with op.batch_alter_table('partner') as batch:
-        batch.drop_column('search_text')
+    # Plain DROP COLUMN (SQLite 3.35+): a batch rebuild of these tables would drop tables
+    # that other tables' foreign keys point at.
+    op.execute('ALTER TABLE user_account DROP COLUMN must_change_password')
+    op.execute('ALTER TABLE partner DROP COLUMN search_text')

@@ -103,6 +103,9 @@ def create_user(actor: Any, data: dict[str, Any], *, allow_demo_password: bool =
         raise Conflict("An account with this e-mail exists.", errors=errors)
     if errors:
         raise Invalid("The account cannot be created as given.", errors=errors)
+    by_person = isinstance(actor, User)
+    if by_person:
+        _check_coordinator_sites(data["role"], data.get("site_ids") or [])
     with audit.audited(actor, action="user.create"):
         user = User(
             email=email,
@@ -110,19 +113,43 @@ def create_user(actor: Any, data: dict[str, Any], *, allow_demo_password: bool =
             role=data["role"],
             active=data.get("active", True),
             password_hash=hash_password(data["password"]),
+            # a password an administrator chose is replaced by the user's own at first
+            # sign-in (`flask users create` and the demo seed set the user's own)
+            must_change_password=by_person,
         )
         db.session.add(user)
     _set_sites(actor, user, data.get("site_ids") or [], None)
     return user
 
 
+def _check_coordinator_sites(role: str, site_ids: list[int]) -> None:
+    """A coordinator works at sites: an account without one could do nothing."""
+    if role == COORDINATOR and not site_ids:
+        raise Invalid(
+            "A coordinator needs at least one site.",
+            errors={"site_ids": ["Choose the coordinator's sites."]},
+        )
+
+
 def update_user(actor: Any, user: User, data: dict[str, Any]) -> User:
-    """Admin edit: name, role, active, password, site memberships, unlock. A new password,
-    a new role or deactivation ends the user's sessions; a new password or deactivation
-    also revokes their API tokens (re-activation brings back neither)."""
+    """Admin edit: name, role, active, password, site memberships, unlock. Access changes
+    (role, sites, deactivation) need a reason, kept in the audit trail; a coordinator keeps
+    at least one site. A new password, a new role or deactivation ends the user's sessions;
+    a new password or deactivation also revokes their API tokens (re-activation brings back
+    neither); a password set by someone else must be changed at the next sign-in."""
     reason = data.get("reason")
     role_change = "role" in data and data["role"] != user.role
     deactivation = data.get("active") is False and user.active
+    sites_change = "site_ids" in data and sorted(set(data["site_ids"])) != site_ids_of(user)
+    if (role_change or deactivation or sites_change) and not (reason and reason.strip()):
+        raise Invalid(
+            "Access changes need a reason.",
+            errors={"reason": ["Say why the role, sites or activation change."]},
+        )
+    if role_change or sites_change:
+        role = data.get("role", user.role)
+        sites = data.get("site_ids", site_ids_of(user) if not role_change else [])
+        _check_coordinator_sites(role, sites)
     new_password = data.get("password")
     if new_password:
         check_password_policy(new_password, email=user.email, name=data.get("name", user.name))
@@ -133,6 +160,7 @@ def update_user(actor: Any, user: User, data: dict[str, Any]) -> User:
         if new_password:
             user.password_hash = hash_password(new_password)
             user.password_changed_at = utcnow()
+            user.must_change_password = getattr(actor, "id", None) != user.id
         if data.get("unlock") and user.locked_until is not None:
             user.locked_until = None
             user.failed_logins = 0
@@ -217,6 +245,11 @@ def authenticate(email: str, password: str, now: datetime, channel: str) -> User
     if not lockout.clear_failures(user, now, last_login_at=now):
         lockout.refuse_locked(user, channel, "login_failed")
         raise _login_refused()
+    if channel == "api" and user.must_change_password:
+        raise Forbidden(
+            "Sign in on the web page and choose your own password before using the API.",
+            title="Password change required",
+        )
     if needs_rehash(user.password_hash):
         with audit.audited(user, action="password_rehash"):
             user.password_hash = hash_password(password)
@@ -342,6 +375,7 @@ def change_password(actor: User, current: str, new: str, now: datetime | None = 
     with audit.audited(actor, action="user.password_change"):
         actor.password_hash = hash_password(new)
         actor.password_changed_at = now
+        actor.must_change_password = False
     _revoke_all_tokens(actor, actor, now)
     end_sessions(actor, actor, "sessions_revoked")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from typing import Any
 from urllib.parse import urlparse
 
@@ -10,7 +11,11 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from trialmgr.audit import services as audit
-from trialmgr.auth import services, sessions
+from trialmgr.auth import (
+    audit_reading,  # noqa: F401  (registers the audit labels)
+    services,
+    sessions,
+)
 from trialmgr.auth.models import ADMIN, DATE_FORMATS, ROLE_LABELS, ROLES, User
 from trialmgr.auth.policies import ANY_ROLE, current_actor, public, roles
 from trialmgr.auth.schemas import PasswordChangeIn, ProfileIn, SignOutIn, UserIn, UserPatch
@@ -19,6 +24,21 @@ from trialmgr.extensions import limiter
 from trialmgr.forms import Refusal, filter_args, listing, load_form, submit
 
 bp = Blueprint("auth", __name__)
+
+# What an account whose password an administrator set may reach before choosing its own.
+BEFORE_PASSWORD_CHANGE = {"auth.account", "auth.logout", "auth.login", "static"}
+
+
+@bp.before_app_request
+def password_change_first() -> Any:
+    """A password an administrator set is changed at the first sign-in: until then every
+    page leads to the account page (the API refuses tokens to such accounts)."""
+    if request.path.startswith("/api/") or request.endpoint in BEFORE_PASSWORD_CHANGE:
+        return None
+    if getattr(current_user, "is_authenticated", False) and current_user.must_change_password:
+        flash("Choose your own password: the one you were given was set by an administrator.")
+        return redirect(url_for("auth.account"))
+    return None
 
 
 def _safe_next(target: str | None) -> str:
@@ -89,7 +109,11 @@ def account() -> Any:
             return redirect(url_for("auth.account"))
         errors, status = (done.errors or {"_schema": [done.detail]}), done.status
     return render_template(
-        "auth/account.html", user=actor, errors=errors, date_formats=list(DATE_FORMATS)
+        "auth/account.html",
+        user=actor,
+        errors=errors,
+        date_formats=list(DATE_FORMATS),
+        timezones=sorted(zoneinfo.available_timezones()),
     ), status
 
 

@@ -145,4 +145,8 @@ def _renew_and_suspend(actor: Any, sites: dict[str, Site], now: datetime) -> Non
 def assign_coordinator(email: str, site_ids: list[int]) -> None:
     user = auth_services.find_user_by_email(email)
     assert user is not None
-    auth_services.update_user(SystemActor(email="system:demo"), user, {"site_ids": site_ids})
+    auth_services.update_user(
+        SystemActor(email="system:demo"),
+        user,
+        {"site_ids": site_ids, "reason": "demo consortium: the coordinator's site"},
+    )

@@ -16,11 +16,22 @@ from werkzeug.wrappers import Response
 
 from trialmgr.audit import services as audit
 from trialmgr.auth.policies import ANY_ROLE, MANAGERS, current_actor, roles
-from trialmgr.clock import format_local, utcnow
+from trialmgr.clock import actor_today, format_local, utcnow
 from trialmgr.errors import NotFound
 from trialmgr.extensions import db
-from trialmgr.forms import Refusal, filter_args, listing, load_filters, load_form, submit
-from trialmgr.partners.export import partners_csv
+from trialmgr.forms import (
+    Refusal,
+    confirmed,
+    filter_args,
+    listing,
+    load_filters,
+    load_form,
+    rehearse,
+    replay_fields,
+    submit,
+)
+from trialmgr.partners import audit_reading  # noqa: F401  (registers the audit labels)
+from trialmgr.partners.export import partners_csv_for_people
 from trialmgr.partners.models import (
     APPROVAL_KINDS,
     APPROVAL_LABELS,
@@ -31,7 +42,6 @@ from trialmgr.partners.models import (
 )
 from trialmgr.partners.policies import can_manage
 from trialmgr.partners.schemas import (
-    ActivateIn,
     ApprovalIn,
     ApprovalPatch,
     PartnerIn,
@@ -40,13 +50,11 @@ from trialmgr.partners.schemas import (
     SiteIn,
     SitePatch,
     SiteQuery,
-    StatusChangeIn,
 )
 from trialmgr.partners.services import approvals as approvals_service
 from trialmgr.partners.services import directory as directory_service
 from trialmgr.partners.services import documents as documents_service
 from trialmgr.partners.services import sites as sites_service
-from trialmgr.partners.services import status as status_service
 from trialmgr.partners.zones import COUNTRY_ZONES, suggested_zone, zone_choices
 
 bp = Blueprint("partners", __name__)
@@ -125,7 +133,9 @@ def partner_export() -> Response:
     filters, errors = load_filters(PartnerQuery())
     if errors:
         raise ValidationError(errors)
-    return partners_csv(current_actor(), directory_service.partner_query(filters))
+    actor = current_actor()
+    query = directory_service.partner_query(filters)
+    return partners_csv_for_people(actor, query, actor_today(actor, utcnow()))
 
 
 def _partner_form(
@@ -329,15 +339,32 @@ def site_detail(site_id: int) -> tuple[str, int]:
     return _site_page(sites_service.get_site(current_actor(), site_id))
 
 
-def _site_action(site_id: int, name: str, act: Callable[[Any, Site], None], done: str) -> Any:
-    """Run one form of the site page: PRG on success, the page with errors otherwise."""
+def site_action(
+    site_id: int,
+    name: str,
+    act: Callable[[Any, Site], None],
+    done: str,
+    confirm: Callable[[Site], dict[str, Any]] | None = None,
+) -> Any:
+    """Run one form of the site page: PRG on success, the page with errors otherwise. An
+    irreversible step (`confirm`) is rehearsed and restated first; it runs once confirmed."""
     actor = current_actor()
     site = sites_service.get_site(actor, site_id)
+    if confirm is not None and not confirmed(request.form):
+        restated = rehearse(name, lambda: act(actor, site), lambda _: confirm(site))
+        if isinstance(restated, Refusal):
+            return _site_page(site, name, restated.field_errors(), restated.status)
+        back = url_for("partners.site_detail", site_id=site.id)
+        restated.update(action=request.path, fields=replay_fields(request.form), back=back)
+        return render_template("pages/confirm.html", confirm=restated)
     result = submit(name, lambda: act(actor, site))
     if isinstance(result, Refusal):
         return _site_page(site, name, result.field_errors(), result.status)
     flash(done.format(site=site), "success")
     return redirect(url_for("partners.site_detail", site_id=site.id))
+
+
+# the site's status changes (activate, suspend, close): trialmgr.partners.status_views
 
 
 @bp.route("/sites/<int:site_id>/approvals", methods=["POST"])
@@ -353,7 +380,7 @@ def approval_new(site_id: int) -> Any:
         if upload is not None and upload.filename:
             documents_service.attach_document(actor, approval, upload.filename, upload.read())
 
-    return _site_action(site_id, "approval", act, "Approval recorded for {site.code}.")
+    return site_action(site_id, "approval", act, "Approval recorded for {site.code}.")
 
 
 @bp.route("/sites/<int:site_id>/approvals/withdraw", methods=["POST"])
@@ -369,39 +396,7 @@ def approval_withdraw(site_id: int) -> Any:
             raise ValidationError({"withdrawn_on": ["Give the date of the withdrawal."]})
         approvals_service.update_approval(actor, approval, data, utcnow())
 
-    return _site_action(site_id, "withdraw", act, "Approval withdrawal recorded for {site.code}.")
-
-
-@bp.route("/sites/<int:site_id>/activate", methods=["POST"])
-@roles(*MANAGERS)
-def site_activate(site_id: int) -> Any:
-    def act(actor: Any, site: Site) -> None:
-        data = _load(ActivateIn(), request.form)
-        status_service.activate_site(
-            actor, site, utcnow(), data.get("activated_on"), data.get("reason")
-        )
-
-    return _site_action(site_id, "activate", act, "Site {site.code} is active.")
-
-
-@bp.route("/sites/<int:site_id>/suspend", methods=["POST"])
-@roles(*MANAGERS)
-def site_suspend(site_id: int) -> Any:
-    def act(actor: Any, site: Site) -> None:
-        data = _load(StatusChangeIn(), request.form)
-        status_service.suspend_site(actor, site, data["reason"], utcnow(), data.get("on"))
-
-    return _site_action(site_id, "suspend", act, "Site {site.code} is suspended.")
-
-
-@bp.route("/sites/<int:site_id>/close", methods=["POST"])
-@roles(*MANAGERS)
-def site_close(site_id: int) -> Any:
-    def act(actor: Any, site: Site) -> None:
-        data = _load(StatusChangeIn(), request.form)
-        status_service.close_site(actor, site, data["reason"], utcnow(), data.get("on"))
-
-    return _site_action(site_id, "close", act, "Site {site.code} is closed.")
+    return site_action(site_id, "withdraw", act, "Approval withdrawal recorded for {site.code}.")
 
 
 @bp.route("/approvals/<int:approval_id>/document")
@@ -418,3 +413,7 @@ def approval_document(approval_id: int) -> Response:
         as_attachment=True,
         download_name=documents_service.download_name(approval.document_name),
     )
+
+
+# Registered on `bp` above; imported last, as it imports this module.
+from trialmgr.partners import status_views  # noqa: E402, F401

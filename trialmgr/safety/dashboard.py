@@ -200,16 +200,20 @@ def events_export(trial_id: int) -> Response:
     trial, scope, filters, _ = _read(trial_id)
     labels = {c.id: c.label for c in trial.cohorts}
     header = ["subject", "site", "cohort", *EVENT_COLUMNS, "seriousness_criteria"]
-    rows = (
-        [
-            e.subject.code,
-            e.subject.site.code,
-            labels[e.cohort_id],
-            *(getattr(e, column) for column in EVENT_COLUMNS),
-            " ".join(e.seriousness_criteria or []),
-        ]
-        for e in db.session.execute(listings.event_query(scope, filters)).scalars()
-    )
+    query = listings.event_query(scope, filters)
+
+    def rows() -> Any:
+        return (
+            [
+                e.subject.code,
+                e.subject.site.code,
+                labels[e.cohort_id],
+                *(getattr(e, column) for column in EVENT_COLUMNS),
+                " ".join(e.seriousness_criteria or []),
+            ]
+            for e in db.session.execute(query).scalars()
+        )
+
     return csv_response(f"{trial.code}-adverse-events.csv", header, rows)
 
 

@@ -47,35 +47,37 @@ def _iso(value: Any) -> str:
 
 
 def adverse_events_csv(query: sa.Select[Any]) -> Response:
-    rows = (
-        (
-            ae.id,
-            ae.version,
-            ae.trial_id,
-            ae.subject.site.code,
-            ae.subject.code,
-            ae.cohort_id,
-            ae.term,
-            ae.pt_term,
-            ae.pt_code,
-            ae.soc,
-            _iso(ae.onset_date),
-            _iso(ae.resolution_date),
-            ae.grade,
-            ae.serious,
-            " ".join(ae.seriousness_criteria or []),
-            ae.causality,
-            ae.suspected,
-            ae.expected,
-            ae.susar,
-            ae.aesi,
-            ae.aesi_category,
-            ae.action_taken,
-            ae.outcome,
-            _iso(ae.site_awareness_at),
-            _iso(ae.sponsor_awareness_at),
-            review_state(ae),
+    def rows() -> Any:
+        return (
+            (
+                ae.id,
+                ae.version,
+                ae.trial_id,
+                ae.subject.site.code,
+                ae.subject.code,
+                ae.cohort_id,
+                ae.term,
+                ae.pt_term,
+                ae.pt_code,
+                ae.soc,
+                _iso(ae.onset_date),
+                _iso(ae.resolution_date),
+                ae.grade,
+                ae.serious,
+                " ".join(ae.seriousness_criteria or []),
+                ae.causality,
+                ae.suspected,
+                ae.expected,
+                ae.susar,
+                ae.aesi,
+                ae.aesi_category,
+                ae.action_taken,
+                ae.outcome,
+                _iso(ae.site_awareness_at),
+                _iso(ae.sponsor_awareness_at),
+                review_state(ae),
+            )
+            for ae in db.session.execute(query).scalars()
         )
-        for ae in db.session.execute(query).scalars()
-    )
+
     return csv_response("adverse-events.csv", HEADER, rows)

@@ -7,6 +7,7 @@ with its errors and the refusal's status (422 fields, 409 a rule), and a dosing 
 refusal shows the gate by name ("Sentinel stagger: next dosing allowed on ...").
 """
 
+from trialmgr.enrollment import audit_reading  # noqa: F401  (registers the audit labels)
 from trialmgr.enrollment.views import (
     amendments,
     design,

@@ -11,7 +11,7 @@ from werkzeug.wrappers import Response
 
 from trialmgr.auth.policies import SCREENING_READERS, SITE_WORK, current_actor, roles
 from trialmgr.clock import actor_today, utcnow
-from trialmgr.enrollment.export import screening_csv
+from trialmgr.enrollment.export import screening_csv_for_people, screening_filename
 from trialmgr.enrollment.models import (
     SCREENING_OUTCOMES,
     Screening,
@@ -93,7 +93,10 @@ def screening_export() -> Response:
     filters, errors = load_filters(ScreeningQuery())
     if errors:
         raise ValidationError(errors)
-    return screening_csv(screening_service.screening_query(current_actor(), filters))
+    actor = current_actor()
+    trial = trials_service.get_trial(filters["trial_id"]) if filters.get("trial_id") else None
+    filename = screening_filename(trial.code if trial else None, actor_today(actor, utcnow()))
+    return screening_csv_for_people(screening_service.screening_query(actor, filters), filename)
 
 
 def _screening_form(

@@ -47,10 +47,13 @@ from trialmgr.enrollment.views.common import (
 )
 from trialmgr.forms import (
     Refusal,
+    confirmed,
     filter_args,
     listing,
     load_filters,
     load_form,
+    rehearse,
+    replay_fields,
     submit,
     typed_values,
 )
@@ -168,9 +171,24 @@ def trial_detail(trial_id: int) -> tuple[str, int]:
     return trial_page(trials_service.get_trial(trial_id))
 
 
-def trial_action(trial_id: int, form: str, act: Callable[[Any, Trial], str]) -> Any:
-    """Run one form of the trial page: PRG on success, the page with errors otherwise."""
+def trial_action(
+    trial_id: int,
+    form: str,
+    act: Callable[[Any, Trial], str],
+    confirm: Callable[[Trial], dict[str, Any] | None] | None = None,
+) -> Any:
+    """Run one form of the trial page: PRG on success, the page with errors otherwise. An
+    irreversible step (`confirm` restates it; None: nothing to confirm) is rehearsed and
+    restated first, and runs once confirmed."""
     trial = trials_service.get_trial(trial_id)
+    if confirm is not None and not confirmed(request.form):
+        restated = rehearse(form, lambda: act(current_actor(), trial), lambda _: confirm(trial))
+        if isinstance(restated, Refusal):
+            return trial_page(trial, restated)
+        if restated is not None:
+            back = url_for("enrollment.trial_detail", trial_id=trial.id)
+            restated.update(action=request.path, fields=replay_fields(request.form), back=back)
+            return render_template("pages/confirm.html", confirm=restated)
     done = submit(form, lambda: act(current_actor(), trial))
     if isinstance(done, Refusal):
         return trial_page(trial, done)
@@ -284,9 +302,29 @@ def trial_status(trial_id: int) -> Any:
             )
         return f"Trial {trial.code} is {trial.status}."
 
+    def restate(trial: Trial) -> dict[str, Any] | None:
+        if trial.status != "open":
+            return None
+        cohorts = ", ".join(
+            f"{c.label} {c.dose} {c.dose_unit} ({c.capacity})" for c in trial.cohorts
+        )
+        return {
+            "title": f"opening {trial.code}",
+            "summary": f"{trial.code} ({trial.title}) opens to enrolment; its design is then "
+            "changed only by protocol amendments.",
+            "details": [
+                f"Cohorts: {cohorts}.",
+                f"Sentinel stagger: {trial.stagger_days} days; long-term follow-up: "
+                f"{trial.ltfu_years} years.",
+                f"Visit schedule: {', '.join(d.name for d in trial.visit_definitions)}.",
+            ],
+            "warning": "Opening cannot be undone.",
+            "button": f"Confirm: open {trial.code}",
+        }
+
     status = request.form.get("status", "")
     form = f"status-{status}" if status in ("open", "closed", "ended") else "status-open"
-    return trial_action(trial_id, form, act)
+    return trial_action(trial_id, form, act, restate)
 
 
 @bp.route("/trials/<int:trial_id>/safety-reviews", methods=["POST"])

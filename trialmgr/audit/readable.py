@@ -1,0 +1,147 @@
+"""The audit trail as a monitor reads it: records by their codes ("subject S01-K7QM4",
+"site IT01"), fields by their labels, references by the code of what they point at, and the
+subject-code filter.
+
+The audit knows no domain: each domain registers how its records read (`register`) and
+which of its records belong to a subject (`subject_records`), when it is imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from trialmgr.audit.models import AuditEvent
+
+# ids (as stored: text) -> {id: name}, read in one query per entity and page.
+Namer = Callable[[list[str]], dict[str, str]]
+
+
+@dataclass
+class Reading:
+    noun: str
+    namer: Namer | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    # field -> the entity its value points at ("site_id" -> "site")
+    references: dict[str, str] = field(default_factory=dict)
+
+
+READINGS: dict[str, Reading] = {}
+# subject code -> the (entity, ids) of the records about that subject
+SUBJECT_SCOPES: list[Callable[[str], list[tuple[str, list[str]]]]] = []
+
+
+def register(
+    entity: str,
+    noun: str,
+    namer: Namer | None = None,
+    labels: dict[str, str] | None = None,
+    references: dict[str, str] | None = None,
+) -> None:
+    READINGS[entity] = Reading(noun, namer, labels or {}, references or {})
+
+
+def subject_records(fn: Callable[[str], list[tuple[str, list[str]]]]) -> None:
+    SUBJECT_SCOPES.append(fn)
+
+
+def records_of_subject(code: str) -> list[tuple[str, list[str]]]:
+    """Every registered (entity, ids) about the subject with this code (none: unknown code)."""
+    found = []
+    for scope in SUBJECT_SCOPES:
+        found += [(entity, ids) for entity, ids in scope(code.strip().upper()) if ids]
+    return found
+
+
+def _label(field_name: str) -> str:
+    return field_name.removesuffix("_id").replace("_", " ").capitalize()
+
+
+@dataclass
+class Change:
+    label: str
+    old: str
+    new: str
+
+
+@dataclass
+class ReadableEvent:
+    event: AuditEvent
+    record: str
+    changes: list[Change]
+
+
+def _text(value: Any, names: dict[str, str] | None, format_date: Callable[[Any], str]) -> str:
+    if value is None or value == "":
+        return "—"
+    if names is not None and not isinstance(value, (list, dict)):
+        return names.get(str(value), f"#{value}")
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (date, datetime)):
+        return format_date(value)
+    if isinstance(value, str) and len(value) == 10 and value[4:5] == "-" and value[7:8] == "-":
+        try:
+            return format_date(date.fromisoformat(value))
+        except ValueError:
+            return value
+    if isinstance(value, list):
+        return ", ".join(_text(v, names, format_date) for v in value) or "—"
+    if isinstance(value, dict):
+        return "; ".join(f"{_label(k)}: {_text(v, None, format_date)}" for k, v in value.items())
+    return str(value)
+
+
+def _split(value: Any) -> tuple[Any, Any, bool]:
+    if isinstance(value, dict) and set(value) <= {"old", "new"} and value:
+        return value.get("old"), value.get("new"), True
+    return None, value, False
+
+
+def readable(
+    events: Iterable[AuditEvent], format_date: Callable[[Any], str]
+) -> list[ReadableEvent]:
+    """The events with their records named and their changes labelled, old beside new."""
+    events = list(events)
+    wanted: dict[str, set[str]] = {}
+    for e in events:
+        reading = READINGS.get(e.entity)
+        if reading is None:
+            continue
+        if e.entity_id is not None:
+            wanted.setdefault(e.entity, set()).add(str(e.entity_id))
+        for name, value in (e.changes or {}).items():
+            target = reading.references.get(name)
+            if target:
+                for v in _split(value)[:2]:
+                    if v is not None and not isinstance(v, (list, dict)):
+                        wanted.setdefault(target, set()).add(str(v))
+    names: dict[str, dict[str, str]] = {}
+    for entity, ids in wanted.items():
+        reading = READINGS.get(entity)
+        if reading is not None and reading.namer is not None:
+            names[entity] = reading.namer(sorted(ids))
+    out = []
+    for e in events:
+        reading = READINGS.get(e.entity) or Reading(e.entity.replace("_", " "))
+        own = names.get(e.entity, {})
+        record = reading.noun
+        if e.entity_id is not None:
+            record += " " + own.get(str(e.entity_id), f"#{e.entity_id}")
+        changes = []
+        for name, value in (e.changes or {}).items():
+            old, new, paired = _split(value)
+            target = reading.references.get(name)
+            lookup = names.get(target, {}) if target else None
+            label = reading.labels.get(name) or _label(name)
+            changes.append(
+                Change(
+                    label,
+                    _text(old, lookup, format_date) if paired else "",
+                    _text(new, lookup, format_date),
+                )
+            )
+        out.append(ReadableEvent(e, record, changes))
+    return out
