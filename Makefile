@@ -13,7 +13,7 @@ PYTEST = $(BIN)/python -m pytest $(PYTEST_ARGS) \
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test test-sqlite test-postgres lint bench bench-dashboard clean
+.PHONY: run test test-sqlite test-postgres test-e2e lint bench bench-dashboard clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ needed"'
@@ -42,6 +42,15 @@ test-postgres: $(BIN)/.installed
 	@$(BIN)/python -c 'import psycopg, sys; psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", connect_timeout=5).close()' \
 	  || { echo "PostgreSQL is not answering on 127.0.0.1:5432 (start it: pg_ctlcluster --skip-systemctl-redirect \$$(ls /etc/postgresql) main start)"; exit 1; }
 	TEST_DATABASE_URL=$(PG_TEST_URL) $(PYTEST)
+
+## test-e2e: the API fuzzing and the fault injection (tests/e2e: real servers and schedulers),
+## on SQLite then on PostgreSQL; FUZZ_EXAMPLES=n examples per operation, role and mode
+E2E_ARGS ?= -n 2
+E2E = $(BIN)/python -m pytest $(E2E_ARGS) tests/e2e \
+  || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests" >&2; exit $$rc; }
+test-e2e: $(BIN)/.installed
+	TEST_DATABASE_URL= $(E2E)
+	TEST_DATABASE_URL=$(PG_TEST_URL) $(E2E)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check trialmgr tests bench

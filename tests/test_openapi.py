@@ -31,3 +31,32 @@ def test_the_api_is_documented_only_when_the_document_is_asked_for(app_factory):
     first = fresh.test_client().get("/api/v1/openapi.json").json
     again = fresh.test_client().get("/api/v1/openapi.json").json
     assert "/api/v1/subjects" in first["paths"] and first == again
+
+
+def test_error_answers_and_pagination_are_documented_as_sent(client, api):
+    """Every error is problem+json with status, title, detail and errors, and the document
+    says so; X-Pagination is a JSON object, documented as JSON content."""
+    import json
+
+    import jsonschema
+
+    spec = client.get("/api/v1/openapi.json").json
+    default = spec["components"]["responses"]["DEFAULT_ERROR"]["content"]
+    assert list(default) == ["application/problem+json"]
+    problem = spec["components"]["schemas"]["ProblemOut"]
+    assert set(problem["required"]) == {"status", "title", "detail", "errors"}
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            if method == "parameters":
+                continue
+            assert operation["responses"]["default"] == {
+                "$ref": "#/components/responses/DEFAULT_ERROR"
+            }, (method, path)
+    lead = api.as_role("consortium_lead")
+    missing = lead.get("/trials/999")
+    assert missing.status_code == 404 and missing.mimetype == "application/problem+json"
+    jsonschema.validate(missing.json, problem)
+    header = spec["components"]["headers"]["PAGINATION"]
+    assert list(header["content"]) == ["application/json"] and "schema" not in header
+    listed = lead.get("/trials")
+    assert json.loads(listed.headers["X-Pagination"])["total"] == 0
