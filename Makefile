@@ -13,7 +13,7 @@ PYTEST = $(BIN)/python -m pytest $(PYTEST_ARGS) \
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test test-sqlite test-postgres test-e2e lint bench bench-dashboard clean
+.PHONY: run test test-sqlite test-postgres test-e2e lint security audit-deps bench bench-dashboard clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ needed"'
@@ -56,6 +56,15 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check trialmgr tests bench
 	$(BIN)/ruff format --check trialmgr tests bench
 	$(BIN)/mypy
+
+## security: bandit on trialmgr/ at medium severity and confidence (must be clean)
+security: $(BIN)/.installed
+	$(BIN)/bandit -q -r trialmgr scripts --severity-level medium --confidence-level medium
+
+## audit-deps: pip-audit on the pinned dependencies (fails on a known vulnerability; an
+## unreachable vulnerability service is reported, not failed)
+audit-deps: $(BIN)/.installed
+	$(BIN)/python scripts/pip_audit_gate.py
 
 ## bench: benchmarks as ratios to baselines measured in the same run (SCALE=small|medium|large, DB=sqlite|postgres)
 SCALE ?= small
