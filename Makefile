@@ -13,7 +13,7 @@ PYTEST = $(BIN)/python -m pytest $(PYTEST_ARGS) \
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test test-sqlite test-postgres test-e2e lint security audit-deps bench bench-dashboard clean
+.PHONY: run prod test test-sqlite test-postgres test-e2e lint security audit-deps bench bench-dashboard clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ needed"'
@@ -31,6 +31,11 @@ run: $(BIN)/.installed
 	@$(FLASK) scheduler run & scheduler=$$!; \
 	trap 'kill $$scheduler 2>/dev/null' EXIT INT TERM; \
 	$(FLASK) run --host $(HOST) --port $(PORT)
+
+## prod: the production topology on one machine: PostgreSQL, gunicorn (4 workers) and two
+## schedulers, one active, one standing by (scripts/prod.sh; SEED=1 loads the demo data)
+prod: $(BIN)/.installed
+	scripts/prod.sh
 
 ## test: the whole suite on SQLite, then on PostgreSQL
 test: test-sqlite test-postgres
