@@ -278,3 +278,74 @@ def test_rows_of_a_rolled_back_savepoint_or_transaction_never_reach_the_chain(ap
         ]
         assert audit.verify().valid
     assert names == ["Kept"]
+
+
+def _chain_of(rows):
+    """Append rows (values without hashes) to the chain the reference way, as data.py and
+    older releases did; returns their ids."""
+    from trialmgr.audit.chain import jsonable, row_hash
+    from trialmgr.audit.models import GENESIS_HASH
+
+    table = AuditEvent.__table__
+    prev = (
+        db.session.execute(
+            sa.select(table.c.hash).order_by(table.c.id.desc()).limit(1)
+        ).scalar_one_or_none()
+        or GENESIS_HASH
+    )
+    for values in rows:
+        values = {**values, "changes": jsonable(values["changes"]), "prev_hash": prev}
+        values["hash"] = prev = row_hash(**values)
+        db.session.execute(sa.insert(table), [values])
+    db.session.commit()
+
+
+def _odd_rows():
+    from datetime import UTC, datetime
+
+    base = {"actor_id": None, "actor": "a@example.org", "action": "update", "entity": "lab"}
+    return [
+        # orjson writes these two values differently from json.dumps (0.00001, a TypeError)
+        {**base, "at": datetime(2026, 3, 1, 8, 0, tzinfo=UTC), "entity_id": "1",
+         "changes": {"value": {"old": 1e-05, "new": 2**70}}, "reason": None},
+        # a whole second (no microseconds), non-ASCII text, control characters, nesting
+        {**base, "at": datetime(2026, 3, 1, 9, 0, 0, tzinfo=UTC), "entity_id": "2",
+         "changes": {"z": {"old": "é\u2028\x01", "new": {"b": [1, 2.5], "a": None}}},
+         "reason": "corrigé\n"},
+    ]  # fmt: skip
+
+
+def test_the_fast_walk_writes_the_reference_bytes_for_what_the_app_stores(app, monkeypatch):
+    """The bytes the database assembles (and orjson sorts) are the reference canonical
+    bytes for rows the app writes, odd text included: no row needs the reference
+    fallback."""
+    make_user(app, "admin")
+    with app.app_context():
+        _chain_of(_odd_rows()[1:])
+        total = db.session.execute(sa.select(sa.func.count()).select_from(AuditEvent)).scalar_one()
+        fallbacks = []
+        original = audit._reference_hash
+        monkeypatch.setattr(
+            audit, "_reference_hash", lambda row_id: fallbacks.append(row_id) or original(row_id)
+        )
+        outcome = audit.verify(full=True)
+        db.session.rollback()
+    assert outcome.valid and outcome.checked == total
+    assert fallbacks == []
+
+
+def test_rows_orjson_writes_differently_still_verify_and_tampering_is_found(app, runner):
+    """Old rows keep their hashes: values orjson writes differently from the reference are
+    recomputed the reference way; a tampered row is still caught."""
+    make_user(app, "admin")
+    with app.app_context():
+        _chain_of(_odd_rows())
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code == 0, result.output
+    assert "audit chain valid: 3 rows" in result.output
+    with app.app_context():
+        _drop_triggers()
+        db.session.execute(sa.text("UPDATE audit_event SET entity_id = '9' WHERE id = 2"))
+        db.session.commit()
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code == 1 and "BROKEN at row 2" in result.output

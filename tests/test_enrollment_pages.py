@@ -414,28 +414,50 @@ def test_visits_due_lists_overdue_in_red_and_due_now_in_amber(w, coord_page):
     assert f'id="due-{visits["Week 12"]["id"]}"' not in html  # window opens in 47 days
 
 
-def test_coordinator_dashboard_counts_visits_and_reconsent(app, w, coord_page):
+def test_coordinator_worklist_lists_overdue_and_due_visits_with_subject_and_trial(
+    app, w, coord_page
+):
     subject = enrol(w["coord"], w["trial"], w["site"])
     assert dose(w["coord"], subject, days_ago(30)).status_code == 201
+    visits = visits_of(w["coord"], subject["code"])
     home = coord_page.get("/")
     html = home.get_data(as_text=True)
     assert home.status_code == 200
-    assert re.search(r'id="card-overdue".*?<div class="stat[^"]*">1</div>', html, re.S)
-    assert re.search(r'id="card-due".*?<div class="stat[^"]*">1</div>', html, re.S)
-    assert re.search(r'id="card-reconsent".*?<div class="stat[^"]*">0</div>', html, re.S)
+    overdue = re.search(
+        rf'<tr data-testid="work-visit" id="work-visit-{visits["Day 7"]["id"]}"'
+        r' class="table-danger">(.*?)</tr>',
+        html,
+        re.S,
+    )
+    assert overdue and subject["code"] in overdue[1] and w["trial"]["code"] in overdue[1]
+    link = f"/subjects/{subject['code']}#visit-{visits['Day 7']['id']}"
+    assert link in overdue[1]
+    assert f'id="work-visit-{visits["Week 4"]["id"]}"' in html  # window open today
+    assert f'id="work-visit-{visits["Week 12"]["id"]}"' not in html  # opens in 47 days
+    assert "No subject is due for re-consent." in html
 
 
 def test_withdrawal_through_the_form_cancels_scheduled_visits(w, coord_page):
     subject = enrol(w["coord"], w["trial"], w["site"])
     assert dose(w["coord"], subject, days_ago(30)).status_code == 201
-    resp = coord_page.post(
-        f"/subjects/{subject['code']}/withdrawal",
-        data={
-            "withdrawn_on": days_ago(1).isoformat(),
-            "kind": "full",
-            "reason": "family moved abroad",
-        },
-    )
+    form = {
+        "withdrawn_on": days_ago(1).isoformat(),
+        "kind": "full",
+        "reason": "family moved abroad",
+    }
+    url = f"/subjects/{subject['code']}/withdrawal"
+    # first the confirmation, restating what will happen; nothing is written yet
+    confirm = coord_page.post(url, data=form)
+    assert confirm.status_code == 200
+    page = text(confirm)
+    assert f"{subject['code']} withdraws fully: participation ends" in page
+    assert "Week 12 (scheduled" in page and "): cancelled." in page
+    assert "Day 7 (scheduled" not in page  # before the withdrawal: stays open
+    assert "A withdrawal cannot be undone." in page
+    assert 'name="confirmed" value="yes"' in confirm.get_data(as_text=True)
+    assert w["coord"].get(f"/subjects/{subject['code']}").json["status"] != "withdrawn"
+    assert visits_of(w["coord"], subject["code"])["Week 12"]["status"] == "scheduled"
+    resp = coord_page.post(url, data={**form, "confirmed": "yes"})
     assert resp.status_code == 302
     assert w["coord"].get(f"/subjects/{subject['code']}").json["status"] == "withdrawn"
     visits = visits_of(w["coord"], subject["code"])

@@ -299,10 +299,12 @@ def test_reinstate_only_a_subject_lost_to_follow_up(w, coord_page):
     before_loss = coord_page.post(url, data={"on": days_ago(200).isoformat(), "reason": "traced"})
     assert before_loss.status_code == 422 and "Before the loss" in text(before_loss)
 
-    back = coord_page.post(
-        url,
-        data={"on": days_ago(10).isoformat(), "reason": "traced through the patient group"},
-    )
+    traced = {"on": days_ago(10).isoformat(), "reason": "traced through the patient group"}
+    restated = coord_page.post(url, data=traced)
+    assert restated.status_code == 200
+    assert "LTFU year 2 visit (scheduled" in text(restated) and "scheduled again" in text(restated)
+    assert w["coord"].get(f"/subjects/{code}").json["status"] == "lost_to_follow_up"
+    back = coord_page.post(url, data={**traced, "confirmed": "yes"})
     assert back.status_code == 302
     stored = w["coord"].get(f"/subjects/{code}").json
     assert stored["status"] != "lost_to_follow_up" and stored["ended_on"] is None
@@ -540,7 +542,7 @@ def test_consent_version_form_with_a_half_filled_site_row_is_422(w, lead_page):
         html(resp),
         re.S,
     )
-    assert field and "Missing data" in field.group(1)
+    assert field and "This field is required." in field.group(1)  # plain words, not marshmallow's
     assert [v["version"] for v in w["lead"].get(f"/trials/{tid}").json["consent_versions"]] == [
         "1.0"
     ]
@@ -800,7 +802,8 @@ def test_amendment_form_with_partial_input_is_422_with_every_error(w, lead_page)
     orphacodes = re.search(
         r'id="amendment-accepted_orphacodes".*?invalid-feedback d-block">(.*?)</div>', body, re.S
     )
-    assert orphacodes and orphacodes.group(1).strip() == "Not a valid integer."
+    plain = "Enter a whole number, in digits (for example 12)."  # not marshmallow's wording
+    assert orphacodes and orphacodes.group(1).strip() == plain
     assert 'value="98880, abc"' in body  # what was typed comes back
     week4 = next(d for d in w["trial"]["visit_definitions"] if d["name"] == "Week 4")
     no_timing = lead_page.post(

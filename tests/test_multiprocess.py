@@ -52,7 +52,8 @@ def gunicorn(app, tmp_path, workers=4):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        # generous: on a loaded 2-core machine four workers importing the app take a while
+        deadline = time.monotonic() + 120
         while True:
             try:
                 with urllib.request.urlopen(f"{base}/health", timeout=2) as resp:
@@ -60,7 +61,9 @@ def gunicorn(app, tmp_path, workers=4):
                         break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(proc.stderr.read().decode()[-2000:]) from None
+                    proc.kill()  # stderr reaches its end only once the server is gone
+                    _, err = proc.communicate(timeout=20)
+                    raise RuntimeError(err.decode()[-2000:]) from None
                 time.sleep(0.2)
         yield base
     finally:

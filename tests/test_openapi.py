@@ -60,3 +60,37 @@ def test_error_answers_and_pagination_are_documented_as_sent(client, api):
     assert list(header["content"]) == ["application/json"] and "schema" not in header
     listed = lead.get("/trials")
     assert json.loads(listed.headers["X-Pagination"])["total"] == 0
+
+
+def test_building_the_app_loads_no_report_or_statistics_library(tmp_path):
+    """The CLI and a worker's first request do not pay for reportlab or scipy: they load
+    when a report is built or an estimate computed (issue 16, target 7)."""
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; import wsgi; "
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'scipy', 'reportlab', "
+        "'numpy', 'matplotlib'}); print(','.join(heavy))"
+    )
+    env = {
+        **os.environ,
+        "TRIALMGR_INSTANCE": str(tmp_path),
+        "DATABASE_URL": f"sqlite:///{tmp_path}/probe.db",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == ""
+
+
+def test_estimates_and_signals_still_use_scipy_when_asked():
+    from trialmgr.milestones.services.stats import proportion, rate
+    from trialmgr.safety.services.signals import exact_interval
+
+    # Clopper-Pearson 3/10: 0.0667-0.6525; exact Poisson 4 events: up to 10.2416 events
+    assert round(proportion(3, 10).ci_low, 4) == 0.0667
+    assert round(proportion(3, 10).ci_high, 4) == 0.6525
+    assert round(rate(4, 2.0).ci_high, 3) == round(10.2416 / 2, 3)
+    assert exact_interval(0, 5)[0] == 0.0

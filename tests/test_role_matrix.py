@@ -43,6 +43,7 @@ MATRIX = {
     "auth_api.sign_out_everywhere": "A",
     "auth_api.update_user": "A",
     "dashboard.home": "ACLM",
+    "dashboard.safety_workspace": "M",
     # trial design: managers; reading: everyone
     "enrollment.trial_list": "ACLM",
     "enrollment.trial_detail": "ACLM",
@@ -265,6 +266,14 @@ MATRIX = {
     "efficacy_api.record_measurement": "C",
     "efficacy_api.update_measurement": "C",
     "efficacy_api.efficacy_summary": "ACLM",
+    # data out: the dictionary holds no trial data (everyone); exports leads and admins only
+    "exports.data_dictionary": "ACLM",
+    "exports_api.data_dictionary": "ACLM",
+    "exports_api.export_analysis": "AL",
+    "exports_api.export_odm": "AL",
+    "exports_api.export_fhir": "AL",
+    "exports.export_page": "AL",
+    "exports.export_download": "AL",
 }
 PUBLIC_OR_BUILT_IN = {
     "static",

@@ -640,3 +640,32 @@ def test_meddra_dictionary_import_and_lookup(api, dosed):
         .status_code
         == 403
     )
+
+
+# --- the write path's cost (issue 16) -------------------------------------------------------
+
+
+def test_the_answer_to_a_new_event_is_what_reading_it_back_shows(dosed):
+    """A new event's answer shows its clocks and review state without querying for them;
+    it is exactly what a GET shows afterwards (UTC times included)."""
+    coord, subject = dosed["coord"], dosed["subject"]
+    for fields in ({}, {"seriousness_criteria": ["hospitalisation"], "grade": 3}):
+        created = _ae(coord, subject, **fields)
+        assert created.status_code == 201, created.json
+        again = coord.get(f"/adverse-events/{created.json['id']}").json
+        assert created.json["expedited_reports"] == again["expedited_reports"]
+        assert created.json["review"] == again["review"] == "unreviewed"
+    assert len(created.json["expedited_reports"]) == 4
+
+
+def test_recording_a_mild_event_runs_a_fixed_handful_of_statements(app, dosed):
+    """Token and user in one statement, the subject with its site, no queries for the
+    clocks and reviews a new event cannot have yet: 9 statements (and BEGIN on SQLite)."""
+    from tests.test_query_counts import counted
+
+    coord, subject = dosed["coord"], dosed["subject"]
+    _ae(coord, subject)  # the trial's rules are seeded on its first event
+    with counted(app) as statements:
+        assert _ae(coord, subject).status_code == 201
+    issued = [s for s in statements if not s.startswith("BEGIN")]
+    assert len(issued) <= 9, "\n".join(issued)

@@ -106,6 +106,8 @@ def register_blueprints(app: Flask) -> None:
     from trialmgr.enrollment import api as enrollment_api
     from trialmgr.enrollment import views as enrollment_views
     from trialmgr.errors import register_error_handlers
+    from trialmgr.exports import api as exports_api
+    from trialmgr.exports import views as exports_views
     from trialmgr.extensions import api, csrf
     from trialmgr.milestones import api as milestones_api
     from trialmgr.milestones import views as milestones_views
@@ -129,6 +131,7 @@ def register_blueprints(app: Flask) -> None:
         efficacy_api,
         milestones_api,
         reports_api,
+        exports_api,
     ):
         api.register_blueprint(module.blp)
         csrf.exempt(module.blp)
@@ -143,6 +146,7 @@ def register_blueprints(app: Flask) -> None:
         efficacy_views,
         milestones_views,
         reports_views,
+        exports_views,
     ):
         app.register_blueprint(module.bp)
     register_error_handlers(app)
@@ -154,10 +158,19 @@ def register_commands(app: Flask) -> None:
     from trialmgr.auth.cli import users_cli
     from trialmgr.backup.cli import backup_cli
     from trialmgr.demo.cli import demo_cli
+    from trialmgr.exports.cli import export_cli
     from trialmgr.reports.cli import reports_cli
     from trialmgr.scheduler import scheduler_cli
 
-    for group in (users_cli, audit_cli, demo_cli, reports_cli, scheduler_cli, backup_cli):
+    for group in (
+        users_cli,
+        audit_cli,
+        demo_cli,
+        reports_cli,
+        scheduler_cli,
+        export_cli,
+        backup_cli,
+    ):
         app.cli.add_command(group)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -23,6 +23,7 @@ from trialmgr.errors import Problem
 from trialmgr.lifecycle import settle_refusal
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass
@@ -53,7 +54,7 @@ def submit(form: str, act: Callable[[], T]) -> T | Refusal:
         return act()
     except ValidationError as exc:
         settle_refusal(exc)
-        messages = exc.normalized_messages()
+        messages = plain_messages(exc.normalized_messages())
         detail = "Please correct the highlighted fields."
         return Refusal(form, 422, "Not saved", detail, messages, by_rule=False)
     except Problem as exc:
@@ -61,6 +62,102 @@ def submit(form: str, act: Callable[[], T]) -> T | Refusal:
             raise
         settle_refusal(exc)
         return Refusal(form, exc.status, exc.title, exc.detail, dict(exc.errors))
+
+
+# marshmallow's own wording, as a person filling in a form would say it. The API keeps the
+# library's messages (clients may match them); pages show these.
+_PLAIN: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(p), text)
+    for p, text in [
+        (r"Missing data for required field\.", "This field is required."),
+        (r"Field may not be null\.", "This field is required."),
+        (r"Not a valid integer\.", "Enter a whole number, in digits (for example 12)."),
+        (r"Not a valid number\.", "Enter a number, in digits (for example 2.5)."),
+        (r"Number too large\.", "This number is too large."),
+        (r"Special numeric values .*", "Enter a number, in digits (for example 2.5)."),
+        (r"Not a valid date\.", "Enter a real date, as year-month-day (for example 2026-02-10)."),
+        (r"Not a valid (naive |aware )?datetime\.", "Enter a real date and time."),
+        (r"Not a valid time\.", "Enter a real time, as hours:minutes (for example 09:30)."),
+        (r"Not a valid email address\.", "Enter an e-mail address such as name@example.org."),
+        (r"Not a valid boolean\.", "Choose yes or no."),
+        (
+            r"Not a valid (string|list|mapping type|tuple|utf-8 string)\.",
+            "This value is not valid.",
+        ),
+        (r"Unknown field\.", "This form does not have this field."),
+        (r"Must be one of: (.*)\.", r"Choose one of: \1."),
+        (r"One or more of the choices you made was not in: (.*)\.", r"Choose only from: \1."),
+        (r"Shorter than minimum length (\d+)\.", r"Use at least \1 characters."),
+        (r"Longer than maximum length (\d+)\.", r"Use at most \1 characters."),
+        (r"Length must be between (\d+) and (\d+)\.", r"Use from \1 to \2 characters."),
+        (r"Length must be (\d+)\.", r"Use exactly \1 characters."),
+        (
+            r"Must be greater than or equal to (\S+) and less than or equal to (\S+)\.",
+            r"Enter a value from \1 to \2.",
+        ),
+        (r"Must be greater than or equal to (\S+)\.", r"Enter \1 or more."),
+        (r"Must be less than or equal to (\S+)\.", r"Enter \1 or less."),
+        (r"Must be greater than (\S+)\.", r"Enter more than \1."),
+        (r"Must be less than (\S+)\.", r"Enter less than \1."),
+        (r"String does not match expected pattern\.", "This is not in the expected format."),
+        (r"Invalid (value|input|input type|type)\.", "This value is not valid."),
+    ]
+]
+
+
+def plain_message(message: str) -> str:
+    """One marshmallow message in plain words (messages of our own pass unchanged)."""
+    for pattern, text in _PLAIN:
+        if pattern.fullmatch(message):
+            return pattern.sub(text, message)
+    return message
+
+
+def plain_messages(messages: Any) -> Any:
+    """A ValidationError's messages (nested dicts and lists) with `plain_message` applied."""
+    if isinstance(messages, str):
+        return plain_message(messages)
+    if isinstance(messages, dict):
+        return {key: plain_messages(value) for key, value in messages.items()}
+    if isinstance(messages, list):
+        return [plain_messages(m) for m in messages]
+    return messages
+
+
+def rehearse(form: str, act: Callable[[], T], describe: Callable[[T], R]) -> R | Refusal:
+    """Run one form's operation inside a savepoint, describe what it did, and roll it back:
+    the confirmation of an irreversible step restates what the service would really do (or
+    shows its refusal) without keeping anything. The audit rows gathered in the savepoint
+    are dropped with it."""
+    from trialmgr.extensions import db
+
+    savepoint = db.session.begin_nested()
+    try:
+        result = act()
+        db.session.flush()
+        description = describe(result)
+    except ValidationError as exc:
+        savepoint.rollback()
+        detail = "Please correct the highlighted fields."
+        return Refusal(form, 422, "Not saved", detail, exc.normalized_messages(), by_rule=False)
+    except Problem as exc:
+        savepoint.rollback()
+        if not exc.form_error:
+            raise
+        return Refusal(form, exc.status, exc.title, exc.detail, dict(exc.errors))
+    savepoint.rollback()
+    return description
+
+
+def confirmed(form: MultiDict[str, str]) -> bool:
+    """Whether the user has seen the restated consequences and confirmed them."""
+    return form.get("confirmed") == "yes"
+
+
+def replay_fields(form: MultiDict[str, str]) -> list[tuple[str, str]]:
+    """The submitted fields, to carry through a confirmation page unchanged."""
+    skip = {"csrf_token", "confirmed"}
+    return [(k, v) for k, v in form.items(multi=True) if k not in skip]
 
 
 def typed_values(form: MultiDict[str, str]) -> dict[str, str]:
@@ -132,16 +229,77 @@ def load_filters(schema: Schema) -> tuple[dict[str, Any], dict[str, Any]]:
     try:
         return load_form(schema, MultiDict(filter_args())), {}
     except ValidationError as exc:
-        return {}, exc.normalized_messages()
+        return {}, plain_messages(exc.normalized_messages())
 
 
-def page_of(query: Any, page_size: int = PAGE_SIZE) -> tuple[list[Any], int, bool]:
-    """The `?page=` of a list: its rows, the page number, whether another page follows."""
+PAGE_SIZES = (25, 50, 100, 200)
+
+
+def page_size_arg(default: int = PAGE_SIZE) -> int:
+    """`?page_size=` when it is one of the offered sizes, else the default."""
+    from flask import request
+
+    size = request.args.get("page_size", type=int)
+    return size if size in PAGE_SIZES else default
+
+
+def page_of(query: Any, page_size: int | None = None) -> tuple[list[Any], int, bool]:
+    """The `?page=` of a list: its rows, the page number, whether another page follows.
+    The page size is the `?page_size=` chosen on the page (one of PAGE_SIZES)."""
     from flask import request
 
     from trialmgr.extensions import db
 
+    page_size = page_size or page_size_arg()
     page = min(max(request.args.get("page", 1, type=int) or 1, 1), MAX_PAGE)
     rows = db.session.execute(query.limit(page_size + 1).offset((page - 1) * page_size))
     items = list(rows.scalars())
     return items[:page_size], page, len(items) > page_size
+
+
+@dataclass
+class Listing:
+    """One page of a sortable list, with what its header shows: the total, the sort, the
+    page size."""
+
+    items: list[Any]
+    page: int
+    has_next: bool
+    total: int
+    page_size: int
+    sort: str
+    direction: str
+    sort_keys: tuple[str, ...]
+    sizes: tuple[int, ...] = PAGE_SIZES
+
+
+def listing(
+    query: Any,
+    sorts: dict[str, tuple[Any, ...]],
+    default: str,
+    default_direction: str = "asc",
+    tiebreak: Any = None,
+) -> Listing:
+    """Sort a list's query server-side by `?sort=` (only the keys of `sorts`, each naming its
+    columns: anything else falls back to `default`) and `?dir=asc|desc`, count it, and take
+    the requested page. `tiebreak` (a unique column) keeps pages stable."""
+    import sqlalchemy as sa
+    from flask import request
+
+    from trialmgr.extensions import db
+
+    key = request.args.get("sort", default)
+    if key not in sorts:
+        key = default
+    direction = request.args.get("dir", default_direction if key == default else "asc")
+    if direction not in ("asc", "desc"):
+        direction = "asc"
+    order = [c.desc() if direction == "desc" else c.asc() for c in sorts[key]]
+    if tiebreak is not None:
+        order.append(tiebreak.desc() if direction == "desc" else tiebreak.asc())
+    total = db.session.execute(
+        sa.select(sa.func.count()).select_from(query.order_by(None).subquery())
+    ).scalar_one()
+    size = page_size_arg()
+    items, page, has_next = page_of(query.order_by(None).order_by(*order), size)
+    return Listing(items, page, has_next, int(total), size, key, direction, tuple(sorts))

@@ -10,12 +10,13 @@ from flask import Flask
 from flask_login import current_user
 
 from trialmgr.auth.models import DATE_FORMATS, ROLE_LABELS
-from trialmgr.clock import format_local
+from trialmgr.clock import format_local, zone
 
 # (label, endpoint, roles); endpoints that are not registered yet are skipped,
 # so a domain's menu entry appears when the domain does.
 NAVIGATION: list[tuple[str, str, tuple[str, ...]]] = [
     ("Home", "dashboard.home", ("admin", "consortium_lead", "coordinator", "safety_monitor")),
+    ("Safety workspace", "dashboard.safety_workspace", ("safety_monitor",)),
     (
         "Partners",
         "partners.partner_list",
@@ -61,6 +62,7 @@ NAVIGATION: list[tuple[str, str, tuple[str, ...]]] = [
         ("safety_monitor", "consortium_lead", "coordinator", "admin"),
     ),
     ("Efficacy", "efficacy.index", ("admin", "consortium_lead", "coordinator", "safety_monitor")),
+    ("Data export", "exports.export_page", ("admin", "consortium_lead")),
     ("Users", "auth.user_list", ("admin",)),
     ("Audit trail", "audit.audit_list", ("admin", "consortium_lead")),
 ]
@@ -95,11 +97,28 @@ def format_datetime(value: datetime | None) -> str:
     return f"{format_date(local.date())} {local.strftime('%H:%M')} {local.tzname()}"
 
 
+def zone_label(zone_name: str | None, moment: datetime) -> str:
+    """A zone as people say it, with its abbreviation at `moment`: "Rome, CET"."""
+    place = zone(zone_name)
+    city = place.key.rsplit("/", 1)[-1].replace("_", " ")
+    return f"{city}, {moment.astimezone(place).tzname()}"
+
+
+def format_site_moment(moment: datetime | None, zone_name: str | None) -> str:
+    """An instant in a site's zone, labelled, the date in the reader's format:
+    "4 Dec 2026 09:00 (Rome, CET)"."""
+    if moment is None:
+        return ""
+    local = moment.astimezone(zone(zone_name))
+    return f"{format_date(local.date())} {local:%H:%M} ({zone_label(zone_name, moment)})"
+
+
 def register_templating(app: Flask) -> None:
     app.jinja_env.filters["d"] = format_date
     app.jinja_env.filters["dt"] = format_datetime
     # An instant as the site saw it, whoever reads it: `dosed_at | site_time(site.timezone)`.
     app.jinja_env.filters["site_time"] = format_local
+    app.jinja_env.filters["site_moment"] = format_site_moment
 
     @app.context_processor
     def navigation() -> dict[str, Any]:
@@ -110,4 +129,8 @@ def register_templating(app: Flask) -> None:
                 for label, endpoint, allowed in NAVIGATION
                 if current_user.role in allowed and endpoint in app.view_functions
             ]
-        return {"nav_items": items, "role_labels": ROLE_LABELS, "nav_endpoints": app.view_functions}
+        return {
+            "nav_items": items,
+            "role_labels": ROLE_LABELS,
+            "nav_endpoints": app.view_functions,
+        }

@@ -1,4 +1,13 @@
-"""Canonical form and hashing of audit rows: what `verify` recomputes."""
+"""Canonical form and hashing of audit rows: what `verify` recomputes.
+
+The canonical form is the row as JSON with sorted keys, compact separators and UTF-8 text
+(`json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=False)`); `row_hash`
+computes it so, and every stored hash was made so. The full walk (audit/services.py) builds
+the same bytes faster, the database writing the fixed fields and orjson sorting `changes`;
+where they would write a value differently (orjson writes 1e-05 as `0.00001` and refuses
+integers past 64 bits) the hashes differ and the walk recomputes that row with `row_hash`
+before calling it bad.
+"""
 
 from __future__ import annotations
 

@@ -10,11 +10,13 @@ service can write trial data unaudited. Events that are not row changes
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
@@ -234,39 +236,99 @@ class Verification:
 CHECKPOINT_ID = 1
 
 
-def _walk(prev: str, after_id: int, checked: int) -> tuple[Verification, int]:
-    """Verify the rows after `after_id`; the outcome and the last row verified."""
+# The walk reads each row as three texts the database assembles: the canonical JSON before
+# `changes` (action, actor, actor_id, at), the stored `changes` and the canonical JSON after
+# it (entity, entity_id, prev_hash, reason): keys in sorted order, strings escaped as
+# json.dumps(ensure_ascii=False) escapes them (SQLite's json_quote, PostgreSQL's to_json
+# write the same escapes). Python only sorts `changes` (orjson) and hashes. Rows are read
+# in batches through a server-side cursor (PostgreSQL) or fetchmany (SQLite): memory stays
+# flat whatever the chain's length.
+_WALK_BATCH = 10_000
+_WALK_SQL = {
+    "sqlite": """
+        SELECT id, prev_hash, hash,
+          '{"action":' || json_quote(action) || ',"actor":' || json_quote(actor)
+          || ',"actor_id":' || json_quote(actor_id)
+          || ',"at":"' || replace(CAST(at AS TEXT), ' ', 'T') || 'Z","changes":',
+          CAST(changes AS TEXT),
+          ',"entity":' || json_quote(entity) || ',"entity_id":' || json_quote(entity_id)
+          || ',"prev_hash":' || json_quote(prev_hash) || ',"reason":' || json_quote(reason)
+          || '}'
+        FROM audit_event WHERE id > ? ORDER BY id""",
+    "postgresql": """
+        SELECT id, prev_hash, hash,
+          '{"action":' || to_json(action)::text || ',"actor":' || to_json(actor)::text
+          || ',"actor_id":' || coalesce(to_json(actor_id)::text, 'null')
+          || ',"at":"' || to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US')
+          || 'Z","changes":',
+          changes::text,
+          ',"entity":' || to_json(entity)::text
+          || ',"entity_id":' || coalesce(to_json(entity_id)::text, 'null')
+          || ',"prev_hash":' || to_json(prev_hash)::text
+          || ',"reason":' || coalesce(to_json(reason)::text, 'null') || '}'
+        FROM audit_event WHERE id > %s ORDER BY id""",
+}
+
+
+def _reference_hash(row_id: int) -> str:
+    """The row's hash computed the reference way, from its values as the ORM reads them."""
     table = AuditEvent.__table__
-    last_id = after_id
-    result = db.session.execute(
-        sa.select(table)
-        .where(table.c.id > after_id)
-        .order_by(table.c.id)
-        .execution_options(yield_per=5000)
+    row = db.session.execute(sa.select(table).where(table.c.id == row_id)).mappings().one()
+    return row_hash(
+        at=row["at"],
+        actor_id=row["actor_id"],
+        actor=row["actor"],
+        action=row["action"],
+        entity=row["entity"],
+        entity_id=row["entity_id"],
+        changes=row["changes"],
+        reason=row["reason"],
+        prev_hash=row["prev_hash"],
     )
-    for row in result.mappings():
-        checked += 1
-        if row["prev_hash"] != prev:
-            result.close()
-            bad = Verification(False, checked, prev, row["id"], "prev_hash does not match")
-            return bad, last_id
-        expected = row_hash(
-            at=row["at"],
-            actor_id=row["actor_id"],
-            actor=row["actor"],
-            action=row["action"],
-            entity=row["entity"],
-            entity_id=row["entity_id"],
-            changes=row["changes"],
-            reason=row["reason"],
-            prev_hash=row["prev_hash"],
-        )
-        if expected != row["hash"]:
-            result.close()
-            bad = Verification(False, checked, prev, row["id"], "hash does not match contents")
-            return bad, last_id
-        prev, last_id = row["hash"], row["id"]
-    result.close()
+
+
+def _walk_batches(after_id: int) -> Iterator[list[tuple[Any, ...]]]:
+    connection = db.session.connection()
+    raw: Any = connection.connection.dbapi_connection
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        cursor = raw.cursor(name="audit_walk")  # server-side: rows come batch by batch
+        cursor.itersize = _WALK_BATCH
+    else:
+        cursor = raw.cursor()
+    try:
+        cursor.execute(_WALK_SQL[dialect], (after_id,))
+        while batch := cursor.fetchmany(_WALK_BATCH):
+            yield batch
+    finally:
+        cursor.close()
+
+
+def _walk(prev: str, after_id: int, checked: int) -> tuple[Verification, int]:
+    """Verify the rows after `after_id`; the outcome and the last row verified.
+
+    A row whose fast hash does not match (a float orjson writes differently, a text the
+    database escapes differently) is recomputed the reference way before it is called
+    bad."""
+    last_id = after_id
+    sha256 = hashlib.sha256
+    dumps, loads, sort = orjson.dumps, orjson.loads, orjson.OPT_SORT_KEYS
+    for batch in _walk_batches(after_id):
+        for row_id, prev_hash, stored, head, changes, tail in batch:
+            checked += 1
+            if prev_hash != prev:
+                return Verification(
+                    False, checked, prev, row_id, "prev_hash does not match"
+                ), last_id
+            try:
+                blob = b"".join((head.encode(), dumps(loads(changes), option=sort), tail.encode()))
+                fast: str | None = sha256(blob).hexdigest()
+            except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+                fast = None  # a value orjson cannot write (an integer past 64 bits)
+            if fast != stored and _reference_hash(row_id) != stored:
+                bad = Verification(False, checked, prev, row_id, "hash does not match contents")
+                return bad, last_id
+            prev, last_id = stored, row_id
     return Verification(True, checked, prev), last_id
 
 

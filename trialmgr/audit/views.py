@@ -9,12 +9,22 @@ from marshmallow import ValidationError
 
 from trialmgr.audit import services
 from trialmgr.audit.export import audit_csv
+from trialmgr.audit.models import AuditEvent
 from trialmgr.audit.schemas import AuditQuery
 from trialmgr.auth.models import ADMIN, CONSORTIUM_LEAD
 from trialmgr.auth.policies import roles
-from trialmgr.forms import load_form, page_of
+from trialmgr.forms import listing, load_form, plain_messages
 
 bp = Blueprint("audit", __name__)
+
+
+# The columns the audit trail may be sorted by (?sort=); newest first by default.
+AUDIT_SORTS = {
+    "id": (AuditEvent.id,),
+    "actor": (AuditEvent.actor, AuditEvent.id),
+    "action": (AuditEvent.action, AuditEvent.id),
+    "entity": (AuditEvent.entity, AuditEvent.id),
+}
 
 
 @bp.route("/audit")
@@ -24,7 +34,7 @@ def audit_list() -> Any:
     try:
         args = load_form(AuditQuery(), request.args)
     except ValidationError as exc:
-        errors, args = exc.normalized_messages(), {}
+        errors, args = plain_messages(exc.normalized_messages()), {}
     filters = services.AuditFilter(
         entity=args.get("entity"),
         entity_id=args.get("entity_id"),
@@ -35,10 +45,12 @@ def audit_list() -> Any:
     query = services.query(filters)
     if request.args.get("format") == "csv":
         return audit_csv(query)
-    events, page, has_next = page_of(query)
+    rows = listing(query, AUDIT_SORTS, "id", "desc")
+    events, page, has_next = rows.items, rows.page, rows.has_next
     return render_template(
         "audit/list.html",
         events=events,
+        listing=rows,
         has_next=has_next,
         page=page,
         args=request.args,

@@ -69,6 +69,9 @@ class User(IdMixin, TimestampMixin, Audited, Base):
     # Part of every browser session's id: moving it on ends all of the user's sessions
     # (logout, password or role change, deactivation, an admin's "sign out everywhere").
     session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Set when an administrator sets the password: the user must choose their own at the
+    # first sign-in before doing anything else.
+    must_change_password: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="user")
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from trialmgr.audit import services as audit
@@ -19,6 +20,7 @@ from trialmgr.auth.passwords import (
     check_password_policy,
     hash_password,
     needs_rehash,
+    policy_problems,
     verify,
 )
 from trialmgr.db import utcnow
@@ -85,13 +87,22 @@ def create_user(actor: Any, data: dict[str, Any], *, allow_demo_password: bool =
     """Create an account; e-mails are unique (case-insensitive) and passwords meet the policy
     (`allow_demo_password` is for the demo seed alone)."""
     email = data["email"].strip().lower()
+    # Every problem at once: an administrator fixing the password should not only then learn
+    # that the e-mail address is taken.
+    errors: dict[str, list[str]] = {}
     if data["role"] not in ROLES:
-        raise Invalid("Unknown role.", errors={"role": [f"Must be one of {', '.join(ROLES)}."]})
-    check_password_policy(
+        errors["role"] = [f"Must be one of {', '.join(ROLES)}."]
+    problems = policy_problems(
         data["password"], email=email, name=data["name"], allow_demo_password=allow_demo_password
     )
+    if problems:
+        errors["password"] = problems
     if find_user_by_email(email):
-        raise Conflict("An account with this e-mail exists.", errors={"email": ["Already used."]})
+        errors["email"] = ["Already used by another account."]
+    if list(errors) == ["email"]:
+        raise Conflict("An account with this e-mail exists.", errors=errors)
+    if errors:
+        raise Invalid("The account cannot be created as given.", errors=errors)
     with audit.audited(actor, action="user.create"):
         user = User(
             email=email,
@@ -240,8 +251,11 @@ def issue_token(user: User, now: datetime, name: str | None = None) -> tuple[Api
 
 
 def resolve_token(clear: str, now: datetime) -> ApiToken | None:
+    # the token and its user in one statement: every API request asks for both
     token = db.session.execute(
-        sa.select(ApiToken).where(ApiToken.token_hash == _token_digest(clear))
+        sa.select(ApiToken)
+        .where(ApiToken.token_hash == _token_digest(clear))
+        .options(joinedload(ApiToken.user))
     ).scalar_one_or_none()
     if token is None or not token.is_valid(now):
         return None

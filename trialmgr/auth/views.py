@@ -11,12 +11,12 @@ from werkzeug.wrappers import Response
 
 from trialmgr.audit import services as audit
 from trialmgr.auth import services, sessions
-from trialmgr.auth.models import ADMIN, DATE_FORMATS, ROLE_LABELS, ROLES
+from trialmgr.auth.models import ADMIN, DATE_FORMATS, ROLE_LABELS, ROLES, User
 from trialmgr.auth.policies import ANY_ROLE, current_actor, public, roles
 from trialmgr.auth.schemas import PasswordChangeIn, ProfileIn, SignOutIn, UserIn, UserPatch
 from trialmgr.db import utcnow
 from trialmgr.extensions import limiter
-from trialmgr.forms import Refusal, load_form, submit
+from trialmgr.forms import Refusal, filter_args, listing, load_form, submit
 
 bp = Blueprint("auth", __name__)
 
@@ -93,14 +93,30 @@ def account() -> Any:
     ), status
 
 
+# The columns the account list may be sorted by (?sort=).
+USER_SORTS = {
+    "email": (User.email,),
+    "name": (User.name,),
+    "role": (User.role,),
+    "active": (User.active,),
+    "last_login_at": (User.last_login_at,),
+}
+
+
 @bp.route("/admin/users")
 @roles(ADMIN)
 def user_list() -> str:
     role = request.args.get("role")
-    users = services.users(role if role in ROLES else None)
+    filters = {"role": role} if role in ROLES else {}
+    rows = listing(services.user_query(filters), USER_SORTS, "email", tiebreak=User.id)
     return render_template(
         "auth/users.html",
-        users=users,
+        users=rows.items,
+        listing=rows,
+        page=rows.page,
+        has_next=rows.has_next,
+        args=filter_args(),
+        site_codes={site_id: code for site_id, code, _ in services.site_choices()},
         roles=ROLES,
         role=role,
         role_labels=ROLE_LABELS,

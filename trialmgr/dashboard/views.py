@@ -8,12 +8,12 @@ import sqlalchemy as sa
 from flask import Blueprint, jsonify, render_template
 from flask_login import current_user
 
-from trialmgr.auth import services as auth_services
+from trialmgr.auth.models import SAFETY_MONITOR
 from trialmgr.auth.policies import ANY_ROLE, current_actor, public, roles
+from trialmgr.dashboard import worklists
 from trialmgr.db import utcnow
 from trialmgr.enrollment.services import subjects as subjects_service
 from trialmgr.enrollment.services import trials as trials_service
-from trialmgr.enrollment.services.oversight import pauses_of
 from trialmgr.extensions import db
 from trialmgr.milestones.services import feasibility as feasibility_service
 from trialmgr.partners.services import approvals as approvals_service
@@ -62,23 +62,39 @@ def _site_rows(actor: Any) -> list[dict[str, Any]]:
 @roles(*ANY_ROLE)
 def home() -> str:
     actor = current_actor()
+    now = utcnow()
     trials = db.session.execute(trials_service.trial_query({})).scalars().all()
     context: dict[str, Any] = {"actor": actor, "trials": trials}
     if actor.role in ("consortium_lead", "admin", "safety_monitor"):
         context["sites"] = _site_rows(actor)
+    if actor.role == "coordinator":
+        context["work"] = worklists.coordinator_worklist(actor, now)
     if actor.role == "consortium_lead":
-        now = utcnow()
         context["feasibility"] = [
             (t, feasibility_service.decision_of(actor, t, now))
             for t in trials
             if t.status != "setup"
         ]
+        context["enrolment"] = worklists.enrolment_against_target(actor, trials, now)
+        context["funnels"] = worklists.screening_funnel(actor, trials, now)
+        context["expiring"] = worklists.approvals_expiring(actor, now)
+        context["pending"] = worklists.sites_pending(actor, now)
+        context["horizon"] = worklists.APPROVAL_HORIZON_DAYS
     if actor.role == "safety_monitor":
-        context["pauses"] = [(t, p) for t in trials for p in pauses_of(t)[:5]]
+        context["workspace"] = worklists.safety_workspace(actor, trials, now)
     if actor.role == "admin":
-        context.update(auth_services.account_summary(utcnow()))
-        context["pending_sites"] = sites_service.count_by_status().get("pending", 0)
+        context.update(worklists.admin_overview(now))
     return render_template(f"dashboard/{actor.role}.html", **context)
+
+
+@bp.route("/safety/workspace")
+@roles(SAFETY_MONITOR)
+def safety_workspace() -> str:
+    """The safety monitor's work: pauses, reviews due, open serious events."""
+    actor = current_actor()
+    trials = db.session.execute(trials_service.trial_query({})).scalars().all()
+    workspace = worklists.safety_workspace(actor, trials, utcnow())
+    return render_template("dashboard/safety_workspace.html", workspace=workspace)
 
 
 @bp.route("/health")

@@ -4,7 +4,7 @@ safety monitor subscribed, so a new user finds the archive filled."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from trialmgr.auth.services import find_user_by_email
 from trialmgr.enrollment.models import Trial
@@ -35,7 +35,9 @@ def seed_reports(trial: Trial, rome: Site, now: datetime) -> list[int]:
     """Generate the reports (each run commits its own steps); returns their ids."""
     lead = find_user_by_email("lead@example.org")
     assert lead is not None
-    cut_off = now.date() - timedelta(days=1)
+    # Cut off today: a report counts what was entered by the end of its cut-off day, and the
+    # demo's records were all entered just now (with clinical dates in the past).
+    cut_off = now.date()
     requests = [{"kind": kind, "trial_id": trial.id, "cut_off": cut_off} for kind in REPORT_KINDS]
     requests.append(
         {"kind": "site_enrollment", "trial_id": trial.id, "site_id": rome.id, "cut_off": cut_off}

@@ -300,6 +300,7 @@ class ReadinessOut(Schema):
     dosed = fields.Integer()
     last_dosed_at = fields.DateTime(allow_none=True)
     days_since_last_dosing = fields.Integer(allow_none=True)
+    deviations = fields.Integer()
     requires_full_cohort = fields.Boolean()
     dlt_window_days = fields.Integer(allow_none=True)
     ready = fields.Boolean()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import date, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -39,9 +41,19 @@ APPROVAL_LABELS = {
 SITE_CODE_PATTERN = r"^[A-Z0-9]{2,10}$"
 
 
+def fold(text: str) -> str:
+    """Text as the directory search compares it: accents removed, case folded ("Hôpital"
+    and "hopital" fold alike), the same on SQLite and PostgreSQL because it is done here,
+    not by the database."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
 class Partner(IdMixin, TimestampMixin, Audited, Base):
     __tablename__ = "partner"
     __table_args__ = (sa.CheckConstraint(one_of("kind", PARTNER_KINDS), name="kind_known"),)
+    # Derived from the audited fields, refreshed on every write: not a change of its own.
+    __audit_skip__ = frozenset({"created_at", "updated_at", "search_text"})
 
     name: Mapped[str] = mapped_column(sa.String(200), unique=True)
     short_name: Mapped[str] = mapped_column(sa.String(40))
@@ -51,8 +63,20 @@ class Partner(IdMixin, TimestampMixin, Audited, Base):
     website: Mapped[str | None] = mapped_column(sa.String(255))
     consortium_role: Mapped[str | None] = mapped_column(sa.Text)
     active: Mapped[bool] = mapped_column(default=True)
+    # Name, short name and consortium role, folded (`fold`): what the directory search reads.
+    search_text: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
 
     sites: Mapped[list[Site]] = relationship(back_populates="partner", order_by="Site.code")
+
+    def refresh_search_text(self) -> None:
+        parts = (self.name, self.short_name, self.consortium_role)
+        self.search_text = fold(" | ".join(p for p in parts if p))
+
+
+@sa.event.listens_for(Partner, "before_insert")
+@sa.event.listens_for(Partner, "before_update")
+def _fold_search_text(mapper: Any, connection: Any, partner: Partner) -> None:
+    partner.refresh_search_text()
 
 
 class Site(IdMixin, TimestampMixin, Audited, Base):

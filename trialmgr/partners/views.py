@@ -19,7 +19,7 @@ from trialmgr.auth.policies import ANY_ROLE, MANAGERS, current_actor, roles
 from trialmgr.clock import format_local, utcnow
 from trialmgr.errors import NotFound
 from trialmgr.extensions import db
-from trialmgr.forms import Refusal, filter_args, load_filters, load_form, page_of, submit
+from trialmgr.forms import Refusal, filter_args, listing, load_filters, load_form, submit
 from trialmgr.partners.export import partners_csv
 from trialmgr.partners.models import (
     APPROVAL_KINDS,
@@ -76,17 +76,37 @@ def _partner_choices() -> list[tuple[int, str]]:
 
 # --- partners -------------------------------------------------------------------
 
+# The columns a list may be sorted by (?sort=), each naming the columns it orders by.
+PARTNER_SORTS = {
+    "name": (Partner.name,),
+    "short_name": (Partner.short_name,),
+    "kind": (Partner.kind,),
+    "country": (Partner.country,),
+    "active": (Partner.active,),
+}
+SITE_SORTS = {
+    "code": (Site.code,),
+    "name": (Site.name,),
+    "country": (Site.country,),
+    "status": (Site.status,),
+    "target": (Site.target_enrollment,),
+}
+
 
 @bp.route("/partners")
 @roles(*ANY_ROLE)
 def partner_list() -> Any:
     filters, errors = load_filters(PartnerQuery())
-    partners, page, has_next = page_of(directory_service.partner_query(filters))
+    rows = listing(
+        directory_service.partner_query(filters), PARTNER_SORTS, "name", tiebreak=Partner.id
+    )
+    partners, page, has_next = rows.items, rows.page, rows.has_next
     countries = directory_service.partner_countries()
     actor = current_actor()
     return render_template(
         "partners/partner_list.html",
         partners=[(p, directory_service.visible_sites_of(actor, p)) for p in partners],
+        listing=rows,
         kinds=PARTNER_KINDS,
         countries=list(countries),
         args=filter_args(),
@@ -180,11 +200,13 @@ def partner_detail(partner_id: int) -> str:
 def site_list() -> Any:
     actor = current_actor()
     filters, errors = load_filters(SiteQuery())
-    sites, page, has_next = page_of(sites_service.site_query(actor, filters))
+    rows = listing(sites_service.site_query(actor, filters), SITE_SORTS, "code", tiebreak=Site.id)
+    sites, page, has_next = rows.items, rows.page, rows.has_next
     now = utcnow()
     return render_template(
         "partners/site_list.html",
         sites=[(s, sites_service.site_view(s, now)) for s in sites],
+        listing=rows,
         statuses=SITE_STATUSES,
         args=filter_args(),
         filtered=bool(filters),

@@ -158,8 +158,10 @@ class AdverseEventOut(Schema):
     expedited_reports = fields.Method("_reports")
 
     def _review(self, ae: Any) -> str:
-        from trialmgr.safety.services.adverse_events import review_state
+        from trialmgr.safety.services.adverse_events import fresh_reports, review_state
 
+        if fresh_reports(ae) is not None:  # recorded in this request: nobody reviewed it
+            return "unreviewed"
         return review_state(ae)
 
     def _reports(self, ae: Any) -> list[dict[str, Any]]:
@@ -167,7 +169,11 @@ class AdverseEventOut(Schema):
 
         from trialmgr.extensions import db
         from trialmgr.safety.models import ExpeditedReport
+        from trialmgr.safety.services.adverse_events import fresh_reports
 
+        fresh = fresh_reports(ae)
+        if fresh is not None:
+            return ReportOut(many=True).dump(fresh)
         reports = db.session.execute(
             sa.select(ExpeditedReport)
             .where(ExpeditedReport.adverse_event_id == ae.id)

@@ -206,9 +206,15 @@ def record_dosing(actor: Any, subject: Subject, data: dict[str, Any], now: datet
 
 def escalation_readiness(trial: Trial, cohort: Cohort, now: datetime) -> dict[str, Any]:
     """What the safety-review form shows for a cohort, and what blocks `escalate`: its dosed
-    count against capacity, days since its last dosing, and the trial's minimum (every slot
-    dosed, a DLT observation window in days)."""
+    count against capacity, days since its last dosing, its protocol deviations in force, and
+    the trial's minimum (every slot dosed, a DLT observation window in days)."""
     dosings = _cohort_dosings(cohort)
+    deviations = db.session.execute(
+        sa.select(sa.func.count())
+        .select_from(Deviation)
+        .join(Subject, Subject.id == Deviation.subject_id)
+        .where(Subject.cohort_id == cohort.id, Deviation.voided_at.is_(None))
+    ).scalar_one()
     last = dosings[-1].dosed_at if dosings else None
     days_since = (now - last).total_seconds() / 86400 if last else None
     blockers = []
@@ -230,6 +236,7 @@ def escalation_readiness(trial: Trial, cohort: Cohort, now: datetime) -> dict[st
         "dosed": len(dosings),
         "last_dosed_at": last,
         "days_since_last_dosing": None if days_since is None else int(days_since),
+        "deviations": int(deviations),
         "requires_full_cohort": trial.escalation_requires_full_cohort,
         "dlt_window_days": trial.dlt_window_days,
         "ready": not blockers,

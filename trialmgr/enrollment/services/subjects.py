@@ -8,7 +8,7 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from trialmgr.audit import services as audit
 from trialmgr.clock import check_not_future
@@ -177,8 +177,9 @@ def enrol(actor: Any, data: dict[str, Any], now: datetime) -> Subject:
 
 def get_subject(actor: Any, code: str) -> Subject:
     """A subject the actor may see by code; another site's subject answers 404."""
+    # with its site: every caller judges dates in the site's zone
     subject = db.session.execute(
-        sa.select(Subject).where(Subject.code == code.upper())
+        sa.select(Subject).where(Subject.code == code.upper()).options(joinedload(Subject.site))
     ).scalar_one_or_none()
     if subject is None or not may_see_site(actor, subject.site_id):
         raise NotFound(f"No subject {code}.")

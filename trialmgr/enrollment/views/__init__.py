@@ -7,7 +7,15 @@ with its errors and the refusal's status (422 fields, 409 a rule), and a dosing 
 refusal shows the gate by name ("Sentinel stagger: next dosing allowed on ...").
 """
 
-from trialmgr.enrollment.views import amendments, design, screening, subjects, trials, visits
+from trialmgr.enrollment.views import (
+    amendments,
+    design,
+    exits,
+    screening,
+    subjects,
+    trials,
+    visits,
+)
 from trialmgr.enrollment.views.common import bp
 
-__all__ = ["amendments", "bp", "design", "screening", "subjects", "trials", "visits"]
+__all__ = ["amendments", "bp", "design", "exits", "screening", "subjects", "trials", "visits"]

@@ -22,7 +22,7 @@ from trialmgr.enrollment.schemas import (
 from trialmgr.enrollment.services import consent as consent_service
 from trialmgr.enrollment.services import trials as trials_service
 from trialmgr.extensions import db
-from trialmgr.forms import load_form
+from trialmgr.forms import load_form, plain_messages
 from trialmgr.partners.services import sites as sites_service
 from trialmgr.templating import format_date
 
@@ -141,7 +141,7 @@ def messages(value: Any) -> list[str]:
 
 def flat_errors(exc: ValidationError) -> dict[str, list[str]]:
     """A schema's errors per input, nested ones (a list's items) flattened into sentences."""
-    return {k: messages(v) for k, v in exc.normalized_messages().items()}
+    return {k: messages(v) for k, v in plain_messages(exc.normalized_messages()).items()}
 
 
 def load_prefixed(

@@ -36,15 +36,26 @@ from trialmgr.enrollment.views.common import (
 from trialmgr.forms import (
     Refusal,
     filter_args,
+    listing,
     load_filters,
     load_form,
-    page_of,
     submit,
     typed_values,
 )
 from trialmgr.partners.services.sites import site_today
 
 # --- screening ------------------------------------------------------------------
+
+
+# The columns the screening log may be sorted by (?sort=).
+SCREENING_SORTS = {
+    "number": (Screening.site_id, Screening.number),
+    "screened_on": (Screening.screened_on,),
+    "orphacode": (Screening.orphacode,),
+    "birth_year": (Screening.birth_year,),
+    "sex": (Screening.sex,),
+    "outcome": (Screening.outcome,),
+}
 
 
 @bp.route("/screenings")
@@ -55,11 +66,13 @@ def screening_list() -> Any:
     query = screening_service.screening_query(actor, filters).options(
         selectinload(Screening.site), selectinload(Screening.trial)
     )
-    screenings, page, has_next = page_of(query)
+    rows = listing(query, SCREENING_SORTS, "screened_on", "desc", tiebreak=Screening.id)
+    screenings, page, has_next = rows.items, rows.page, rows.has_next
     enrolled = subjects_service.codes_by_screening([s.id for s in screenings])
     return render_template(
         "enrollment/screening_list.html",
         screenings=screenings,
+        listing=rows,
         enrolled=enrolled,
         trials=trial_choices(),
         sites=site_choices(actor),

@@ -9,6 +9,7 @@ from typing import Any
 from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy.orm import selectinload
 
+from trialmgr.audit import services as audit_services
 from trialmgr.auth.policies import ANY_ROLE, SITE_WORK, current_actor, roles
 from trialmgr.clock import utcnow, zone
 from trialmgr.enrollment.models import (
@@ -21,11 +22,8 @@ from trialmgr.enrollment.models import (
 from trialmgr.enrollment.schemas import (
     ConsentIn,
     DosingIn,
-    EndIn,
     EnrolIn,
-    ReinstateIn,
     SubjectQuery,
-    WithdrawalIn,
 )
 from trialmgr.enrollment.services import consent as consent_service
 from trialmgr.enrollment.services import dosing as dosing_service
@@ -44,14 +42,45 @@ from trialmgr.enrollment.views.common import (
 from trialmgr.errors import NotFound, Problem
 from trialmgr.forms import (
     Refusal,
+    confirmed,
     filter_args,
+    listing,
     load_filters,
     load_form,
-    page_of,
+    rehearse,
+    replay_fields,
     submit,
     typed_values,
 )
 from trialmgr.partners.services.sites import site_local_date, site_today
+from trialmgr.templating import format_site_moment
+
+# What a subject's status means, in the words the pages use: "completed" would be wrong
+# while long-term follow-up visits are still due, so it is never printed.
+STATUS_WORDS = {
+    "enrolled": "enrolled, not yet dosed",
+    "dosed": "dosed",
+    "in_follow_up": "in follow-up",
+    "completed": "primary follow-up complete",
+    "withdrawn": "withdrawn",
+    "lost_to_follow_up": "lost to follow-up",
+    "died": "died",
+}
+
+
+@bp.app_template_filter("status_words")
+def status_words(status: str) -> str:
+    return STATUS_WORDS.get(status, status.replace("_", " "))
+
+
+# A visit's fields as the corrections list names them.
+VISIT_FIELD_LABELS = {
+    "status": "Outcome",
+    "done_on": "Done on",
+    "notes": "Notes",
+    "answers": "Delayed-event answers",
+    "result": "RCR result",
+}
 
 # --- enrolment and subjects -----------------------------------------------------
 
@@ -120,6 +149,15 @@ def subject_new() -> Any:
     ), (refusal.status if refusal else 200)
 
 
+# The columns the subject list may be sorted by (?sort=).
+SUBJECT_SORTS = {
+    "code": (Subject.code,),
+    "cohort": (Subject.cohort_id,),
+    "status": (Subject.status,),
+    "enrolled_on": (Subject.enrolled_on,),
+}
+
+
 @bp.route("/subjects")
 @roles(*ANY_ROLE)
 def subject_list() -> Any:
@@ -131,11 +169,13 @@ def subject_list() -> Any:
         selectinload(Subject.dosing),
         selectinload(Subject.consent_version),
     )
-    subjects, page, has_next = page_of(query)
+    rows = listing(query, SUBJECT_SORTS, "code", tiebreak=Subject.id)
+    subjects, page, has_next = rows.items, rows.page, rows.has_next
     trials = trial_choices()
     return render_template(
         "enrollment/subject_list.html",
         subjects=subjects,
+        listing=rows,
         trials=trials,
         cohorts=[(t, c) for t in trials for c in t.cohorts],
         sites=site_choices(actor),
@@ -214,9 +254,37 @@ def _dose_bounds(subject: Subject) -> tuple[str, str] | None:
     return (f"{low:.3g}".replace("e+", "e"), f"{high:.3g}".replace("e+", "e"))
 
 
+# Dosing refusals that no date entered would lift: no late-entry form is offered for them.
+FINAL_GATES = ("Trial paused", "Trial not open", "Subject withdrawn", "Subject not enrolled")
+
+
+def _gate_label(gate: Problem, subject: Subject) -> str:
+    """The refusal of a dose given now, in a few words for the disabled button."""
+    allowed = gate.extra.get("next_allowed_at")
+    if allowed:
+        moment = datetime.fromisoformat(allowed)
+        return f"next allowed {format_site_moment(moment, subject.site.timezone)}"
+    return gate.title.lower() if gate.title else gate.detail
+
+
+def _corrections(subject: Subject) -> dict[int, list[Any]]:
+    """Each visit's corrections from the audit trail (old and new values, reason, who,
+    when), oldest first."""
+    ids = [str(v.id) for v in subject.visits]
+    if not ids:
+        return {}
+    events = audit_services.recent(audit_services.AuditFilter(related=[("visit", ids)]), limit=500)
+    found: dict[int, list[Any]] = {}
+    for event in reversed(events):
+        if event.action == "visit.correct" and event.entity_id is not None:
+            found.setdefault(int(event.entity_id), []).append(event)
+    return found
+
+
 def _subject_page(subject: Subject, refusal: Refusal | None = None) -> tuple[str, int]:
     actor = current_actor()
     now = utcnow()
+    gate = _dosing_gate(subject)
     ref = site_today(subject.site, now)
     deviations = visits_service.deviations_of(subject)
     trial = subject.trial
@@ -233,7 +301,11 @@ def _subject_page(subject: Subject, refusal: Refusal | None = None) -> tuple[str
         deviations=deviations,
         timeline=_timeline(subject, deviations),
         current_version=consent_service.current_consent_version(trial, subject.site_id, ref),
-        gate=_dosing_gate(subject),
+        gate=gate,
+        gate_label=_gate_label(gate, subject) if gate else None,
+        late_entry=gate is None or gate.title not in FINAL_GATES,
+        corrections=_corrections(subject),
+        field_labels=VISIT_FIELD_LABELS,
         next_allowed=dosing_service.next_dosing_allowed(trial, subject.cohort),
         dose_bounds=_dose_bounds(subject),
         ltfu_questions=LTFU_QUESTIONS,
@@ -254,10 +326,25 @@ def subject_detail(code: str) -> tuple[str, int]:
     return _subject_page(subjects_service.get_subject(current_actor(), code))
 
 
-def _subject_action(code: str, form: str, act: Callable[[Any, Subject], str]) -> Any:
-    """Run one form of the subject page: PRG on success, the page with errors otherwise."""
+def subject_action(
+    code: str,
+    form: str,
+    act: Callable[[Any, Subject], str],
+    confirm: Callable[[Subject, dict[int, str]], dict[str, Any]] | None = None,
+) -> Any:
+    """Run one form of the subject page: PRG on success, the page with errors otherwise.
+    An irreversible step (`confirm` given) is first rehearsed and restated on a confirmation
+    page; it runs only when that page is confirmed."""
     actor = current_actor()
     subject = subjects_service.get_subject(actor, code)
+    if confirm is not None and not confirmed(request.form):
+        before = {v.id: v.status for v in subject.visits}
+        restated = rehearse(form, lambda: act(actor, subject), lambda _: confirm(subject, before))
+        if isinstance(restated, Refusal):
+            return _subject_page(subject, restated)
+        back = url_for("enrollment.subject_detail", code=subject.code)
+        restated.update(action=request.path, fields=replay_fields(request.form), back=back)
+        return render_template("pages/confirm.html", confirm=restated)
     done = submit(form, lambda: act(actor, subject))
     if isinstance(done, Refusal):
         return _subject_page(subject, done)
@@ -274,7 +361,7 @@ def subject_consent(code: str) -> Any:
         )
         return f"Re-consent to version {consent.consent_version.version} recorded."
 
-    return _subject_action(code, "consent", act)
+    return subject_action(code, "consent", act)
 
 
 @bp.route("/subjects/<code>/dosing", methods=["POST"])
@@ -298,7 +385,7 @@ def subject_dosing(code: str) -> Any:
         )
         return f"Dosing of {subject.code} recorded; the visit schedule is generated.{deviation}"
 
-    return _subject_action(code, "dosing", act)
+    return subject_action(code, "dosing", act)
 
 
 @bp.route("/subjects/<code>/visits/<int:visit_id>", methods=["POST"])
@@ -316,43 +403,4 @@ def visit_record(code: str, visit_id: int) -> Any:
         visits_service.record_visit(actor, visit, data, utcnow())
         return f"{visit.name}: {visit.status}."
 
-    return _subject_action(code, f"visit-{visit_id}", act)
-
-
-@bp.route("/subjects/<code>/withdrawal", methods=["POST"])
-@roles(*SITE_WORK)
-def subject_withdraw(code: str) -> Any:
-    def act(actor: Any, subject: Subject) -> str:
-        subjects_service.withdraw(actor, subject, load_form(WithdrawalIn(), request.form), utcnow())
-        if subject.withdrawal_kind == "full":
-            return f"{subject.code} withdrawn; scheduled visits cancelled."
-        return f"{subject.code} withdrawn from procedures; safety follow-up continues."
-
-    return _subject_action(code, "withdraw", act)
-
-
-@bp.route("/subjects/<code>/end", methods=["POST"])
-@roles(*SITE_WORK)
-def subject_end(code: str) -> Any:
-    def act(actor: Any, subject: Subject) -> str:
-        data = load_form(EndIn(), request.form)
-        subjects_service.end_participation(
-            actor, subject, data["status"], data["on"], data["reason"], utcnow()
-        )
-        return f"{subject.code}: {subject.status.replace('_', ' ')} recorded."
-
-    return _subject_action(code, "end", act)
-
-
-@bp.route("/subjects/<code>/reinstate", methods=["POST"])
-@roles(*SITE_WORK)
-def subject_reinstate(code: str) -> Any:
-    def act(actor: Any, subject: Subject) -> str:
-        data = load_form(ReinstateIn(), request.form)
-        subjects_service.reinstate(actor, subject, data, utcnow())
-        return (
-            f"{subject.code} reinstated: the contacts from {data['on'].isoformat()} on are "
-            "scheduled again."
-        )
-
-    return _subject_action(code, "reinstate", act)
+    return subject_action(code, f"visit-{visit_id}", act)

@@ -48,9 +48,9 @@ from trialmgr.enrollment.views.common import (
 from trialmgr.forms import (
     Refusal,
     filter_args,
+    listing,
     load_filters,
     load_form,
-    page_of,
     submit,
     typed_values,
 )
@@ -59,14 +59,27 @@ from trialmgr.partners.policies import can_manage, may_see_site
 # --- trials ---------------------------------------------------------------------
 
 
+# The columns the trial list may be sorted by (?sort=).
+TRIAL_SORTS = {
+    "code": (Trial.code,),
+    "title": (Trial.title,),
+    "vector": (Trial.vector_type,),
+    "stagger": (Trial.stagger_days,),
+    "ltfu": (Trial.ltfu_years,),
+    "status": (Trial.status,),
+}
+
+
 @bp.route("/trials")
 @roles(*ANY_ROLE)
 def trial_list() -> Any:
     filters, errors = load_filters(TrialQuery())
-    trials, page, has_next = page_of(trials_service.trial_query(filters))
+    rows = listing(trials_service.trial_query(filters), TRIAL_SORTS, "code", tiebreak=Trial.id)
+    trials, page, has_next = rows.items, rows.page, rows.has_next
     return render_template(
         "enrollment/trial_list.html",
         trials=trials,
+        listing=rows,
         statuses=TRIAL_STATUSES,
         args=filter_args(),
         filtered=bool(filters),

@@ -1,4 +1,4 @@
-"""Visits due across the coordinator's sites, and the coordinator's dashboard numbers."""
+"""Visits due across the coordinator's sites."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from datetime import date
 from typing import Any
 
 from flask import render_template
-from flask_login import current_user
 from sqlalchemy.orm import selectinload
 
 from trialmgr.auth.policies import WORKLIST_READERS, current_actor, roles
@@ -15,19 +14,24 @@ from trialmgr.enrollment.models import (
     Subject,
     Visit,
 )
-from trialmgr.enrollment.services import screening as screening_service
-from trialmgr.enrollment.services import subjects as subjects_service
 from trialmgr.enrollment.services import visits as visits_service
 from trialmgr.enrollment.views.common import (
     VISITS_AHEAD_DAYS,
     bp,
-    count_rows,
 )
-from trialmgr.extensions import db
-from trialmgr.forms import page_of
+from trialmgr.forms import filter_args, listing
 from trialmgr.partners.services.sites import site_today
 
 # --- visits due and the coordinator's dashboard ----------------------------------
+
+
+# The columns the visits-due list may be sorted by (?sort=); the query joins the subject.
+VISIT_SORTS = {
+    "subject": (Subject.code,),
+    "visit": (Visit.name,),
+    "scheduled_on": (Visit.scheduled_on,),
+    "window_end": (Visit.window_end,),
+}
 
 
 @bp.route("/visits/due")
@@ -38,7 +42,8 @@ def visits_due() -> str:
     query = visits_service.visits_due(current_actor(), now, VISITS_AHEAD_DAYS).options(
         selectinload(Visit.subject).selectinload(Subject.site)
     )
-    visits, page, has_next = page_of(query)
+    rows = listing(query, VISIT_SORTS, "window_end", tiebreak=Visit.id)
+    visits, page, has_next = rows.items, rows.page, rows.has_next
     return render_template(
         "enrollment/visits_due.html",
         visits=[
@@ -46,9 +51,10 @@ def visits_due() -> str:
             for v in visits
             for day in [site_today(v.subject.site, now)]
         ],
+        listing=rows,
         days=VISITS_AHEAD_DAYS,
         today=ref,
-        args={},
+        args=filter_args(),
         page=page,
         has_next=has_next,
     )
@@ -61,22 +67,6 @@ def _days_between(ref: date, visit: Visit) -> int:
     return -max((visit.window_start - ref).days, 0)
 
 
-def coordinator_summary() -> dict[str, int]:
-    """Counts for the coordinator's home page, in the signed-in user's sites."""
-    actor = current_user._get_current_object()
-    now = utcnow()
-    due = db.session.execute(visits_service.visits_due(actor, now, VISITS_AHEAD_DAYS)).scalars()
-    states = [visits_service.visit_state(v, site_today(v.subject.site, now)) for v in due]
-    return {
-        "overdue": states.count("overdue"),
-        "due": len(states) - states.count("overdue"),
-        "reconsent_due": count_rows(subjects_service.subject_query(actor, {"reconsent_due": True})),
-        "pending_screenings": count_rows(
-            screening_service.screening_query(actor, {"outcome": "pending"})
-        ),
-    }
-
-
 @bp.app_context_processor
 def enrollment_globals() -> dict[str, Any]:
-    return {"coordinator_summary": coordinator_summary, "visits_ahead_days": VISITS_AHEAD_DAYS}
+    return {"visits_ahead_days": VISITS_AHEAD_DAYS}

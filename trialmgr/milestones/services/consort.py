@@ -150,11 +150,13 @@ def flow(
     as_of: date | None = None,
     site_id: int | None = None,
     cohort_id: int | None = None,
+    entered_by: date | None = None,
 ) -> dict[str, Any]:
     """The flow as of a date (default: the reader's today) over the sites the reader sees
-    (coordinators: their own), one site (`site_id`; another's is 404) or one cohort."""
+    (coordinators: their own), one site (`site_id`; another's is 404) or one cohort; a
+    report passes its cut-off as `entered_by` too (records entered after it are left out)."""
     day = ds.resolve_as_of(actor, now, as_of)
-    data = ds.load(actor, trial, site_id)
+    data = ds.load(actor, trial, site_id, entered_by)
     cohort = None
     if cohort_id is not None:
         cohort = trials_service.get_cohort(trial, cohort_id)

@@ -54,10 +54,13 @@ class Dataset:
         return replace(self, screenings=[], subjects=subjects, reports=reports, cohort_id=cohort_id)
 
 
-def load(actor: Any, trial: Trial, site_id: int | None = None) -> Dataset:
+def load(
+    actor: Any, trial: Trial, site_id: int | None = None, entered_by: date | None = None
+) -> Dataset:
     """The trial's screenings, subjects (with dosing and visits) and expedited reports at the
     sites the actor sees; `site_id` narrows to one of them (404 if the actor may not see
-    it)."""
+    it). `entered_by` (a report's data cut-off): only screenings, subjects and clocks entered
+    before that day ended at their site."""
     if site_id is not None:
         site_ids = [sites_service.get_site(actor, site_id).id]
     else:
@@ -100,7 +103,24 @@ def load(actor: Any, trial: Trial, site_id: int | None = None) -> Dataset:
             .options(selectinload(ExpeditedReport.adverse_event))
         ).scalars()
     )
-    return Dataset(trial, sites, screenings, subjects, reports)
+    data = Dataset(trial, sites, screenings, subjects, reports)
+    return data if entered_by is None else _entered_by(data, entered_by)
+
+
+def _entered_by(data: Dataset, day: date) -> Dataset:
+    """The records entered before `day` ended at their site (their dates are checked as of
+    the review day by the metrics themselves)."""
+    zones = {site.id: site.timezone for site in data.sites}
+
+    def entered(record: Any) -> bool:
+        return bool(record.created_at < end_of_day(day, zones.get(record.site_id)))
+
+    return replace(
+        data,
+        screenings=[s for s in data.screenings if entered(s)],
+        subjects=[s for s in data.subjects if entered(s)],
+        reports=[r for r in data.reports if entered(r)],
+    )
 
 
 def resolve_as_of(actor: Any, now: datetime, as_of: date | None) -> date:

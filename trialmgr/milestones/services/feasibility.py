@@ -27,12 +27,14 @@ def review(
     as_of: date | None = None,
     site_id: int | None = None,
     trend: bool = True,
+    entered_by: date | None = None,
 ) -> dict[str, Any]:
     """The trial's feasibility as of a date (default: the reader's today), over the sites
     the reader sees (coordinators: their own), or one of them (`site_id`; another site's is
-    404). Only records dated on or before `as_of` count, so a past review is reproduced."""
+    404). Only records dated on or before `as_of` count, so a past review is reproduced; a
+    report passes its cut-off as `entered_by` too (records entered after it are left out)."""
     day = ds.resolve_as_of(actor, now, as_of)
-    data = ds.load(actor, trial, site_id)
+    data = ds.load(actor, trial, site_id, entered_by)
     estimates = metrics.compute_all(data, day)
     criteria = criteria_service.criteria_of(trial)
     judged = [criteria_service.criterion_view(c, estimates[c.metric]) for c in criteria]

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from scipy.stats import binomtest, chi2
-
 CONFIDENCE = 0.95
 
 
@@ -50,6 +48,8 @@ def proportion(k: int, n: int) -> Estimate:
         raise ValueError(f"a proportion needs 0 <= k <= n (k={k}, n={n})")
     if n == 0:
         return Estimate(k, n, None, None, None)
+    from scipy.stats import binomtest  # scipy loads on the first estimate, not with the app
+
     ci = binomtest(k, n).proportion_ci(confidence_level=CONFIDENCE, method="exact")
     return Estimate(k, n, k / n, float(ci.low), float(ci.high), Fraction(k, n))
 
@@ -61,6 +61,8 @@ def rate(k: int, exposure: float) -> Estimate:
         raise ValueError("counts and exposure are not negative")
     if exposure == 0:
         return Estimate(k, exposure, None, None, None, unbounded=k > 0)
+    from scipy.stats import chi2
+
     alpha = 1 - CONFIDENCE
     low = float(chi2.ppf(alpha / 2, 2 * k)) / 2 if k > 0 else 0.0
     high = float(chi2.ppf(1 - alpha / 2, 2 * k + 2)) / 2

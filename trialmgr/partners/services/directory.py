@@ -10,22 +10,17 @@ import sqlalchemy as sa
 from trialmgr.audit import services as audit
 from trialmgr.errors import Conflict, NotFound
 from trialmgr.extensions import db
-from trialmgr.partners.models import Partner, Site
+from trialmgr.partners.models import Partner, Site, fold
 from trialmgr.partners.policies import may_see_site, require_manager
 
 
 def partner_query(filters: dict[str, Any]) -> sa.Select[tuple[Partner]]:
-    """The directory: free-text search over name, short name and role; kind, country filters."""
+    """The directory: free-text search over name, short name and role, ignoring accents and
+    case ("hopital" finds "Hôpital"); kind, country filters."""
     q = sa.select(Partner).order_by(Partner.name)
     if filters.get("q"):
-        like = f"%{filters['q'].lower()}%"
-        q = q.where(
-            sa.or_(
-                sa.func.lower(Partner.name).like(like),
-                sa.func.lower(Partner.short_name).like(like),
-                sa.func.lower(sa.func.coalesce(Partner.consortium_role, "")).like(like),
-            )
-        )
+        term = fold(filters["q"]).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        q = q.where(Partner.search_text.like(f"%{term}%", escape="\\"))
     for field in ("kind", "country", "active"):
         if field in filters and filters[field] is not None:
             q = q.where(getattr(Partner, field) == filters[field])

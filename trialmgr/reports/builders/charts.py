@@ -146,3 +146,66 @@ def dosing_timeline(
         )
     )
     return drawing
+
+
+TREND_COLOURS = ("#1D4E89", "#C97A00", "#2E8B57", "#A23B72", "#5F6B7A", "#D9534F")
+
+
+def drawable_trends(
+    points: Sequence[date], series: dict[str, list[float | None]]
+) -> dict[str, list[float | None]]:
+    """The series a line can be drawn for (two values or more; reportlab refuses a line of
+    one point): none when there are fewer than two points in time."""
+    if len(points) < 2:
+        return {}
+    return {k: v for k, v in series.items() if sum(x is not None for x in v) >= 2}
+
+
+def metric_trends(points: Sequence[date], series: dict[str, list[float | None]]) -> Drawing:
+    """Proportions (in per cent) at the end of each month, one line per metric (give only
+    `drawable_trends`)."""
+    from reportlab.graphics.charts.linecharts import HorizontalLineChart
+
+    height = 210
+    drawing = Drawing(FRAME_WIDTH, height)
+    title = "Proportion metrics at the end of each month (%)"
+    drawing.add(String(0, height - 12, title, fontName=FONT, fontSize=9, fillColor=INK))
+    chart = HorizontalLineChart()
+    chart.x, chart.y = 34, 34
+    chart.width = FRAME_WIDTH - 200
+    chart.height = height - 64
+    names = list(series)
+    chart.data = [[None if v is None else 100 * v for v in series[n]] for n in names]
+    step = max(1, len(points) // 8)
+    chart.categoryAxis.categoryNames = [
+        p.strftime("%Y-%m") if i % step == 0 or i == len(points) - 1 else ""
+        for i, p in enumerate(points)
+    ]
+    chart.categoryAxis.labels.fontName = FONT
+    chart.categoryAxis.labels.fontSize = 7
+    chart.categoryAxis.labels.angle = 30
+    chart.categoryAxis.labels.boxAnchor = "ne"
+    chart.categoryAxis.strokeColor = RULE
+    chart.valueAxis.valueMin = 0
+    chart.valueAxis.valueMax = 100
+    chart.valueAxis.valueStep = 20
+    chart.valueAxis.labels.fontName = FONT
+    chart.valueAxis.labels.fontSize = 7.5
+    chart.valueAxis.strokeColor = RULE
+    chart.valueAxis.visibleGrid = True
+    chart.valueAxis.gridStrokeColor = colors.HexColor("#E6E9EE")
+    for index in range(len(names)):
+        chart.lines[index].strokeColor = colors.HexColor(TREND_COLOURS[index % 6])
+        chart.lines[index].strokeWidth = 1.2
+    drawing.add(chart)
+    legend = Legend()
+    legend.x, legend.y = FRAME_WIDTH - 150, height - 36
+    legend.fontName = FONT
+    legend.fontSize = 7.5
+    legend.alignment = "right"
+    legend.colorNamePairs = [
+        (colors.HexColor(TREND_COLOURS[i % 6]), name) for i, name in enumerate(names)
+    ]
+    legend.columnMaximum = len(names)
+    drawing.add(legend)
+    return drawing

@@ -1,9 +1,7 @@
-"""The DSMB safety report (open session).
-
-Interim format: the sections the existing records give exactly are built here; the
-adverse-event, laboratory and CONSORT sections come from the safety summary and CONSORT
-services (the dashboards' numbers) and are listed as still to come until they are wired
-in, each as one `@section` function with the key of its `planned` entry.
+"""The DSMB safety report (open session): enrolment against plan, CONSORT flow, dosing
+timeline, stopping rules and pauses, expedited reports, protocol deviations. The adverse
+event and laboratory sections are in `dsmb_events`; every number comes from the service the
+matching page reads, cut off at the report's data cut-off.
 """
 
 from __future__ import annotations
@@ -15,6 +13,7 @@ from reportlab.platypus import Flowable
 
 from trialmgr.reports.builders.charts import dosing_timeline as timeline_chart
 from trialmgr.reports.builders.common import cover_page, enrolment_chart
+from trialmgr.reports.builders.consort import consort_section
 from trialmgr.reports.builders.layout import (
     Column,
     data_table,
@@ -29,51 +28,19 @@ from trialmgr.reports.builders.registry import (
     TEMPLATE_VERSIONS,
     ReportContext,
     cover,
-    planned,
     section,
 )
 from trialmgr.reports.services import oversight
 from trialmgr.reports.services.enrolment import trial_sites
 
 KIND = "dsmb_safety"
-TEMPLATE_VERSIONS[KIND] = "dsmb_safety 0.1 (interim)"
+TEMPLATE_VERSIONS[KIND] = "dsmb_safety 1.0"
 cover(KIND)(cover_page)
 
-planned(
-    KIND,
-    "consort",
-    "CONSORT flow",
-    "Approached, screened, eligible, consented, enrolled, dosed and completed, with the "
-    "reasons for leaving at each step (CONSORT 2016 extension for pilot trials).",
-)
-planned(
-    KIND,
-    "aes_by_soc",
-    "Adverse events by system organ class, term and worst grade",
-    "Per cohort: subjects and events by SOC and preferred term at their worst CTCAE grade, "
-    "as tables and a bar chart.",
-)
-planned(
-    KIND,
-    "sae_listing",
-    "Serious adverse events and deaths",
-    "Every SAE and death: subject code, term, onset, grade, seriousness criteria, "
-    "causality, expectedness, outcome.",
-)
-planned(
-    KIND,
-    "aesi_listing",
-    "Adverse events of special interest",
-    "Hepatotoxicity, TMA/complement activation, myocarditis, infusion reactions, "
-    "malignancy, neurological, autoimmune and haematological events.",
-)
-planned(
-    KIND,
-    "labs",
-    "Laboratory abnormalities",
-    "Graded abnormalities and shifts from baseline (CTCAE v5.0), Hy's law cases, and a "
-    "line chart of ALT (multiples of ULN) over time per subject.",
-)
+
+@section(KIND, "consort", "CONSORT flow", order=15)
+def consort_flow(ctx: ReportContext) -> Iterator[Flowable]:
+    yield from consort_section(ctx)
 
 
 @section(KIND, "enrolment", "Enrolment against plan, per site and cohort", order=10)

@@ -212,7 +212,26 @@ class Column:
     right: bool = False
 
 
+LIGHT_COLOURS = {"green": "#2E7D32", "amber": "#B26A00", "red": "#C62828"}
+LIGHT_STYLE = _style("light", fontName=FONT_BOLD, fontSize=8, leading=10)
+
+
+@dataclass(frozen=True)
+class LightCell:
+    """A traffic light in a table cell: its word, in its colour (None: no data yet)."""
+
+    light: str | None
+
+    def flowable(self) -> Paragraph:
+        if self.light is None:
+            return Paragraph("no data yet", STYLES["cell"])
+        colour = LIGHT_COLOURS[self.light]
+        return Paragraph(f"<font color='{colour}'>● {self.light.upper()}</font>", LIGHT_STYLE)
+
+
 def _cell(value: Any, column: Column) -> Any:
+    if isinstance(value, LightCell):
+        return value.flowable()
     if value is None or value == "":
         return "—"
     if column.wrap:

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from flask import current_app
@@ -32,9 +32,11 @@ from trialmgr.auth.policies import site_scope as site_scope_of
 from trialmgr.enrollment.models import Trial
 from trialmgr.errors import Conflict, NotFound, Problem
 from trialmgr.extensions import db
-from trialmgr.reports import builders
 from trialmgr.reports.models import REPORT_TITLES, TRIAL_SCOPE, Report, site_scope
 from trialmgr.reports.policies import may_see, sees_every_report
+
+if TYPE_CHECKING:  # reportlab loads when a report is built, not with the app
+    from trialmgr.reports.builders import ReportContext
 
 log = logging.getLogger("trialmgr.reports")
 
@@ -150,8 +152,10 @@ def start(actor: Any, report: Report, now: datetime) -> None:
 # --- building and storing ---------------------------------------------------------------
 
 
-def context_for(report: Report, now: datetime) -> builders.ReportContext:
+def context_for(report: Report, now: datetime) -> ReportContext:
     """The report's build context; the audit head is taken now, before any data is read."""
+    from trialmgr.reports import builders
+
     trial: Trial = report.trial
     schedule = report.schedule
     return builders.ReportContext(
@@ -182,6 +186,8 @@ def _file_name(report: Report) -> str:
 def store_pdf(report: Report, now: datetime) -> StoredFile:
     """Build the PDF into a temporary file beside its final place, fsync it, then rename it
     into place (atomic): the final path holds the whole file or nothing. Reads only."""
+    from trialmgr.reports import builders
+
     ctx = context_for(report, now)
     folder = report_dir()
     folder.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,8 @@ and the escalation decisions, stopping rules with their firings and the pauses, 
 reports with their timeliness, protocol deviations.
 
 As everywhere in the reports, an event counts when it is dated on or before the cut-off
-(instants: their day at the site), as recorded at generation.
+(instants: their day at the site) and was entered before the cut-off day ended at its site
+(`created_at`; deviations, which carry no entry time, by their date alone).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from trialmgr.enrollment.models import (
     TrialPause,
 )
 from trialmgr.extensions import db
+from trialmgr.milestones.services.dataset import end_of_day
 from trialmgr.partners.models import Site
 from trialmgr.safety.models import AdverseEvent, ExpeditedReport, StoppingRule, StoppingRuleFiring
 
@@ -60,17 +62,27 @@ def _exited_by(subject: Any, on: date) -> bool:
     return any(d is not None and d <= on for d in (subject.withdrawn_on, subject.ended_on))
 
 
+def entered(created_at: datetime, cut_off: date, site: Site) -> bool:
+    """The record was entered before the cut-off day ended at its site."""
+    return created_at < end_of_day(cut_off, site.timezone)
+
+
 def _enrolment(trial: Trial, cut_off: date) -> list[tuple[Subject, str, Site, datetime | None]]:
-    return list(
-        db.session.execute(
-            sa.select(Subject, Cohort.label, Site, Dosing.dosed_at)
-            .join(Cohort, Cohort.id == Subject.cohort_id)
-            .join(Site, Site.id == Subject.site_id)
-            .outerjoin(Dosing, Dosing.subject_id == Subject.id)
-            .where(Subject.trial_id == trial.id, Subject.enrolled_on <= cut_off)
-            .order_by(Subject.code)
-        ).tuples()
-    )
+    """Subjects enrolled and entered by the cut-off, with their dosing time if the dosing
+    was entered by then too."""
+    rows = db.session.execute(
+        sa.select(Subject, Cohort.label, Site, Dosing.dosed_at, Dosing.created_at)
+        .join(Cohort, Cohort.id == Subject.cohort_id)
+        .join(Site, Site.id == Subject.site_id)
+        .outerjoin(Dosing, Dosing.subject_id == Subject.id)
+        .where(Subject.trial_id == trial.id, Subject.enrolled_on <= cut_off)
+        .order_by(Subject.code)
+    ).tuples()
+    return [
+        (subject, label, site, dosed_at if dosed_at and entered(dosed_in, cut_off, site) else None)
+        for subject, label, site, dosed_at, dosed_in in rows
+        if entered(subject.created_at, cut_off, site)
+    ]
 
 
 def _dosed_by(site: Site, dosed_at: datetime | None, cut_off: date) -> bool:
@@ -128,7 +140,7 @@ def dosing_timeline(trial: Trial, cut_off: date) -> list[DosingLine]:
     """Every dosing by the cut-off, per cohort in time order, with the gap since the cohort's
     previous dosing (the sentinel stagger is `trial.stagger_days`, in exact hours)."""
     rows = db.session.execute(
-        sa.select(Dosing.dosed_at, Subject.code, Site, Cohort.label, Cohort.sequence)
+        sa.select(Dosing.dosed_at, Subject.code, Site, Cohort.label, Dosing.created_at)
         .join(Subject, Subject.id == Dosing.subject_id)
         .join(Site, Site.id == Subject.site_id)
         .join(Cohort, Cohort.id == Dosing.cohort_id)
@@ -138,8 +150,8 @@ def dosing_timeline(trial: Trial, cut_off: date) -> list[DosingLine]:
     lines: list[DosingLine] = []
     previous: dict[str, datetime] = {}
     counts: dict[str, int] = {}
-    for dosed_at, code, site, label, _sequence in rows:
-        if local_date(dosed_at, site.timezone) > cut_off:
+    for dosed_at, code, site, label, dosed_in in rows:
+        if local_date(dosed_at, site.timezone) > cut_off or not entered(dosed_in, cut_off, site):
             continue
         before = previous.get(label)
         gap = (dosed_at - before).total_seconds() / 86400 if before else None
@@ -235,7 +247,7 @@ def expedited_clocks(trial: Trial, cut_off: date) -> Iterator[ClockLine]:
     time or late (submissions dated by the cut-off), overdue (due by then, not submitted
     by then), open (not due yet)."""
     rows = db.session.execute(
-        sa.select(ExpeditedReport, Subject.code, AdverseEvent.term, Site.timezone)
+        sa.select(ExpeditedReport, Subject.code, AdverseEvent.term, Site)
         .join(AdverseEvent, AdverseEvent.id == ExpeditedReport.adverse_event_id)
         .join(Subject, Subject.id == AdverseEvent.subject_id)
         .join(Site, Site.id == ExpeditedReport.site_id)
@@ -243,8 +255,11 @@ def expedited_clocks(trial: Trial, cut_off: date) -> Iterator[ClockLine]:
         .order_by(ExpeditedReport.due_at, ExpeditedReport.id)
         .execution_options(yield_per=500)
     ).tuples()
-    for report, code, term, zone_name in rows:
+    for report, code, term, site in rows:
+        zone_name = site.timezone
         if local_date(report.clock_start, zone_name) > cut_off:
+            continue
+        if not entered(report.created_at, cut_off, site):
             continue
         submitted = report.submitted_at
         if submitted is not None and local_date(submitted, zone_name) > cut_off:

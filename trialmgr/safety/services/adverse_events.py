@@ -34,6 +34,7 @@ from trialmgr.safety.models import (
     AdverseEvent,
     AdverseEventReview,
     AdverseEventVersion,
+    ExpeditedReport,
     MeddraTerm,
 )
 from trialmgr.safety.services import clocks, stopping, work
@@ -171,12 +172,17 @@ def _death(actor: Any, ae: AdverseEvent, now: datetime) -> None:
     )
 
 
-def _after_write(actor: Any, ae: AdverseEvent, awareness: datetime, now: datetime) -> None:
-    """Clocks, their submission tasks, the grade 5 death, and the stopping rules."""
+def _after_write(
+    actor: Any, ae: AdverseEvent, awareness: datetime, now: datetime
+) -> list[ExpeditedReport]:
+    """Clocks, their submission tasks, the grade 5 death, and the stopping rules; returns
+    the clocks opened."""
     zone_name = ae.subject.site.timezone
+    opened: list[ExpeditedReport] = []
     if clocks.conditions(ae):  # a non-serious event needs no reporting clock
         with audit.audited(actor, action="expedited_report.open"):
-            for report in clocks.open_clocks(ae, awareness):
+            opened = clocks.open_clocks(ae, awareness)
+            for report in opened:
                 db.session.flush()
                 work.for_clock(report, report.due_at.astimezone(zone(zone_name)).date())
     _death(actor, ae, now)
@@ -184,6 +190,18 @@ def _after_write(actor: Any, ae: AdverseEvent, awareness: datetime, now: datetim
         trial = db.session.get(Trial, ae.trial_id)
         assert trial is not None
         stopping.evaluate(trial, now)
+    return opened
+
+
+# An event recorded in this transaction has no review yet and exactly the clocks its
+# recording opened: its answer shows them without querying for them.
+_FRESH = "safety_fresh_events"
+
+
+def fresh_reports(ae: AdverseEvent) -> list[ExpeditedReport] | None:
+    """The clocks of an event recorded in this session's transaction (it has no review),
+    or None for any other event."""
+    return db.session.info.get(_FRESH, {}).get(ae.id)
 
 
 def record(actor: Any, data: dict[str, Any], now: datetime) -> AdverseEvent:
@@ -233,7 +251,8 @@ def record(actor: Any, data: dict[str, Any], now: datetime) -> AdverseEvent:
         work.for_new_event(ae, site_today(subject.site, now))
         work.close_source_task(data.get("task_id"), ae, actor.email, now)
         _link_lab(ae, data.get("lab_result_id"))
-    _after_write(actor, ae, ae.sponsor_awareness_at, now)
+    opened = _after_write(actor, ae, ae.sponsor_awareness_at, now)
+    db.session.info.setdefault(_FRESH, {})[ae.id] = sorted(opened, key=lambda r: (r.due_at, r.id))
     return ae
 
 

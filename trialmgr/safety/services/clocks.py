@@ -10,7 +10,7 @@ upgraded to serious) opens its clocks from the awareness of that new information
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -157,14 +157,15 @@ def open_clocks(ae: AdverseEvent, awareness_at: datetime) -> list[ExpeditedRepor
                     rule_id=rule.id,
                     authority=rule.authority,
                     kind=kind,
-                    clock_start=start,
-                    due_at=due,
+                    # in UTC, as they read back (the answer of the request shows them)
+                    clock_start=start.astimezone(UTC),
+                    due_at=due.astimezone(UTC),
                 )
                 db.session.add(report)
                 existing[(rule.authority, kind)] = report
                 opened.append(report)
             elif report.submitted_at is None and due < report.due_at:
-                report.rule_id, report.due_at = rule.id, due
+                report.rule_id, report.due_at = rule.id, due.astimezone(UTC)
     return opened
 
 

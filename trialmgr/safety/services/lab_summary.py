@@ -15,7 +15,7 @@ from trialmgr.clock import local_date
 from trialmgr.enrollment.models import Dosing, Subject
 from trialmgr.extensions import db
 from trialmgr.safety.models import LabResult
-from trialmgr.safety.services.scope import Scope, cohorts_of, lab_conditions
+from trialmgr.safety.services.scope import Scope, cohorts_of, dosed_by_cut_off, lab_conditions
 
 # The ALT chart draws the subjects with the highest peaks.
 ALT_SUBJECTS = 20
@@ -35,7 +35,7 @@ def _per_subject_labs(scope: Scope) -> Any:
         )
         .join(Subject, Subject.id == LabResult.subject_id)
         .join(Dosing, Dosing.subject_id == LabResult.subject_id)
-        .where(*lab_conditions(scope))
+        .where(*lab_conditions(scope), *dosed_by_cut_off(scope))
         .group_by(LabResult.subject_id, Subject.cohort_id, LabResult.analyte)
         .subquery()
     )
@@ -113,7 +113,7 @@ def alt_series(scope: Scope, limit: int = ALT_SUBJECTS) -> list[dict[str, Any]]:
         sa.select(LabResult.subject_id, peak)
         .join(Subject, Subject.id == LabResult.subject_id)
         .join(Dosing, Dosing.subject_id == LabResult.subject_id)
-        .where(*has_multiple)
+        .where(*has_multiple, *dosed_by_cut_off(scope))
         .group_by(LabResult.subject_id)
         .order_by(peak.desc(), LabResult.subject_id)
         .limit(limit)

@@ -9,6 +9,7 @@ date; a lab shift cell the draws of the subjects in it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any
 
@@ -19,54 +20,124 @@ from trialmgr.clock import local_date
 from trialmgr.enrollment.models import Dosing, Subject
 from trialmgr.enrollment.services.visits import deviations_of
 from trialmgr.extensions import db
+from trialmgr.partners.models import Site
 from trialmgr.safety.models import AdverseEvent, ExpeditedReport, LabResult, WorkItem
 from trialmgr.safety.services.lab_summary import shift_subjects
 from trialmgr.safety.services.scope import Scope, ae_conditions, lab_conditions, soc_key
 from trialmgr.safety.services.summary import clock_view
 
 CLOCK_STATUSES = ("open", "overdue", "submitted", "all")
+# Rows fetched from the database at a time by the streamed listings.
+LISTING_BATCH = 1000
 LIVER = ("ALT", "AST", "BILI")
+
+
+def _filter_events(scope: Scope, filters: dict[str, Any], q: Any) -> Any:
+    """`q` (a select from `scope.events`) narrowed to the scope and the filters."""
+    ae = scope.events
+    where = ae_conditions(scope)
+    if filters.get("soc"):
+        where.append(soc_key(ae.soc) == filters["soc"].strip().lower())
+    q = q.where(*where)
+    for field in ("grade", "serious", "suspected", "susar", "aesi", "aesi_category"):
+        if filters.get(field) is not None:
+            q = q.where(getattr(ae, field) == filters[field])
+    if filters.get("min_grade") is not None:
+        q = q.where(ae.grade >= filters["min_grade"])
+    if filters.get("open"):
+        q = q.where(ae.serious.is_(True), ae.resolution_date.is_(None))
+    if filters.get("dosed"):
+        q = q.where(sa.exists().where(Dosing.subject_id == ae.subject_id))
+    if filters.get("worst_grade") is not None:
+        worst = (
+            sa.select(ae.subject_id, soc_key(ae.soc).label("soc_key"))
+            .where(*where)
+            .group_by(ae.subject_id, soc_key(ae.soc))
+            .having(sa.func.max(ae.grade) == filters["worst_grade"])
+            .subquery()
+        )
+        q = q.join(
+            worst,
+            sa.and_(worst.c.subject_id == ae.subject_id, worst.c.soc_key == soc_key(ae.soc)),
+        )
+    return q
 
 
 def event_query(scope: Scope, filters: dict[str, Any]) -> sa.Select[tuple[AdverseEvent]]:
     """Events in the scope, newest onset first; filters: soc, worst_grade, grade, serious,
     open (serious, not resolved), susar, aesi, aesi_category, dosed (of dosed subjects)."""
-    where = ae_conditions(scope)
-    if filters.get("soc"):
-        where.append(soc_key() == filters["soc"].strip().lower())
-    q = sa.select(AdverseEvent).where(*where)
-    for field in ("grade", "serious", "suspected", "susar", "aesi", "aesi_category"):
-        if filters.get(field) is not None:
-            q = q.where(getattr(AdverseEvent, field) == filters[field])
-    if filters.get("min_grade") is not None:
-        q = q.where(AdverseEvent.grade >= filters["min_grade"])
-    if filters.get("open"):
-        q = q.where(AdverseEvent.serious.is_(True), AdverseEvent.resolution_date.is_(None))
-    if filters.get("dosed"):
-        q = q.where(sa.exists().where(Dosing.subject_id == AdverseEvent.subject_id))
-    if filters.get("worst_grade") is not None:
-        worst = (
-            sa.select(AdverseEvent.subject_id, soc_key().label("soc_key"))
-            .where(*where)
-            .group_by(AdverseEvent.subject_id, soc_key())
-            .having(sa.func.max(AdverseEvent.grade) == filters["worst_grade"])
-            .subquery()
-        )
-        q = q.join(
-            worst,
-            sa.and_(worst.c.subject_id == AdverseEvent.subject_id, worst.c.soc_key == soc_key()),
-        )
-    return q.options(selectinload(AdverseEvent.subject).selectinload(Subject.site)).order_by(
-        AdverseEvent.onset_date.desc(), AdverseEvent.id.desc()
+    ae = scope.events
+    q = _filter_events(scope, filters, sa.select(ae))
+    return q.options(selectinload(ae.subject).selectinload(Subject.site)).order_by(
+        ae.onset_date.desc(), ae.id.desc()
     )
+
+
+def event_listing(scope: Scope, filters: dict[str, Any]) -> Iterator[Any]:
+    """The events `event_query` selects, oldest onset first, as plain rows streamed from
+    the database (for listings of any length: no ORM objects, bounded memory)."""
+    ae = scope.events
+    q = (
+        sa.select(
+            ae.id,
+            Subject.code.label("subject_code"),
+            Site.code.label("site"),
+            ae.cohort_id,
+            ae.term,
+            ae.pt_term,
+            ae.soc,
+            ae.grade,
+            ae.onset_date,
+            ae.resolution_date,
+            ae.seriousness_criteria,
+            ae.serious,
+            ae.susar,
+            ae.causality,
+            ae.expected,
+            ae.aesi,
+            ae.aesi_category,
+            ae.outcome,
+        )
+        .join(Subject, Subject.id == ae.subject_id)
+        .join(Site, Site.id == ae.site_id)
+    )
+    q = _filter_events(scope, filters, q).order_by(ae.onset_date, ae.id)
+    yield from db.session.execute(q.execution_options(yield_per=LISTING_BATCH))
+
+
+def lab_listing(scope: Scope, min_grade: int) -> Iterator[Any]:
+    """The scope's lab draws of at least `min_grade`, by subject, analyte and time, as plain
+    rows streamed from the database, with the draw's day at the site."""
+    q = (
+        sa.select(
+            LabResult.id,
+            Subject.code.label("subject_code"),
+            Site.code.label("site"),
+            Site.timezone,
+            Subject.cohort_id,
+            LabResult.analyte,
+            LabResult.value_canonical,
+            LabResult.canonical_unit,
+            LabResult.uln_multiple,
+            LabResult.grade,
+            LabResult.collected_at,
+            LabResult.hys_law,
+        )
+        .join(Subject, Subject.id == LabResult.subject_id)
+        .join(Site, Site.id == LabResult.site_id)
+        .where(*lab_conditions(scope), LabResult.grade >= min_grade)
+        .order_by(Subject.code, LabResult.analyte, LabResult.collected_at, LabResult.id)
+    )
+    yield from db.session.execute(q.execution_options(yield_per=LISTING_BATCH))
 
 
 def clock_query(scope: Scope, status: str, now: datetime) -> sa.Select[tuple[ExpeditedReport]]:
     """Clocks of the scope's events, soonest due first: open (not submitted, overdue
     included), overdue, submitted, or all."""
+    ae = scope.events
     q = (
         sa.select(ExpeditedReport)
-        .join(AdverseEvent, AdverseEvent.id == ExpeditedReport.adverse_event_id)
+        .join(ae, ae.id == ExpeditedReport.adverse_event_id)
         .where(*ae_conditions(scope))
     )
     if status == "open":
@@ -77,7 +148,7 @@ def clock_query(scope: Scope, status: str, now: datetime) -> sa.Select[tuple[Exp
         q = q.where(ExpeditedReport.submitted_at.is_not(None))
     return q.options(
         selectinload(ExpeditedReport.adverse_event)
-        .selectinload(AdverseEvent.subject)
+        .selectinload(ae.subject)
         .selectinload(Subject.site)
     ).order_by(ExpeditedReport.due_at, ExpeditedReport.id)
 

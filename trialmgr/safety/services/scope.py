@@ -1,32 +1,85 @@
 """Who and what a safety dashboard reader sees: one trial, their sites (or the one site
-asked for), all cohorts or one, an onset-date range; as WHERE conditions on the records."""
+asked for), all cohorts or one, an onset-date range; as WHERE conditions on the records.
+
+A report adds a data cut-off (`CutOff`): then only records dated on or before the cut-off
+day and entered before that day ended (each at its site's calendar) count, adverse events
+as their version in force then (`scope.events`, see `as_of`). Without one (the pages),
+the records as they stand now.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cached_property
 from typing import Any
 
 import sqlalchemy as sa
 
 from trialmgr.auth.policies import site_scope
-from trialmgr.enrollment.models import Cohort, Subject, Trial
+from trialmgr.clock import zone
+from trialmgr.enrollment.models import Cohort, Dosing, Subject, Trial
 from trialmgr.enrollment.services import trials as trials_service
 from trialmgr.errors import Invalid
+from trialmgr.extensions import db
+from trialmgr.partners.models import Site
 from trialmgr.partners.services import sites as sites_service
 from trialmgr.safety.models import AdverseEvent, LabResult
 
 
 @dataclass(frozen=True)
+class CutOff:
+    """A report's data cut-off: the day, and per site the first instant after it there."""
+
+    day: date
+    ends: tuple[tuple[int, datetime], ...]
+
+    def end(self, site_id: Any) -> Any:
+        """The first instant after the cut-off day at the row's site (SQL)."""
+        latest = max((end for _, end in self.ends), default=_day_end(self.day, None))
+        if not self.ends:
+            return sa.literal(latest)
+        return sa.case(dict(self.ends), value=site_id, else_=latest)
+
+    def before_end(self, moment: Any, site_id: Any) -> Any:
+        """The instant fell on or before the cut-off day at the row's site."""
+        return moment < self.end(site_id)
+
+
+def _day_end(day: date, zone_name: str | None) -> datetime:
+    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone(zone_name)).astimezone(
+        UTC
+    )
+
+
+def cut_off_at(day: date) -> CutOff:
+    """The cut-off `day` at every site (each site's own calendar)."""
+    sites = db.session.execute(sa.select(Site.id, Site.timezone).order_by(Site.id)).all()
+    return CutOff(day, tuple((site_id, _day_end(day, name)) for site_id, name in sites))
+
+
+@dataclass(frozen=True)
 class Scope:
     """What a dashboard reader sees: one trial, their sites (or the one site asked for), all
-    cohorts or one, an onset-date range."""
+    cohorts or one, an onset-date range; for a report, the data cut-off."""
 
     trial: Trial
     site_ids: tuple[int, ...] | None  # None: every site
     cohort_id: int | None = None
     since: date | None = None
     until: date | None = None
+    cut_off: CutOff | None = None
+
+    @cached_property
+    def events(self) -> Any:
+        """The adverse events to count: the table itself, or (with a cut-off) each event
+        entered by then as its version in force then. One per scope, so that every part of
+        a query names the same rows."""
+        if self.cut_off is None:
+            return AdverseEvent
+        from trialmgr.safety.services.as_of import events_as_of
+
+        return events_as_of(self.trial.id, self.cut_off)
 
     def args(self) -> dict[str, Any]:
         """The filters as query arguments (drill-down links carry them)."""
@@ -58,21 +111,29 @@ def site_arg(filters: dict[str, Any]) -> dict[str, Any]:
     return {"site_id": filters["site_id"]} if filters.get("site_id") is not None else {}
 
 
+def report_scope(trial: Trial, day: date, site_id: int | None = None) -> Scope:
+    """A report's scope: the whole trial (or one site) as of the data cut-off `day`."""
+    return Scope(trial, None if site_id is None else (site_id,), cut_off=cut_off_at(day))
+
+
 def soc_key(column: Any = AdverseEvent.soc) -> Any:
     return sa.func.lower(sa.func.trim(column))
 
 
 def ae_conditions(scope: Scope) -> list[Any]:
-    """The scope as WHERE conditions on adverse_event (all on its dashboard index)."""
-    where = [AdverseEvent.trial_id == scope.trial.id]
+    """The scope as WHERE conditions on `scope.events` (all on the dashboard index)."""
+    ae = scope.events
+    where = [ae.trial_id == scope.trial.id]
     if scope.site_ids is not None:
-        where.append(AdverseEvent.site_id.in_(scope.site_ids))
+        where.append(ae.site_id.in_(scope.site_ids))
     if scope.cohort_id is not None:
-        where.append(AdverseEvent.cohort_id == scope.cohort_id)
+        where.append(ae.cohort_id == scope.cohort_id)
     if scope.since is not None:
-        where.append(AdverseEvent.onset_date >= scope.since)
+        where.append(ae.onset_date >= scope.since)
     if scope.until is not None:
-        where.append(AdverseEvent.onset_date <= scope.until)
+        where.append(ae.onset_date <= scope.until)
+    if scope.cut_off is not None:
+        where.append(ae.onset_date <= scope.cut_off.day)
     return where
 
 
@@ -88,7 +149,20 @@ def lab_conditions(scope: Scope) -> list[Any]:
     if scope.until is not None:
         end = datetime.combine(scope.until + timedelta(days=1), time(0), UTC)
         where.append(LabResult.collected_at < end)
+    if scope.cut_off is not None:
+        where.append(scope.cut_off.before_end(LabResult.collected_at, LabResult.site_id))
+        where.append(scope.cut_off.before_end(LabResult.created_at, LabResult.site_id))
     return where
+
+
+def dosed_by_cut_off(scope: Scope) -> list[Any]:
+    """With a cut-off, dosings done by then (joined Dosing and Subject)."""
+    if scope.cut_off is None:
+        return []
+    return [
+        scope.cut_off.before_end(Dosing.dosed_at, Subject.site_id),
+        scope.cut_off.before_end(Dosing.created_at, Subject.site_id),
+    ]
 
 
 def cohorts_of(trial: Trial) -> dict[int, Cohort]:

@@ -16,38 +16,39 @@ from __future__ import annotations
 import functools
 import statistics
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
-from scipy.stats import binomtest
 
 from trialmgr.clock import local_date
 from trialmgr.enrollment.models import Dosing, Subject, Trial
 from trialmgr.extensions import db
 from trialmgr.partners.models import Site
-from trialmgr.safety.models import AdverseEvent
-from trialmgr.safety.services.scope import Scope, ae_conditions, scope_for
+from trialmgr.safety.services.scope import Scope, ae_conditions, dosed_by_cut_off, scope_for
 
-# (key, label, the condition an event meets, the listing's filter)
-MEASURES: tuple[tuple[str, str, Any, dict[str, Any]], ...] = (
-    ("any", "Any adverse event", sa.true(), {}),
-    ("grade3", "Grade 3 or more", AdverseEvent.grade >= 3, {"min_grade": 3}),
-    ("serious", "Serious", AdverseEvent.serious.is_(True), {"serious": "true"}),
+# (key, label, the condition an event meets (of the events counted), the listing's filter)
+MEASURES: tuple[tuple[str, str, Callable[[Any], Any], dict[str, Any]], ...] = (
+    ("any", "Any adverse event", lambda ae: sa.true(), {}),
+    ("grade3", "Grade 3 or more", lambda ae: ae.grade >= 3, {"min_grade": 3}),
+    ("serious", "Serious", lambda ae: ae.serious.is_(True), {"serious": "true"}),
     (
         "related",
         "Suspected related (possible or above)",
-        AdverseEvent.suspected.is_(True),
+        lambda ae: ae.suspected.is_(True),
         {"suspected": "true"},
     ),
-    ("susar", "SUSAR", AdverseEvent.susar.is_(True), {"susar": "true"}),
-    ("aesi", "Any AESI", AdverseEvent.aesi.is_(True), {"aesi": "true"}),
+    ("susar", "SUSAR", lambda ae: ae.susar.is_(True), {"susar": "true"}),
+    ("aesi", "Any AESI", lambda ae: ae.aesi.is_(True), {"aesi": "true"}),
 )
 
 
 @functools.lru_cache(maxsize=4096)
 def exact_interval(k: int, n: int) -> tuple[float, float]:
     """Clopper-Pearson 95 % interval of k of n (n > 0)."""
+    from scipy.stats import binomtest  # loaded when a signal is computed, not with the app
+
     ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
     return float(ci.low), float(ci.high)
 
@@ -71,7 +72,7 @@ def _dosed(scope: Scope) -> dict[int, tuple[int, date]]:
         sa.select(Subject.id, Subject.cohort_id, Dosing.dosed_at, Site.timezone)
         .join(Dosing, Dosing.subject_id == Subject.id)
         .join(Site, Site.id == Subject.site_id)
-        .where(Subject.trial_id == scope.trial.id)
+        .where(Subject.trial_id == scope.trial.id, *dosed_by_cut_off(scope))
     )
     if scope.site_ids is not None:
         q = q.where(Subject.site_id.in_(scope.site_ids))
@@ -85,14 +86,15 @@ def _first_onsets(scope: Scope, detail: bool) -> dict[tuple[str, str], dict[int,
     are picked in Python: a per-event EXISTS would cost more than the rows it saves): per
     measure, and with `detail` per SOC and per AESI category. Grouped by site, subject (and
     SOC as spelt) in the order of the dashboard index; spellings are merged here."""
+    ae = scope.events
     where = ae_conditions(scope)
     firsts: dict[tuple[str, str], dict[int, date]] = defaultdict(dict)
-    group = [AdverseEvent.site_id, AdverseEvent.subject_id]
+    group = [ae.site_id, ae.subject_id]
     per_subject = db.session.execute(
         sa.select(
-            AdverseEvent.subject_id,
+            ae.subject_id,
             *(
-                sa.func.min(sa.case((condition, AdverseEvent.onset_date)))
+                sa.func.min(sa.case((condition(ae), ae.onset_date)))
                 for _, _, condition, _ in MEASURES
             ),
         )
@@ -104,9 +106,9 @@ def _first_onsets(scope: Scope, detail: bool) -> dict[tuple[str, str], dict[int,
     if not detail:
         return firsts
     per_soc = db.session.execute(
-        sa.select(AdverseEvent.subject_id, AdverseEvent.soc, sa.func.min(AdverseEvent.onset_date))
+        sa.select(ae.subject_id, ae.soc, sa.func.min(ae.onset_date))
         .where(*where)
-        .group_by(*group, AdverseEvent.soc)
+        .group_by(*group, ae.soc)
     ).all()
     spelling: dict[str, str] = {}  # one per SOC (capitalised spellings sort first)
     by_key: dict[str, dict[int, date]] = defaultdict(dict)
@@ -120,12 +122,12 @@ def _first_onsets(scope: Scope, detail: bool) -> dict[tuple[str, str], dict[int,
         firsts[("soc", spelling[key].strip())] = subjects
     per_category = db.session.execute(
         sa.select(
-            AdverseEvent.subject_id,
-            AdverseEvent.aesi_category,
-            sa.func.min(AdverseEvent.onset_date),
+            ae.subject_id,
+            ae.aesi_category,
+            sa.func.min(ae.onset_date),
         )
-        .where(*where, AdverseEvent.aesi.is_(True))
-        .group_by(AdverseEvent.subject_id, AdverseEvent.aesi_category)
+        .where(*where, ae.aesi.is_(True))
+        .group_by(ae.subject_id, ae.aesi_category)
     ).all()
     for subject_id, category, first in per_category:
         firsts[("aesi", category or "unspecified")][subject_id] = first

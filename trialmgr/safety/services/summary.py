@@ -54,28 +54,29 @@ SECTION_ROWS = 50
 def headline(scope: Scope, now: datetime) -> dict[str, Any]:
     """Events and subjects with events, serious and open serious events, SUSARs, open and
     overdue clocks, the pause. (Deaths and AESIs come with their own tables.)"""
+    ae = scope.events
     where = ae_conditions(scope)
     per_subject = (
-        sa.select(AdverseEvent.site_id, AdverseEvent.subject_id, sa.func.count().label("n"))
+        sa.select(ae.site_id, ae.subject_id, sa.func.count().label("n"))
         .where(*where)
-        .group_by(AdverseEvent.site_id, AdverseEvent.subject_id)  # the dashboard index's order
+        .group_by(ae.site_id, ae.subject_id)  # the dashboard index's order
         .subquery()
     )
     subjects, events = db.session.execute(
         sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(per_subject.c.n), 0))
     ).one()
     saes, open_saes = db.session.execute(
-        sa.select(sa.func.count(), _sum(AdverseEvent.resolution_date.is_(None))).where(
-            *where, AdverseEvent.serious.is_(True)
+        sa.select(sa.func.count(), _sum(ae.resolution_date.is_(None))).where(
+            *where, ae.serious.is_(True)
         )
     ).one()
     susars = db.session.execute(
-        sa.select(sa.func.count()).where(*where, AdverseEvent.susar.is_(True))
+        sa.select(sa.func.count()).where(*where, ae.susar.is_(True))
     ).scalar_one()
     open_reports, overdue = db.session.execute(
         sa.select(sa.func.count(), _sum(ExpeditedReport.due_at < now))
         .select_from(ExpeditedReport)
-        .join(AdverseEvent, AdverseEvent.id == ExpeditedReport.adverse_event_id)
+        .join(ae, ae.id == ExpeditedReport.adverse_event_id)
         .where(ExpeditedReport.submitted_at.is_(None), *where)
     ).one()
     trial = scope.trial
@@ -107,17 +108,18 @@ def by_soc_grade_cohort(scope: Scope) -> list[dict[str, Any]]:
     of it; then the counts. When two spellings of one SOC are in the scope (case, spaces),
     a subject with both must count once: the SOCs are then compared normalised per subject
     in a middle step (slower: it groups every subject's SOCs again)."""
+    ae = scope.events
     spelt = (
         sa.select(
-            AdverseEvent.site_id,
-            AdverseEvent.subject_id,
-            AdverseEvent.soc,
-            sa.func.max(AdverseEvent.cohort_id).label("cohort_id"),  # the subject's one cohort
-            sa.func.max(AdverseEvent.grade).label("worst"),
+            ae.site_id,
+            ae.subject_id,
+            ae.soc,
+            sa.func.max(ae.cohort_id).label("cohort_id"),  # the subject's one cohort
+            sa.func.max(ae.grade).label("worst"),
             sa.func.count().label("events"),
         )
         .where(*ae_conditions(scope))
-        .group_by(AdverseEvent.site_id, AdverseEvent.subject_id, AdverseEvent.soc)
+        .group_by(ae.site_id, ae.subject_id, ae.soc)
         .subquery()
     )
     rows = _soc_counts(spelt, spelt.c.soc)
@@ -158,6 +160,73 @@ def by_soc_grade_cohort(scope: Scope) -> list[dict[str, Any]]:
     )
 
 
+def by_term_grade_cohort(scope: Scope) -> list[dict[str, Any]]:
+    """[{soc, term, worst_grade, cohort, cohort_id, subjects, events}]: as the SOC table, one
+    level down: each subject counted once per preferred term (the verbatim term where no
+    MedDRA term was coded) and cohort, at the worst grade of their events with that term.
+    Terms and SOCs are compared without case or surrounding spaces."""
+    ae = scope.events
+    term = sa.func.coalesce(ae.pt_term, ae.term)
+    per_subject = (
+        sa.select(
+            ae.subject_id,
+            soc_key(ae.soc).label("soc_key"),
+            soc_key(term).label("term_key"),
+            sa.func.min(ae.soc).label("soc"),
+            sa.func.min(term).label("term"),
+            sa.func.max(ae.cohort_id).label("cohort_id"),
+            sa.func.max(ae.grade).label("worst"),
+            sa.func.count().label("events"),
+        )
+        .where(*ae_conditions(scope))
+        .group_by(ae.subject_id, soc_key(ae.soc), soc_key(term))
+        .subquery()
+    )
+    rows = db.session.execute(
+        sa.select(
+            per_subject.c.soc_key,
+            per_subject.c.term_key,
+            sa.func.min(per_subject.c.soc),
+            sa.func.min(per_subject.c.term),
+            per_subject.c.worst,
+            per_subject.c.cohort_id,
+            sa.func.count(),
+            sa.func.sum(per_subject.c.events),
+        ).group_by(
+            per_subject.c.soc_key,
+            per_subject.c.term_key,
+            per_subject.c.worst,
+            per_subject.c.cohort_id,
+        )
+    ).all()
+    spelling: dict[tuple[str, str], tuple[str, str]] = {}
+    for soc_k, term_k, soc, term_, *_ in rows:
+        held = spelling.get((soc_k, term_k), (soc, term_))
+        spelling[(soc_k, term_k)] = (min(held[0], soc), min(held[1], term_))
+    cohorts = cohorts_of(scope.trial)
+    out = [
+        {
+            "soc": spelling[(soc_k, term_k)][0].strip(),
+            "term": spelling[(soc_k, term_k)][1].strip(),
+            "worst_grade": int(worst),
+            "cohort": cohorts[cohort_id].label,
+            "cohort_id": cohort_id,
+            "subjects": int(subjects),
+            "events": int(events),
+        }
+        for soc_k, term_k, _, _, worst, cohort_id, subjects, events in rows
+    ]
+    return sorted(
+        out,
+        key=lambda r: (
+            r["soc"].casefold(),
+            r["term"].casefold(),
+            cohorts[r["cohort_id"]].sequence,
+            r["worst_grade"],
+        ),
+    )
+
+
 def _soc_counts(per_subject: Any, key: Any) -> list[Any]:
     """(key, a spelling, worst grade, cohort, subjects, events) from per-subject rows."""
     return list(
@@ -177,15 +246,16 @@ def _soc_counts(per_subject: Any, key: Any) -> list[Any]:
 def by_grade_cohort(scope: Scope) -> list[dict[str, Any]]:
     """[{cohort, cohort_id, grade, events}]: the grade chart's numbers (grouped by site
     first: SQLite then reads the dashboard index rather than the table)."""
+    ae = scope.events
     per_site = (
         sa.select(
-            AdverseEvent.site_id,
-            AdverseEvent.cohort_id,
-            AdverseEvent.grade,
+            ae.site_id,
+            ae.cohort_id,
+            ae.grade,
             sa.func.count().label("events"),
         )
         .where(*ae_conditions(scope))
-        .group_by(AdverseEvent.site_id, AdverseEvent.cohort_id, AdverseEvent.grade)
+        .group_by(ae.site_id, ae.cohort_id, ae.grade)
         .subquery()
     )
     rows = db.session.execute(
@@ -203,16 +273,17 @@ def by_grade_cohort(scope: Scope) -> list[dict[str, Any]]:
 
 def aesi_by_category(scope: Scope) -> list[dict[str, Any]]:
     """[{category, cohort, cohort_id, subjects, events, worst_grade}] of AESIs."""
+    ae = scope.events
     rows = db.session.execute(
         sa.select(
-            AdverseEvent.aesi_category,
-            AdverseEvent.cohort_id,
-            sa.func.count(sa.distinct(AdverseEvent.subject_id)),
+            ae.aesi_category,
+            ae.cohort_id,
+            sa.func.count(sa.distinct(ae.subject_id)),
             sa.func.count(),
-            sa.func.max(AdverseEvent.grade),
+            sa.func.max(ae.grade),
         )
-        .where(*ae_conditions(scope), AdverseEvent.aesi.is_(True))
-        .group_by(AdverseEvent.aesi_category, AdverseEvent.cohort_id)
+        .where(*ae_conditions(scope), ae.aesi.is_(True))
+        .group_by(ae.aesi_category, ae.cohort_id)
     ).all()
     cohorts = cohorts_of(scope.trial)
     out = [
@@ -233,18 +304,19 @@ def recent_aesis(scope: Scope, limit: int = SECTION_ROWS) -> list[AdverseEvent]:
     """The newest AESIs (by onset), for the dashboard's AESI list. The ids come first from
     the AESI index alone (a planner could otherwise walk every event by onset date looking
     for the few AESIs of a coordinator's sites)."""
+    ae = scope.events
     newest = (
-        sa.select(AdverseEvent.id)
-        .where(*ae_conditions(scope), AdverseEvent.aesi.is_(True))
-        .order_by(AdverseEvent.onset_date.desc(), AdverseEvent.id.desc())
+        sa.select(ae.id)
+        .where(*ae_conditions(scope), ae.aesi.is_(True))
+        .order_by(ae.onset_date.desc(), ae.id.desc())
         .limit(limit)
     )
     return list(
         db.session.execute(
-            sa.select(AdverseEvent)
-            .where(AdverseEvent.id.in_(newest.scalar_subquery()))
-            .options(selectinload(AdverseEvent.subject).selectinload(Subject.site))
-            .order_by(AdverseEvent.onset_date.desc(), AdverseEvent.id.desc())
+            sa.select(ae)
+            .where(ae.id.in_(newest.scalar_subquery()))
+            .options(selectinload(ae.subject).selectinload(Subject.site))
+            .order_by(ae.onset_date.desc(), ae.id.desc())
         ).scalars()
     )
 
@@ -279,13 +351,14 @@ def stopping_status(trial: Trial) -> list[dict[str, Any]]:
 
 def open_clocks(scope: Scope, now: datetime, limit: int = SECTION_ROWS) -> list[dict[str, Any]]:
     """Clocks not yet submitted, soonest due first, with days left and overdue."""
+    ae = scope.events
     reports = db.session.execute(
         sa.select(ExpeditedReport)
-        .join(AdverseEvent, AdverseEvent.id == ExpeditedReport.adverse_event_id)
+        .join(ae, ae.id == ExpeditedReport.adverse_event_id)
         .where(ExpeditedReport.submitted_at.is_(None), *ae_conditions(scope))
         .options(
             selectinload(ExpeditedReport.adverse_event)
-            .selectinload(AdverseEvent.subject)
+            .selectinload(ae.subject)
             .selectinload(Subject.site)
         )
         .order_by(ExpeditedReport.due_at, ExpeditedReport.id)

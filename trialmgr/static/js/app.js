@@ -24,3 +24,184 @@ document.addEventListener("submit", function (event) {
     suggested = next || suggested;
   });
 })();
+
+// The error summary of a refused form (macros/forms.html `error_summary`, or a page's own
+// refusal alert): each field error links to its field, named by the field's label; focus
+// moves to the summary so a keyboard or screen-reader user starts from the list of errors.
+(function () {
+  var main = document.getElementById("main");
+  if (!main) {
+    return;
+  }
+  var summary = document.getElementById("error-summary") || document.getElementById("form-problem");
+  var invalid = main.querySelectorAll(".is-invalid");
+  if (!summary && invalid.length) {
+    summary = main.querySelector(".alert-danger[role=alert]");
+  }
+  if (!summary && invalid.length) {
+    // Errors shown only at their fields: the summary goes at the top of their form.
+    var form = invalid[0].form || invalid[0].closest("form") || main;
+    summary = document.createElement("div");
+    summary.className = "alert alert-danger";
+    summary.setAttribute("role", "alert");
+    var title = document.createElement("h2");
+    title.className = "h6 fw-bold mb-1";
+    title.textContent = "Not saved: please correct the highlighted fields.";
+    summary.appendChild(title);
+    form.insertBefore(summary, form.firstChild);
+  }
+  if (!summary) {
+    return;
+  }
+  function labelOf(field) {
+    var set = field.closest("fieldset");
+    if (field.type === "radio" || field.type === "checkbox") {
+      if (set && set.querySelector("legend")) {
+        return set.querySelector("legend").textContent;
+      }
+    }
+    var label = field.id && document.querySelector('label[for="' + field.id + '"]');
+    return label ? label.textContent : field.name;
+  }
+  function clean(text) {
+    return text.replace(/\s*\*\s*$/, "").replace(/\s+/g, " ").trim();
+  }
+  function fieldFor(link, name) {
+    var id = decodeURIComponent(link.getAttribute("href").slice(1));
+    var field = document.getElementById(id);
+    if (field && field.tagName === "FIELDSET") {
+      field = field.querySelector("input, select, textarea");
+    }
+    return field || main.querySelector('[name="' + name + '"]:not([type=hidden])');
+  }
+  var list = summary.querySelector("ul.error-list");
+  if (!list && invalid.length) {
+    // A page's own alert: list the invalid fields in it.
+    list = document.createElement("ul");
+    list.className = "mb-0 mt-1 error-list";
+    var seen = {};
+    Array.prototype.forEach.call(invalid, function (field) {
+      if (!field.name || seen[field.name] || !field.id) {
+        return;
+      }
+      seen[field.name] = true;
+      var group = field.closest(".mb-2, .mb-3, fieldset, td") || field.parentNode;
+      var feedback = group.querySelector(".invalid-feedback");
+      var item = document.createElement("li");
+      item.setAttribute("data-field", field.name);
+      var link = document.createElement("a");
+      link.className = "alert-link";
+      link.href = "#" + field.id;
+      var label = document.createElement("span");
+      label.className = "error-label";
+      link.appendChild(label);
+      link.appendChild(document.createTextNode(feedback ? ": " + clean(feedback.textContent) : ""));
+      item.appendChild(link);
+      list.appendChild(item);
+    });
+    summary.appendChild(list);
+  }
+  if (list) {
+    Array.prototype.forEach.call(list.querySelectorAll("li[data-field]"), function (item) {
+      var link = item.querySelector("a");
+      var field = fieldFor(link, item.getAttribute("data-field"));
+      if (!field) {
+        // No such field on the page: the message stays, as text.
+        var text = document.createElement("span");
+        text.innerHTML = link.innerHTML;
+        item.replaceChild(text, link);
+        return;
+      }
+      if (!field.id) {
+        field.id = "field-" + item.getAttribute("data-field");
+      }
+      link.setAttribute("href", "#" + field.id);
+      link.querySelector(".error-label").textContent = clean(labelOf(field));
+      link.addEventListener("click", function (event) {
+        event.preventDefault();
+        var label = document.querySelector('label[for="' + field.id + '"]');
+        (field.closest("fieldset") || label || field).scrollIntoView({block: "center"});
+        field.focus();
+      });
+    });
+  }
+  summary.id = summary.id || "error-summary";
+  summary.setAttribute("tabindex", "-1");
+  summary.focus();
+})();
+
+// Submit buttons: once a form is sent, its buttons show that it is busy and a second press
+// (or Enter) sends nothing, until the next page. Not `disabled`: a disabled button would
+// drop its own name and value from the form being sent.
+document.addEventListener("submit", function (event) {
+  var form = event.target;
+  if (event.defaultPrevented || (form.method || "").toLowerCase() !== "post") {
+    return;
+  }
+  if (form.getAttribute("data-busy") === "true") {
+    event.preventDefault();
+    return;
+  }
+  form.setAttribute("data-busy", "true");
+  var buttons = form.querySelectorAll("button[type=submit], button:not([type]), input[type=submit]");
+  Array.prototype.forEach.call(buttons, function (button) {
+    button.setAttribute("aria-disabled", "true");
+    button.classList.add("disabled");
+    if (button === event.submitter && button.tagName === "BUTTON") {
+      button.setAttribute("aria-busy", "true");
+      var spinner = document.createElement("span");
+      spinner.className = "spinner-border spinner-border-sm ms-2";
+      spinner.setAttribute("aria-hidden", "true");
+      button.appendChild(spinner);
+      var said = document.createElement("span");
+      said.className = "visually-hidden";
+      said.textContent = " (working…)";
+      button.appendChild(said);
+    }
+  });
+  // A response that is a download leaves this page in place: free the form again then.
+  window.setTimeout(function () { release(form); }, 20000);
+});
+
+function release(form) {
+  form.removeAttribute("data-busy");
+  Array.prototype.forEach.call(form.querySelectorAll("[aria-disabled=true]"), function (button) {
+    button.removeAttribute("aria-disabled");
+    button.removeAttribute("aria-busy");
+    button.classList.remove("disabled");
+    Array.prototype.forEach.call(button.querySelectorAll(".spinner-border, .visually-hidden"), function (el) {
+      el.remove();
+    });
+  });
+}
+
+// Back to a page from the browser's cache: its forms are not busy any more.
+window.addEventListener("pageshow", function (event) {
+  if (event.persisted) {
+    Array.prototype.forEach.call(document.querySelectorAll("form[data-busy]"), release);
+  }
+});
+
+// A table wider than its box scrolls sideways: the box takes keyboard focus (and is named
+// by the table's caption or the heading above it), so it can be scrolled without a mouse.
+(function () {
+  function mark() {
+    Array.prototype.forEach.call(document.querySelectorAll(".table-responsive"), function (box) {
+      var scrolls = box.scrollWidth > box.clientWidth + 1;
+      if (scrolls && !box.hasAttribute("tabindex")) {
+        box.setAttribute("tabindex", "0");
+        box.setAttribute("role", "region");
+        var caption = box.querySelector("caption");
+        var heading = caption ? null : (box.closest(".card, section, main") || document).querySelector("h1, h2, h3, h4");
+        var name = (caption || heading || {}).textContent || "Table";
+        box.setAttribute("aria-label", name.replace(/\s+/g, " ").trim() + " (scrolls sideways)");
+      } else if (!scrolls && box.getAttribute("role") === "region") {
+        box.removeAttribute("tabindex");
+        box.removeAttribute("role");
+        box.removeAttribute("aria-label");
+      }
+    });
+  }
+  mark();
+  window.addEventListener("resize", mark);
+})();

@@ -1,0 +1,114 @@
+"""The HL7 FHIR R4B export: a `collection` Bundle (JSON) or one resource per line (NDJSON),
+streamed: the study, its sites (Location and Organization) and the product first, then each
+chunk of subjects (Patient, ResearchSubject, Consent, AdverseEvent, Observation) built
+through `fhir.resources` from plain rows, written and dropped."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from fhir.resources.R4B.resource import Resource
+
+from trialmgr.enrollment.models import Subject, Trial
+from trialmgr.exports.services import fhir_resources as fr
+from trialmgr.exports.services.files import HashingSink
+from trialmgr.exports.services.records import records_of
+from trialmgr.exports.services.roster import chunks, roster
+from trialmgr.extensions import db
+from trialmgr.partners.models import Partner, Site
+
+CHUNK = 500
+MIMETYPES = {"json": "application/fhir+json", "ndjson": "application/fhir+ndjson"}
+
+
+class _Writer:
+    """Resources out, as Bundle entries or NDJSON lines, counted by type."""
+
+    def __init__(self, sink: HashingSink, fmt: str, base: str) -> None:
+        self.sink, self.fmt, self.base = sink, fmt, base.rstrip("/")
+        self.counts: Counter[str] = Counter()
+
+    def open(self, trial: Trial, created: datetime) -> None:
+        if self.fmt == "json":
+            head = {
+                "resourceType": "Bundle",
+                "id": f"{fr.study_id(trial)}-{created:%Y%m%d%H%M%S}",
+                "type": "collection",
+                "timestamp": created.isoformat(),
+            }
+            self.sink.text(json.dumps(head)[:-1] + ', "entry": [\n')
+
+    def add(self, resource: Resource) -> None:
+        body = resource.model_dump_json(exclude_none=True)
+        kind = resource.get_resource_type()
+        if self.fmt == "json":
+            if self.counts.total():
+                self.sink.text(",\n")
+            url = json.dumps(f"{self.base}/fhir/{kind}/{resource.id}")
+            self.sink.text(f'{{"fullUrl": {url}, "resource": {body}}}')
+        else:
+            self.sink.text(body + "\n")
+        self.counts[kind] += 1
+
+    def close(self) -> None:
+        if self.fmt == "json":
+            self.sink.text("\n]}\n")
+
+
+def _sites(trial: Trial) -> list[Any]:
+    return list(
+        db.session.execute(
+            sa.select(
+                Site.code,
+                Site.name,
+                Site.status,
+                Site.country,
+                Partner.id,
+                Partner.name,
+                Partner.short_name,
+                Partner.country,
+            )
+            .join(Partner, Partner.id == Site.partner_id)
+            .where(Site.id.in_(sa.select(Subject.site_id).where(Subject.trial_id == trial.id)))
+            .order_by(Site.code)
+        )
+    )
+
+
+def write(
+    sink: HashingSink, trial: Trial, fmt: str, base: str, created: datetime
+) -> dict[str, int]:
+    """Write the export; returns the count of resources of each type."""
+    out = _Writer(sink, fmt, base)
+    out.open(trial, created)
+    sites = _sites(trial)
+    out.add(fr.research_study(trial, [s[0] for s in sites]))
+    partners: set[int] = set()
+    for code, name, status, country, pid, pname, short, pcountry in sites:
+        if pid not in partners:
+            partners.add(pid)
+            out.add(fr.organization(pid, pname, short, pcountry))
+        out.add(fr.location(code, name, status, country, pid))
+    out.add(fr.product(trial))
+    for batch in chunks(roster(trial.id), CHUNK):
+        rows = records_of([s.id for s in batch])
+        for info in batch:
+            sid = info.id
+            consents = rows["consent"].get(sid, [])
+            out.add(fr.patient(info))
+            latest = consents[-1].id if consents else None
+            out.add(fr.research_subject(trial, info, rows["subject"][sid][0], latest))
+            for c in consents:
+                out.add(fr.consent(trial, info, c))
+            for ae in rows["adverse_event"].get(sid, ()):
+                out.add(fr.adverse_event(trial, info, ae))
+            for lab in rows["lab_result"].get(sid, ()):
+                out.add(fr.lab_observation(info, lab))
+            for m in rows["efficacy_measurement"].get(sid, ()):
+                out.add(fr.efficacy_observation(info, m))
+    out.close()
+    return dict(out.counts)

@@ -1,0 +1,128 @@
+"""Every record of a chunk of subjects, one query per kind, as plain rows grouped by
+subject: what the ODM and FHIR exports walk subject by subject."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import sqlalchemy as sa
+
+from trialmgr.efficacy.models import EfficacyEndpoint, EfficacyMeasurement
+from trialmgr.enrollment.models import (
+    ConsentVersion,
+    Dosing,
+    Screening,
+    Subject,
+    SubjectConsent,
+    Visit,
+)
+from trialmgr.extensions import db
+from trialmgr.safety.models import AdverseEvent, LabResult
+
+Records = dict[str, dict[int, list[Any]]]
+
+
+def _by_subject(query: sa.Select[Any]) -> dict[int, list[Any]]:
+    out: dict[int, list[Any]] = defaultdict(list)
+    for row in db.session.execute(query):
+        out[row.subject_id].append(row)
+    return out
+
+
+def records_of(ids: list[int]) -> Records:
+    """Every record of these subjects, grouped by subject (plain rows, one query a kind)."""
+    ae = AdverseEvent.__table__
+    return {
+        "subject": _by_subject(
+            sa.select(
+                Subject.id.label("subject_id"),
+                Subject.screening_id,
+                Subject.enrolled_on,
+                Subject.consented_on,
+                Subject.withdrawn_on,
+                Subject.withdrawal_kind,
+                Subject.withdrawal_reason,
+                Subject.ended_on,
+                Subject.end_reason,
+                Screening.screened_on,
+                Screening.orphacode,
+                Screening.outcome,
+                Screening.fail_reason,
+            )
+            .join(Screening, Screening.id == Subject.screening_id)
+            .where(Subject.id.in_(ids))
+        ),
+        "consent": _by_subject(
+            sa.select(
+                SubjectConsent.id,
+                SubjectConsent.subject_id,
+                ConsentVersion.version,
+                SubjectConsent.consented_on,
+            )
+            .join(ConsentVersion, ConsentVersion.id == SubjectConsent.consent_version_id)
+            .where(SubjectConsent.subject_id.in_(ids))
+            .order_by(SubjectConsent.consented_on, SubjectConsent.id)
+        ),
+        "dosing": _by_subject(
+            sa.select(
+                Dosing.id,
+                Dosing.subject_id,
+                Dosing.dosed_at,
+                Dosing.dose,
+                Dosing.dose_unit,
+                Dosing.lot_number,
+            ).where(Dosing.subject_id.in_(ids))
+        ),
+        "visit": _by_subject(
+            sa.select(
+                Visit.id,
+                Visit.subject_id,
+                Visit.name,
+                Visit.scheduled_on,
+                Visit.status,
+                Visit.done_on,
+                Visit.result,
+                Visit.notes,
+            )
+            .where(Visit.subject_id.in_(ids))
+            .order_by(Visit.day, Visit.id)
+        ),
+        "adverse_event": _by_subject(
+            sa.select(*ae.c).where(ae.c.subject_id.in_(ids)).order_by(ae.c.id)
+        ),
+        "lab_result": _by_subject(
+            sa.select(
+                LabResult.id,
+                LabResult.subject_id,
+                LabResult.analyte,
+                LabResult.value,
+                LabResult.unit,
+                LabResult.uln,
+                LabResult.lln,
+                LabResult.collected_at,
+                LabResult.value_canonical,
+                LabResult.grade,
+                LabResult.hys_law,
+            )
+            .where(LabResult.subject_id.in_(ids))
+            .order_by(LabResult.collected_at, LabResult.id)
+        ),
+        "efficacy_measurement": _by_subject(
+            sa.select(
+                EfficacyMeasurement.id,
+                EfficacyMeasurement.subject_id,
+                EfficacyEndpoint.code.label("endpoint"),
+                EfficacyEndpoint.name.label("endpoint_name"),
+                EfficacyEndpoint.unit,
+                EfficacyMeasurement.value,
+                EfficacyMeasurement.measured_on,
+                EfficacyMeasurement.baseline,
+                Visit.name.label("visit"),
+            )
+            .join(EfficacyEndpoint, EfficacyEndpoint.id == EfficacyMeasurement.endpoint_id)
+            .outerjoin(Visit, Visit.id == EfficacyMeasurement.visit_id)
+            .where(EfficacyMeasurement.subject_id.in_(ids))
+            .order_by(EfficacyMeasurement.measured_on, EfficacyMeasurement.id)
+        ),
+    }
