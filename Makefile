@@ -13,7 +13,7 @@ PYTEST = $(BIN)/python -m pytest $(PYTEST_ARGS) \
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test test-sqlite test-postgres lint bench bench-dashboard bench-exports clean
+.PHONY: run prod test test-sqlite test-postgres test-e2e lint security audit-deps bench bench-dashboard bench-exports clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ needed"'
@@ -32,6 +32,11 @@ run: $(BIN)/.installed
 	trap 'kill $$scheduler 2>/dev/null' EXIT INT TERM; \
 	$(FLASK) run --host $(HOST) --port $(PORT)
 
+## prod: the production topology on one machine: PostgreSQL, gunicorn (4 workers) and two
+## schedulers, one active, one standing by (scripts/prod.sh; SEED=1 loads the demo data)
+prod: $(BIN)/.installed
+	scripts/prod.sh
+
 ## test: the whole suite on SQLite, then on PostgreSQL
 test: test-sqlite test-postgres
 
@@ -43,10 +48,28 @@ test-postgres: $(BIN)/.installed
 	  || { echo "PostgreSQL is not answering on 127.0.0.1:5432 (start it: pg_ctlcluster --skip-systemctl-redirect \$$(ls /etc/postgresql) main start)"; exit 1; }
 	TEST_DATABASE_URL=$(PG_TEST_URL) $(PYTEST)
 
+## test-e2e: the API fuzzing and the fault injection (tests/e2e: real servers and schedulers),
+## on SQLite then on PostgreSQL; FUZZ_EXAMPLES=n examples per operation, role and mode
+E2E_ARGS ?= -n 2
+E2E = $(BIN)/python -m pytest $(E2E_ARGS) tests/e2e \
+  || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests" >&2; exit $$rc; }
+test-e2e: $(BIN)/.installed
+	TEST_DATABASE_URL= $(E2E)
+	TEST_DATABASE_URL=$(PG_TEST_URL) $(E2E)
+
 lint: $(BIN)/.installed
 	$(BIN)/ruff check trialmgr tests bench
 	$(BIN)/ruff format --check trialmgr tests bench
 	$(BIN)/mypy
+
+## security: bandit on trialmgr/ at medium severity and confidence (must be clean)
+security: $(BIN)/.installed
+	$(BIN)/bandit -q -r trialmgr scripts --severity-level medium --confidence-level medium
+
+## audit-deps: pip-audit on the pinned dependencies (fails on a known vulnerability; an
+## unreachable vulnerability service is reported, not failed)
+audit-deps: $(BIN)/.installed
+	$(BIN)/python scripts/pip_audit_gate.py
 
 ## bench: benchmarks as ratios to baselines measured in the same run (SCALE=small|medium|large, DB=sqlite|postgres)
 SCALE ?= small

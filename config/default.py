@@ -51,6 +51,8 @@ PUBLIC_BASE_URL = "http://127.0.0.1:5000"
 # (at most 6 hours apart), REPORT_MAX_ATTEMPTS times in all.
 REPORT_RETRY_SECONDS = 300
 REPORT_MAX_ATTEMPTS = 5
+# Tests only: hold each report run this long before its file is renamed into place.
+REPORT_TEST_DELAY_SECONDS = 0
 
 # The scheduler process (`flask scheduler run`): the SQLite leader lease (renewed every
 # third of it), how often a standby tries to take over, how often schedules are re-read

@@ -11,8 +11,15 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
-        "--disable-component-update", "--disable-sync", "--disable-quic"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+]
 
 
 def main() -> None:
@@ -21,7 +28,8 @@ def main() -> None:
     parser.add_argument("paths", nargs="+")
     parser.add_argument("--password", default="demo-password-2026")
     parser.add_argument("--base", default="http://127.0.0.1:5000")
-    parser.add_argument("--out", default="/tmp/shots")
+    # a developer's scratch folder for screenshots, never read back by the service
+    parser.add_argument("--out", default="/tmp/shots")  # nosec B108
     parser.add_argument("--width", type=int, default=1400)
     opts = parser.parse_args()
     out = Path(opts.out)

@@ -33,6 +33,35 @@ def test_the_api_is_documented_only_when_the_document_is_asked_for(app_factory):
     assert "/api/v1/subjects" in first["paths"] and first == again
 
 
+def test_error_answers_and_pagination_are_documented_as_sent(client, api):
+    """Every error is problem+json with status, title, detail and errors, and the document
+    says so; X-Pagination is a JSON object, documented as JSON content."""
+    import json
+
+    import jsonschema
+
+    spec = client.get("/api/v1/openapi.json").json
+    default = spec["components"]["responses"]["DEFAULT_ERROR"]["content"]
+    assert list(default) == ["application/problem+json"]
+    problem = spec["components"]["schemas"]["ProblemOut"]
+    assert set(problem["required"]) == {"status", "title", "detail", "errors"}
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            if method == "parameters":
+                continue
+            assert operation["responses"]["default"] == {
+                "$ref": "#/components/responses/DEFAULT_ERROR"
+            }, (method, path)
+    lead = api.as_role("consortium_lead")
+    missing = lead.get("/trials/999")
+    assert missing.status_code == 404 and missing.mimetype == "application/problem+json"
+    jsonschema.validate(missing.json, problem)
+    header = spec["components"]["headers"]["PAGINATION"]
+    assert list(header["content"]) == ["application/json"] and "schema" not in header
+    listed = lead.get("/trials")
+    assert json.loads(listed.headers["X-Pagination"])["total"] == 0
+
+
 def test_building_the_app_loads_no_report_or_statistics_library(tmp_path):
     """The CLI and a worker's first request do not pay for reportlab, scipy or zxcvbn's word
     lists: they load when a report is built, an estimate computed or a password judged

@@ -355,6 +355,14 @@ def test_two_scheduler_processes_one_active_the_other_takes_over(app, api, tmp_p
     assert len(reports) == 1 and reports[0][3] == "done"
     assert "done (" not in b_log.read_text()
     assert "no longer active" in b_log.read_text()  # SIGTERM: released and stopped
+    with app.app_context():
+        # the schedule ran once: one generation in the audit trail, and the standby took
+        # over the one job of the shared job store instead of adding its own
+        generated = db.session.execute(
+            sa.text("SELECT count(*) FROM audit_event WHERE action = 'report.generate'")
+        ).scalar_one()
+        jobs_after = db.session.execute(sa.text("SELECT id FROM apscheduler_jobs")).scalars()
+        assert (generated, list(jobs_after)) == (1, jobs)
 
 
 def _only_schedule(app):

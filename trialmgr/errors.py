@@ -11,13 +11,27 @@ import uuid
 from typing import Any
 
 from flask import Flask, Response, json, render_template, request
-from marshmallow import ValidationError
+from marshmallow import Schema, ValidationError
+from marshmallow import fields as ma
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError, StatementError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("trialmgr.errors")
 
 PROBLEM_MIMETYPE = "application/problem+json"
+
+
+class ProblemOut(Schema):
+    """An error answer (RFC 9457 problem details): what the OpenAPI document promises for
+    every 4xx and 5xx. Refusals may carry more members (e.g. a stagger's next moment)."""
+
+    status = ma.Integer(required=True)
+    title = ma.String(required=True)
+    detail = ma.String(required=True)
+    errors = ma.Dict(
+        required=True, metadata={"description": "Field name to messages (empty if none)."}
+    )
+    reference = ma.String(metadata={"description": "Quote it to support (5xx, 503)."})
 
 
 class Problem(Exception):

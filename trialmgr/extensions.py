@@ -1,5 +1,6 @@
 """Extension objects, created unbound; create_app() binds them."""
 
+import http
 from typing import Any
 
 from flask_limiter import Limiter
@@ -7,10 +8,13 @@ from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_smorest import Api, Blueprint
+from flask_smorest.pagination import PaginationMetadataSchema
+from flask_smorest.utils import prepare_response
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 
 from trialmgr.db import Base, render_migration_type
+from trialmgr.errors import PROBLEM_MIMETYPE, ProblemOut
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate(render_as_batch=True, compare_type=True, render_item=render_migration_type)
@@ -27,6 +31,9 @@ class LazyDocApi(Api):
     /api/v1/openapi.json, so the CLI, the scheduler and a worker's first request do not
     pay for documentation nobody asked for.
     """
+
+    # Error answers are problem+json (trialmgr/errors.py), and so documented.
+    ERROR_SCHEMA = ProblemOut
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -48,6 +55,28 @@ class LazyDocApi(Api):
             blp, name, parameters = self._undocumented.pop(0)
             blp.register_views_in_doc(self, self._app, self.spec, name=name, parameters=parameters)
             self.spec.tag({"name": name, "description": blp.description})
+
+    def _register_responses(self) -> None:
+        """flask-smorest's responses per status and its default error response, with the
+        body every error answer has: problem details, as application/problem+json."""
+        for status in http.HTTPStatus:
+            response: dict[str, Any] = {"description": status.phrase}
+            if status >= 400:
+                response["schema"] = self.ERROR_SCHEMA
+            prepare_response(response, self.spec, PROBLEM_MIMETYPE)
+            self.spec.components.response(status.name, response, lazy=True)
+        default = {"description": "An error (problem details)", "schema": self.ERROR_SCHEMA}
+        prepare_response(default, self.spec, PROBLEM_MIMETYPE)
+        self.spec.components.response(self.DEFAULT_ERROR_RESPONSE_NAME, default, lazy=True)
+
+    def _register_pagination_header(self) -> None:
+        """X-Pagination holds a JSON object: documented as JSON content (OpenAPI 3 header
+        `content`), not as an object serialised in the header's "simple" style."""
+        header = {
+            "description": "Pagination metadata (JSON)",
+            "content": {"application/json": {"schema": PaginationMetadataSchema}},
+        }
+        self.spec.components.header("PAGINATION", header, lazy=True)
 
     def _openapi_json(self) -> Any:
         self.document()

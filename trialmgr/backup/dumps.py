@@ -13,7 +13,9 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-import subprocess  # nosec B404: pg_dump/pg_restore are run with argument lists, no shell
+
+# pg_dump and pg_restore run with argument lists, never through a shell
+import subprocess  # nosec B404
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -145,6 +147,7 @@ def _tool(name: str) -> str:
 
 
 def _run(args: list[str], env: dict[str, str]) -> None:
+    # the tool's absolute path and our own arguments, no shell
     done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)  # nosec B603
     if done.returncode != 0:
         raise DumpError(f"{Path(args[0]).name} failed: {done.stderr.strip()[-2000:]}")

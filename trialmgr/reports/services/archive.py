@@ -197,6 +197,7 @@ def store_pdf(report: Report, now: datetime) -> StoredFile:
         with os.fdopen(fd, "wb") as handle:
             builders.build(ctx, handle)
             handle.flush()
+            _slow_down_for_tests()
             os.fsync(handle.fileno())
         digest, size = file_digest(Path(temp))
         os.replace(temp, folder / name)
@@ -205,6 +206,16 @@ def store_pdf(report: Report, now: datetime) -> StoredFile:
         Path(temp).unlink(missing_ok=True)
         raise
     return StoredFile(name, size, digest, ctx.audit_head, ctx.template)
+
+
+def _slow_down_for_tests() -> None:
+    """REPORT_TEST_DELAY_SECONDS (tests only, 0 by default): hold a run between writing its
+    temporary file and renaming it, so that a fault-injection test can kill the process
+    mid-report (tests/e2e/test_fault_injection.py)."""
+    delay = float(current_app.config.get("REPORT_TEST_DELAY_SECONDS") or 0)
+    if delay > 0:
+        log.warning("holding the report run %.1f s (REPORT_TEST_DELAY_SECONDS)", delay)
+        time.sleep(delay)
 
 
 def _fsync_dir(folder: Path) -> None:
