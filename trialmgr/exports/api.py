@@ -34,8 +34,10 @@ def data_dictionary(args: dict[str, Any], trial_id: int) -> Any:
     read from the in-schemas the service validates with; `?format=csv` for a table."""
     trial = trials_service.get_trial(trial_id)
     if args["format"] == "csv":
+        # a few hundred rows, read now: the stream runs after the request's session ended
+        rows = list(dictionary.csv_rows(trial))
         return csv_response(
-            f"{trial.code}-data-dictionary.csv", dictionary.CSV_HEADER, dictionary.csv_rows(trial)
+            f"{trial.code}-data-dictionary.csv", dictionary.CSV_HEADER, rows, bom=False
         )
     return dictionary.dictionary(trial)
 
