@@ -90,6 +90,8 @@ def gunicorn(app: str, database_url: str, instance: Path, workers: int = 2) -> I
             break  # answering (the baseline has no / route)
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
+                proc.terminate()  # no orphaned workers when it starts too slowly
+                proc.wait(timeout=30)
                 raise RuntimeError(f"{app} did not start") from None
             time.sleep(0.2)
     try:
