@@ -60,6 +60,9 @@ def test_error_answers_and_pagination_are_documented_as_sent(client, api):
     assert list(header["content"]) == ["application/json"] and "schema" not in header
     listed = lead.get("/trials")
     assert json.loads(listed.headers["X-Pagination"])["total"] == 0
+    # an operation that answers CSV on request documents both content types
+    dictionary = spec["paths"]["/api/v1/trials/{trial_id}/data-dictionary"]["get"]
+    assert set(dictionary["responses"]["200"]["content"]) == {"application/json", "text/csv"}
 
 
 def test_building_the_app_loads_no_report_or_statistics_library(tmp_path):

@@ -350,7 +350,7 @@ def test_two_scheduler_processes_one_active_the_other_takes_over(app, api, tmp_p
         for proc in (a, b):
             if proc is not None and proc.poll() is None:
                 proc.terminate()
-                proc.wait(15)
+                proc.wait(60)
     reports = _reports(app)
     assert len(reports) == 1 and reports[0][3] == "done"
     assert "done (" not in b_log.read_text()

@@ -29,6 +29,18 @@ blp = ApiBlueprint("exports_api", __name__, url_prefix="/api/v1", description="D
 @roles(*DICTIONARY_READERS)
 @blp.arguments(DictionaryQuery, location="query")
 @blp.response(200, DictionaryOut)
+# `?format=csv` answers the same table as CSV: both content types documented
+@blp.doc(
+    responses={
+        "200": {
+            "description": "OK",
+            "content": {
+                "application/json": {"schema": DictionaryOut},
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        }
+    }
+)
 def data_dictionary(args: dict[str, Any], trial_id: int) -> Any:
     """Every collected variable with its type, required flag, rules, unit and code list,
     read from the in-schemas the service validates with; `?format=csv` for a table."""
