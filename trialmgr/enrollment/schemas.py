@@ -62,6 +62,11 @@ def _full_cohort() -> fields.Boolean:
     )
 
 
+# Ids in query filters: a number beyond the database's integer is refused while the request
+# is read (a streamed CSV runs its query only after the response has started).
+DB_INT = validate.Range(min=-(2**31), max=2**31 - 1, error="Beyond the range of an id.")
+
+
 class TrialIn(Schema):
     code = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9-]{2,20}$"))
     title = fields.String(required=True, validate=validate.Length(min=3, max=300))
@@ -424,8 +429,8 @@ class ScreeningOut(Schema):
 
 
 class ScreeningQuery(Schema):
-    trial_id = fields.Integer()
-    site_id = fields.Integer()
+    trial_id = fields.Integer(validate=DB_INT)
+    site_id = fields.Integer(validate=DB_INT)
     outcome = fields.String(
         validate=validate.OneOf(["pending", "eligible", "screen_failed", "declined"])
     )

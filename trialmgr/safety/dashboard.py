@@ -16,8 +16,10 @@ from marshmallow import Schema, fields, validate
 from trialmgr.auth.policies import ANY_ROLE, current_actor, roles
 from trialmgr.clock import utcnow
 from trialmgr.enrollment.models import Trial
+from trialmgr.enrollment.schemas import DB_INT
 from trialmgr.enrollment.services import subjects as subjects_service
 from trialmgr.enrollment.services import trials as trials_service
+from trialmgr.errors import Invalid
 from trialmgr.export import csv_response
 from trialmgr.extensions import db
 from trialmgr.forms import filter_args, load_filters, page_of
@@ -34,9 +36,9 @@ GRADES = (1, 2, 3, 4, 5)
 class DashboardFilters(Schema):
     """The dashboard's filters and the listings' (page-only; the API has SummaryQuery)."""
 
-    trial_id = fields.Integer()
-    site_id = fields.Integer()
-    cohort_id = fields.Integer()
+    trial_id = fields.Integer(validate=DB_INT)
+    site_id = fields.Integer(validate=DB_INT)
+    cohort_id = fields.Integer(validate=DB_INT)
     since = fields.Date()
     until = fields.Date()
     # events
@@ -63,6 +65,15 @@ def _read(trial_id: int) -> tuple[Trial, Scope, dict[str, Any], dict[str, Any]]:
     trial = trials_service.get_trial(trial_id)
     filters, errors = load_filters(DashboardFilters())
     return trial, scope_for(current_actor(), trial, filters), filters, errors
+
+
+def _read_for_export(trial_id: int) -> tuple[Trial, Scope, dict[str, Any]]:
+    """As `_read`, but a download with a filter it cannot apply is refused (422), never
+    answered with every row unfiltered."""
+    trial, scope, filters, errors = _read(trial_id)
+    if errors:
+        raise Invalid("The download's filters are not valid.", errors=errors)
+    return trial, scope, filters
 
 
 def _base(scope: Scope, filters: dict[str, Any]) -> dict[str, Any]:
@@ -197,7 +208,7 @@ EVENT_COLUMNS = [
 @bp.route("/trials/<int:trial_id>/events.csv")
 @roles(*ANY_ROLE)
 def events_export(trial_id: int) -> Response:
-    trial, scope, filters, _ = _read(trial_id)
+    trial, scope, filters = _read_for_export(trial_id)
     labels = {c.id: c.label for c in trial.cohorts}
     header = ["subject", "site", "cohort", *EVENT_COLUMNS, "seriousness_criteria"]
     query = listings.event_query(scope, filters)
@@ -262,7 +273,7 @@ CLOCK_HEADER = [
 @bp.route("/trials/<int:trial_id>/clocks.csv")
 @roles(*ANY_ROLE)
 def clocks_export(trial_id: int) -> Response:
-    trial, scope, filters, _ = _read(trial_id)
+    trial, scope, filters = _read_for_export(trial_id)
     now = utcnow()
     query = listings.clock_query(scope, _clock_status(filters), now)
     views = listings.clock_rows(list(db.session.execute(query).scalars()), now)
@@ -309,7 +320,7 @@ LAB_HEADER = [
 @bp.route("/trials/<int:trial_id>/labs.csv")
 @roles(*ANY_ROLE)
 def labs_export(trial_id: int) -> Response:
-    trial, scope, filters, _ = _read(trial_id)
+    trial, scope, filters = _read_for_export(trial_id)
     views = listings.lab_rows(
         list(db.session.execute(listings.lab_query(scope, filters)).scalars())
     )

@@ -7,7 +7,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from trialmgr.clock import utcnow
-from trialmgr.enrollment.schemas import reason_field
+from trialmgr.enrollment.schemas import DB_INT, reason_field
 from trialmgr.safety.models import (
     ACTIONS,
     AESI_CATEGORIES,
@@ -192,9 +192,9 @@ class VersionOut(Schema):
 
 
 class AdverseEventQuery(Schema):
-    trial_id = fields.Integer()
-    site_id = fields.Integer()
-    cohort_id = fields.Integer()
+    trial_id = fields.Integer(validate=DB_INT)
+    site_id = fields.Integer(validate=DB_INT)
+    cohort_id = fields.Integer(validate=DB_INT)
     subject_code = fields.String(validate=validate.Length(max=20))
     serious = fields.Boolean()
     susar = fields.Boolean()
