@@ -40,6 +40,16 @@ def _evaluate(trial: Trial, answers: dict[str, bool]) -> tuple[list[str], list[s
     return failed, missing
 
 
+def derived_outcome(trial: Trial, answers: dict[str, bool]) -> tuple[str, list[str], list[str]]:
+    """The outcome the criteria answers give, with the unmet and the unanswered criteria:
+    every criterion answered and met is eligible, an unmet one a screen failure, and
+    otherwise the screening stays pending. The page proposes it; the coordinator confirms."""
+    failed, missing = _evaluate(trial, answers)
+    if failed:
+        return "screen_failed", failed, missing
+    return ("pending" if missing else "eligible"), failed, missing
+
+
 def _check_plausible(trial: Trial, data: dict[str, Any], screened_on: date) -> None:
     """A birth year after the screening year, or a disease other than the trial's (or one it
     lists as accepted), is a typing error, not a screening."""

@@ -7,6 +7,7 @@ from typing import Any
 from flask import flash, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 from sqlalchemy.orm import selectinload
+from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from trialmgr.auth.policies import SCREENING_READERS, SITE_WORK, current_actor, roles
@@ -35,10 +36,13 @@ from trialmgr.enrollment.views.common import (
 )
 from trialmgr.forms import (
     Refusal,
+    confirmed,
     filter_args,
     listing,
     load_filters,
     load_form,
+    rehearse,
+    replay_fields,
     submit,
     typed_values,
 )
@@ -117,8 +121,15 @@ def _screening_form(
         accepted=[f"ORPHA:{c}" for c in accepted_orphacodes(trial)] if trial else [],
         values=values,
         refusal=refusal,
+        proposal=_proposal(trial, values) if trial and refusal else None,
         today=actor_today(actor, utcnow()),
     ), (refusal.status if refusal else 200)
+
+
+def _proposal(trial: Trial, values: dict[str, Any]) -> str:
+    """The outcome the typed answers give, in words, shown next to the outcome choice."""
+    answers = yes_no(MultiDict(values), "crit_", [c.code for c in trial.criteria])
+    return _outcome_words(*screening_service.derived_outcome(trial, answers))
 
 
 def accepted_orphacodes(trial: Trial) -> list[int]:
@@ -144,16 +155,34 @@ def screening_new() -> Any:
         }
         return _screening_form(trial, values, None)
 
+    def outcome_of(form: Any) -> str:
+        """The chosen outcome; none chosen proposes the one the answers give."""
+        chosen = form.get("outcome", "")
+        if chosen == "" and trial is not None and not confirmed(form):
+            answers = yes_no(form, "crit_", [c.code for c in trial.criteria])
+            return screening_service.derived_outcome(trial, answers)[0]
+        return str(chosen)
+
     def act() -> Screening:
         if trial is None:
             raise ValidationError({"trial_id": ["Choose a trial."]})
-        outcome = request.form.get("outcome", "")
+        outcome = outcome_of(request.form)
         if outcome not in SCREENING_OUTCOMES:
             raise ValidationError({"outcome": ["Choose an outcome, or leave it pending."]})
-        form = without(request.form, "outcome") if outcome == "pending" else request.form
+        form = MultiDict(request.form)
+        form.setlist("outcome", [outcome])
+        form = without(form, "outcome") if outcome == "pending" else form
         answers = yes_no(request.form, "crit_", [c.code for c in trial.criteria])
         data = load_form(ScreeningIn(), form, {"trial_id": trial.id, "answers": answers})
         return screening_service.create_screening(current_actor(), data, utcnow())
+
+    if not confirmed(request.form):
+        # Rehearsed first: a proposed outcome, or a screening date more than
+        # CONFIRM_DAYS_BACK days before the site's today, is restated and saved once
+        # confirmed. A refusal goes through `submit` below like any other.
+        restated = rehearse("screening", act, lambda s: _screening_restatement(s, request.form))
+        if restated is not None and not isinstance(restated, Refusal):
+            return render_template("pages/confirm.html", confirm=restated)
 
     screening = submit("screening", act)
     if isinstance(screening, Refusal):
@@ -164,6 +193,59 @@ def screening_new() -> Any:
         "success",
     )
     return redirect(url_for("enrollment.screening_detail", screening_id=screening.id))
+
+
+# A screening date further back than this asks for a confirmation restating it.
+CONFIRM_DAYS_BACK = 30
+
+
+def _outcome_words(outcome: str, failed: list[str], missing: list[str]) -> str:
+    """An outcome in words, with the criteria that explain it."""
+    words = outcome.replace("_", " ")
+    if failed:
+        words += f" (unmet: {', '.join(failed)})"
+    elif missing:
+        words += f" (unanswered: {', '.join(missing)})"
+    return words
+
+
+def _screening_restatement(screening: Screening, form: Any) -> dict[str, Any] | None:
+    """What the confirmation of a new screening restates, or None when nothing needs
+    confirming (an outcome chosen by the coordinator, a date within CONFIRM_DAYS_BACK)."""
+    proposed = form.get("outcome", "") == ""
+    today = site_today(screening.site, utcnow())
+    days_back = (today - screening.screened_on).days
+    if not proposed and days_back <= CONFIRM_DAYS_BACK:
+        return None
+    site = screening.site
+    _, failed, missing = screening_service.derived_outcome(screening.trial, screening.answers)
+    words = _outcome_words(screening.outcome, failed, missing)
+    details = [
+        f"Site {site.code} · {site.name}; trial {screening.trial.code}.",
+        f"Outcome from the answers: {words}." if proposed else f"Outcome: {words}.",
+    ]
+    warning = None
+    if days_back > CONFIRM_DAYS_BACK:
+        warning = (
+            f"Screened on {screening.screened_on.isoformat()}: {days_back} days before "
+            f"today at {site.code} ({today.isoformat()}). Check the date before saving."
+        )
+    fields = [(k, v) for k, v in replay_fields(form) if k != "outcome"]
+    fields.append(("outcome", screening.outcome))
+    return {
+        "title": f"new screening at {site.code}",
+        "summary": (
+            f"Outcome from the answers: {words} — confirm to log the screening."
+            if proposed
+            else f"Log the screening dated {screening.screened_on.isoformat()}?"
+        ),
+        "details": details,
+        "warning": warning,
+        "action": url_for("enrollment.screening_new"),
+        "fields": fields,
+        "back": url_for("enrollment.screening_new", trial_id=screening.trial_id),
+        "button": "Confirm: log the screening",
+    }
 
 
 def _screening_page(screening: Screening, refusal: Refusal | None = None) -> tuple[str, int]:
