@@ -11,6 +11,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.routing import IntegerConverter
 
+from trialmgr.db import INT_MAX
 from trialmgr.lifecycle import TrialmgrFlask, register_request_hooks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,7 +92,7 @@ class BoundedIntConverter(IntegerConverter):
     """`<int:...>` ids above the database's integer range are simply not found (404)."""
 
     def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("max", 2**31 - 1)
+        kwargs.setdefault("max", INT_MAX)
         super().__init__(map, *args, **kwargs)
 
 

@@ -13,6 +13,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry
 
 from trialmgr.clock import utcnow
 
+# The largest id (and integer column value) both databases store as INTEGER.
+INT_MAX = 2**31 - 1
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",

@@ -7,7 +7,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from trialmgr.clock import format_local, utcnow
-from trialmgr.db import today
+from trialmgr.db import INT_MAX, today
 from trialmgr.enrollment.models import (
     RCR_RESULTS,
     REVIEW_DECISIONS,
@@ -64,7 +64,7 @@ def _full_cohort() -> fields.Boolean:
 
 # Ids in query filters: a number beyond the database's integer is refused while the request
 # is read (a streamed CSV runs its query only after the response has started).
-DB_INT = validate.Range(min=-(2**31), max=2**31 - 1, error="Beyond the range of an id.")
+DB_INT = validate.Range(min=-INT_MAX - 1, max=INT_MAX, error="Beyond the range of an id.")
 
 
 class TrialIn(Schema):
