@@ -253,7 +253,9 @@ def _event(coord, subject, **fields):
 def test_coordinator_sees_open_severe_and_serious_events_to_follow_up_in_their_sites(app, api):
     w = world(api)
     subject = enrol(w["coord"], w["trial"], w["site"])
-    severe = _event(w["coord"], subject, term="Severe headache", soc="Nervous system disorders", grade=3)
+    severe = _event(
+        w["coord"], subject, term="Severe headache", soc="Nervous system disorders", grade=3
+    )
     serious = _event(w["coord"], subject, term="Pyrexia", seriousness_criteria=["hospitalisation"])
     mild = _event(w["coord"], subject, term="Nausea", soc="Gastrointestinal disorders")
     resolved = _event(
