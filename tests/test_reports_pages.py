@@ -32,6 +32,7 @@ def test_lead_generates_from_the_page_and_downloads(app, api):
             "kind": "site_enrollment",
             "trial_id": w["trial"]["id"],
             "cut_off": CUT_OFF.isoformat(),
+            "confirmed": "yes",
         },
     )
     assert resp.status_code == 302
@@ -49,6 +50,7 @@ def test_lead_generates_from_the_page_and_downloads(app, api):
             "kind": "site_enrollment",
             "trial_id": w["trial"]["id"],
             "cut_off": CUT_OFF.isoformat(),
+            "confirmed": "yes",
         },
         follow_redirects=True,
     )
@@ -112,10 +114,16 @@ def test_coordinator_page_offers_only_their_sites(app, api):
     assert "Site enrolment report" in html and "DSMB" not in html
     resp = coord.post(
         "/reports/generate",
-        data={"kind": "site_enrollment", "trial_id": w["trial"]["id"], "site_id": w["site"]["id"]},
+        data={
+            "kind": "site_enrollment",
+            "trial_id": w["trial"]["id"],
+            "site_id": w["site"]["id"],
+            "confirmed": "yes",
+        },
     )
     assert resp.status_code == 302
     generate_dsmb = coord.post(
-        "/reports/generate", data={"kind": "dsmb_safety", "trial_id": w["trial"]["id"]}
+        "/reports/generate",
+        data={"kind": "dsmb_safety", "trial_id": w["trial"]["id"], "confirmed": "yes"},
     )
     assert generate_dsmb.status_code == 403

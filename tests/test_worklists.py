@@ -231,3 +231,47 @@ def test_safety_workspace_is_the_safety_monitors(app, api, role):
     client = app.test_client()
     login_page(client, user["email"], PASSWORD)
     assert client.get("/safety/workspace").status_code == 403
+
+
+def _event(coord, subject, **fields):
+    body = {
+        "subject_code": subject["code"],
+        "term": "Hepatitis",
+        "soc": "Hepatobiliary disorders",
+        "onset_date": days_ago(3).isoformat(),
+        "grade": 2,
+        "causality": "unlikely",
+        "expected": True,
+        "site_awareness_at": f"{days_ago(2).isoformat()}T09:00:00+00:00",
+        **fields,
+    }
+    resp = coord.post("/adverse-events", json=body)
+    assert resp.status_code == 201, resp.json
+    return resp.json
+
+
+def test_coordinator_sees_open_severe_and_serious_events_to_follow_up_in_their_sites(app, api):
+    w = world(api)
+    subject = enrol(w["coord"], w["trial"], w["site"])
+    severe = _event(
+        w["coord"], subject, term="Severe headache", soc="Nervous system disorders", grade=3
+    )
+    serious = _event(w["coord"], subject, term="Pyrexia", seriousness_criteria=["hospitalisation"])
+    mild = _event(w["coord"], subject, term="Nausea", soc="Gastrointestinal disorders")
+    resolved = _event(
+        w["coord"], subject, term="Vomiting", grade=3, resolution_date=days_ago(1).isoformat()
+    )
+    rows = section(page_of(app, w["coord"].user), "work-events")
+    assert f'href="/adverse-events/{severe["id"]}#follow-up"' in rows
+    assert f'href="/adverse-events/{serious["id"]}#follow-up"' in rows
+    assert "Severe headache" in rows and subject["code"] in rows and w["trial"]["code"] in rows
+    assert f'id="work-event-{mild["id"]}"' not in rows  # grade 2, not serious
+    assert f'id="work-event-{resolved["id"]}"' not in rows  # resolved
+
+    from tests.builders import active_site
+
+    other = active_site(w["lead"], "S02")
+    stranger = api.as_role("coordinator", site_ids=[other["id"]])
+    html = page_of(app, stranger.user)
+    assert 'id="work-events"' not in html
+    assert "No serious or severe event is open." in html

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
 from trialmgr.audit import services as audit_services
@@ -42,7 +43,8 @@ SECTION_ROWS = 25
 
 def coordinator_worklist(actor: Any, now: datetime) -> dict[str, list[Any]]:
     """Visits due today (window open) or overdue, re-consents due, screenings without an
-    outcome and subjects the dosing gates would admit now, in the actor's sites."""
+    outcome, subjects the dosing gates would admit now and adverse events to follow up, in
+    the actor's sites."""
     visits = []
     for visit in db.session.execute(visits_service.visits_due(actor, now, 0)).scalars():
         state = visits_service.visit_state(visit, sites_service.site_today(visit.subject.site, now))
@@ -65,7 +67,28 @@ def coordinator_worklist(actor: Any, now: datetime) -> dict[str, list[Any]]:
         "reconsent": reconsent,
         "pending_screenings": pending,
         "dosing_allowed": dosable_subjects(actor, now),
+        "events": events_to_follow(actor),
     }
+
+
+# Severe (CTCAE grade 3 or more) events are followed to resolution like serious ones.
+FOLLOW_UP_GRADE = 3
+
+
+def events_to_follow(actor: Any) -> list[AdverseEvent]:
+    """Adverse events without a resolution date that are serious or of grade 3 or more, in
+    the actor's sites, newest onset first: the site follows them until they resolve (and
+    the sponsor expects the follow-up information)."""
+    query = (
+        ae_service.query(actor, {})
+        .where(
+            AdverseEvent.resolution_date.is_(None),
+            sa.or_(AdverseEvent.serious.is_(True), AdverseEvent.grade >= FOLLOW_UP_GRADE),
+        )
+        .options(selectinload(AdverseEvent.subject))
+        .limit(SECTION_ROWS)
+    )
+    return list(db.session.execute(query).scalars())
 
 
 def dosable_subjects(actor: Any, now: datetime) -> list[Subject]:

@@ -7,6 +7,7 @@ calls; a refused form re-renders the page with the refusal next to that form.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,7 +19,17 @@ from trialmgr.auth.policies import MANAGERS, current_actor, roles
 from trialmgr.clock import utcnow
 from trialmgr.enrollment.models import Trial
 from trialmgr.extensions import db
-from trialmgr.forms import Refusal, filter_args, load_filters, load_form, page_of, submit
+from trialmgr.forms import (
+    Refusal,
+    confirmed,
+    filter_args,
+    load_filters,
+    load_form,
+    page_of,
+    replay_fields,
+    submit,
+)
+from trialmgr.partners.models import Site
 from trialmgr.partners.services.sites import site_query
 from trialmgr.reports import jobs
 from trialmgr.reports.download import pdf_response
@@ -31,7 +42,7 @@ from trialmgr.reports.schemas import (
     ReportSchedulePatch,
 )
 from trialmgr.reports.services import archive, schedules
-from trialmgr.reports.services.keys import default_cut_off
+from trialmgr.reports.services.keys import cut_off_today, default_cut_off, request_key
 
 bp = Blueprint("reports", __name__)
 
@@ -51,6 +62,11 @@ def _page(refusal: Refusal | None = None, values: dict[str, Any] | None = None) 
         else []
     )
     scheduled = {(p["trial_id"], p["kind"]) for p in plans}
+    sites = list(db.session.execute(site_query(actor, {})).scalars())
+    now = utcnow()
+    # The latest day any report of this form may be cut off on (a one-site report uses
+    # the site's today, which may be ahead of the requester's): the input's `max`.
+    latest = max([cut_off_today(actor, None, now), *(cut_off_today(actor, s, now) for s in sites)])
     context = {
         "reports": reports,
         "page": page,
@@ -59,7 +75,7 @@ def _page(refusal: Refusal | None = None, values: dict[str, Any] | None = None) 
         "filter_errors": filter_errors,
         "filtered": bool(filters),
         "trials": trials,
-        "sites": list(db.session.execute(site_query(actor, {})).scalars()),
+        "sites": sites,
         "kinds": REPORT_KINDS if every else ("site_enrollment",),
         "all_kinds": REPORT_KINDS,
         "titles": REPORT_TITLES,
@@ -77,7 +93,10 @@ def _page(refusal: Refusal | None = None, values: dict[str, Any] | None = None) 
         "coordinator": actor.role == COORDINATOR,
         "manager": actor.role in MANAGERS,
         "subscriber": actor.role in SUBSCRIBERS,
-        "default_cut_off": default_cut_off(actor, utcnow()),
+        "default_cut_off": default_cut_off(actor, now),
+        "cut_off_today": cut_off_today(actor, None, now),
+        "cut_off_latest": latest,
+        "zone": getattr(actor, "timezone", None) or "UTC",
         "refusal": refusal,
         "errors": refusal.field_errors() if refusal else {},
         "values": values or {},
@@ -95,10 +114,20 @@ def report_list() -> Any:
 @bp.route("/reports/generate", methods=["POST"])
 @roles(*ARCHIVE_READERS)
 def report_generate() -> Any:
-    actor = current_actor()
+    """Generate now: the request is checked and restated first (kind, trial, scope, period
+    and cut-off, and whether that report is already in the archive); the confirmation runs
+    the same service as `POST /api/v1/reports`."""
+    actor, now = current_actor(), utcnow()
+    if not confirmed(request.form):
+        restated = submit(
+            "generate", lambda: _restate(actor, load_form(MonitoringReportIn(), request.form), now)
+        )
+        if isinstance(restated, Refusal):
+            return _page(restated, request.form.to_dict())
+        return render_template("pages/confirm.html", confirm=restated)
     result = submit(
         "generate",
-        lambda: jobs.generate_now(actor, load_form(MonitoringReportIn(), request.form), utcnow()),
+        lambda: jobs.generate_now(actor, load_form(MonitoringReportIn(), request.form), now),
     )
     if isinstance(result, Refusal):
         return _page(result, request.form.to_dict())
@@ -110,6 +139,38 @@ def report_generate() -> Any:
         "success",
     )
     return redirect(url_for("reports.report_list"))
+
+
+def _restate(actor: Any, data: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """What "generate" will produce, from the key the service will use (refused as the
+    service would refuse it), before anything is written."""
+    key = request_key(actor, data, now)
+    trial = db.session.get(Trial, key.trial_id)
+    assert trial is not None
+    site = db.session.get(Site, key.site_id) if key.site_id is not None else None
+    existing = archive.find(key)
+    scope = f"site {site.code}" if site is not None else "all sites"
+    cut_off = key.period_end.isoformat()
+    details = [
+        f"Period {key.period_start.isoformat()} to {cut_off}; {scope}.",
+        f"Data cut-off {cut_off}: records dated on or before it and entered by the end of "
+        "that day at their site.",
+    ]
+    if existing is not None:
+        details.append(
+            f"This report is already in the archive (#{existing.id}, {existing.status}): "
+            "you get that one, not a new one. Choose another cut-off for a new report."
+        )
+    return {
+        "title": f"generate the {REPORT_TITLES[key.kind]}",
+        "summary": f"{REPORT_TITLES[key.kind]} of {trial.code}, data cut-off {cut_off}.",
+        "details": details,
+        "warning": None,
+        "button": "Generate the report" if existing is None else "Open the archived report",
+        "action": url_for("reports.report_generate"),
+        "fields": replay_fields(request.form),
+        "back": url_for("reports.report_list"),
+    }
 
 
 @bp.route("/reports/<int:archive_id>/pdf")
