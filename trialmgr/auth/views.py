@@ -265,8 +265,7 @@ def _access_restatement(
         details.append("The account's browser sessions end: the user signs in again.")
     if form.get("password"):
         details.append(
-            "The new password typed is not sent with this confirmation: set it in a "
-            "separate save."
+            "The new password typed is not sent with this confirmation: set it in a separate save."
         )
     return {
         "title": f"access of {user.email}",

@@ -266,7 +266,9 @@ def _consent_restatement(trial: Trial, version: ConsentVersion) -> dict[str, Any
     for subject in asked:
         per_site[subject.site.code] = per_site.get(subject.site.code, 0) + 1
     codes = {site.id: site.code for site in site_choices(current_actor())}
-    where = [f"at every site from {format_date(version.approved_on)}"] if version.approved_on else []
+    where = []
+    if version.approved_on:
+        where.append(f"at every site from {format_date(version.approved_on)}")
     where += [
         f"at {codes.get(a.site_id, a.site_id)} from {format_date(a.approved_on)}"
         for a in version.site_approvals
@@ -278,7 +280,9 @@ def _consent_restatement(trial: Trial, version: ConsentVersion) -> dict[str, Any
         "summary": f"Version {version.version} of {trial.code} ({trial.title}) requires "
         f"re-consent: {count} will be asked to re-consent.",
         "details": [
-            f"Approved {' and '.join(where)}." if where else "Not yet approved at any site: "
+            f"Approved {' and '.join(where)}."
+            if where
+            else "Not yet approved at any site: "
             "subjects are asked to re-consent once a site approves it.",
             f"Asked to re-consent now: {count}{f' ({by_site})' if by_site else ''}.",
             "Until they sign it, their dosing and non-safety procedures are refused.",
