@@ -578,14 +578,15 @@ def test_manager_adds_a_cohort_and_a_consent_version_on_the_trial_page(app, w):
         },
     )
     assert duplicate.status_code == 409
-    version = page.post(
-        f"/trials/{trial_id}/consent-versions",
-        data={
-            "version": "1.1",
-            "approved_on": days_ago(1).isoformat(),
-            "reconsent_required": ["false", "true"],
-        },
-    )
+    form = {
+        "version": "1.1",
+        "approved_on": days_ago(1).isoformat(),
+        "reconsent_required": ["false", "true"],
+    }
+    # a version requiring re-consent is restated first (nobody to ask in a trial in setup)
+    restated = page.post(f"/trials/{trial_id}/consent-versions", data=form)
+    assert restated.status_code == 200 and "0 active subjects will be asked" in text(restated)
+    version = page.post(f"/trials/{trial_id}/consent-versions", data={**form, "confirmed": "yes"})
     assert version.status_code == 302
     trial = w["lead"].get(f"/trials/{trial_id}").json
     assert [c["label"] for c in trial["cohorts"]] == ["C1", "C2", "C3", "C4"]

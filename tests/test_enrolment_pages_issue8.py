@@ -493,17 +493,17 @@ def test_admin_reads_subject_and_screening_pages_without_data_entry_forms(app, a
 def test_consent_version_with_a_site_approval_then_another_sites_approval(w, lead_page):
     other = active_site(w["lead"], "S02")
     tid = w["trial"]["id"]
-    resp = lead_page.post(
-        f"/trials/{tid}/consent-versions",
-        data={
-            "version": "2.0",
-            "approved_on": "",
-            "approval_site_id": str(w["site"]["id"]),
-            "approval_approved_on": days_ago(5).isoformat(),
-            "approval_language": "it",
-            "reconsent_required": ["false", "true"],
-        },
-    )
+    form = {
+        "version": "2.0",
+        "approved_on": "",
+        "approval_site_id": str(w["site"]["id"]),
+        "approval_approved_on": days_ago(5).isoformat(),
+        "approval_language": "it",
+        "reconsent_required": ["false", "true"],
+    }
+    restated = lead_page.post(f"/trials/{tid}/consent-versions", data=form)
+    assert restated.status_code == 200 and "Approved at S01 from" in text(restated)
+    resp = lead_page.post(f"/trials/{tid}/consent-versions", data={**form, "confirmed": "yes"})
     assert resp.status_code == 302
     version = next(
         v for v in w["lead"].get(f"/trials/{tid}").json["consent_versions"] if v["version"] == "2.0"

@@ -26,11 +26,19 @@ def screening_form(w, **kw):
     }
 
 
-def replayed(resp):
-    """The hidden fields of the confirmation form, as the browser would send them again."""
+def replayed(resp, form_id="confirm-form"):
+    """The hidden fields of one form of the confirmation page (confirm or cancel), as the
+    browser would send them."""
     html = resp.get_data(as_text=True)
-    form = html[html.index('id="confirm-form"') :]
+    start = html.index(f'id="{form_id}"')
+    form = html[start : html.index("</form>", start)]
     return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form))
+
+
+def chosen(html, name):
+    """The value of the checked radio of a group."""
+    match = re.search(rf'<input[^>]*name="{name}"[^>]*value="([^"]*)"[^>]*checked', html)
+    return match.group(1) if match else None
 
 
 @pytest.fixture()
@@ -108,3 +116,36 @@ def test_a_date_30_days_back_with_a_chosen_outcome_saves_directly(w, page):
     resp = page.post("/screenings/new", data=form)
     assert resp.status_code == 302
     assert [s["screened_on"] for s in w["coord"].get("/screenings").json] == [on]
+
+
+def test_cancelling_a_date_confirmation_returns_the_form_as_typed(w, page):
+    back = days_ago(45).isoformat()
+    form = screening_form(
+        w, screened_on=back, crit_I1="yes", crit_E1="no", outcome="eligible", consented_on=""
+    )
+    restated = page.post("/screenings/new", data=form)
+    assert 'id="confirm-form"' in restated.get_data(as_text=True)
+    cancelled = page.post("/screenings/new", data=replayed(restated, "cancel-form"))
+    assert cancelled.status_code == 200
+    html = cancelled.get_data(as_text=True)
+    assert 'id="confirm-form"' not in html and 'id="error-summary"' not in html
+    assert re.search(rf'id="screening-screened_on"[^>]*value="{back}"', html)
+    assert re.search(r'id="screening-birth_year"[^>]*value="2014"', html)
+    assert re.search(r'<option value="F" selected', html)
+    assert chosen(html, "crit_I1") == "yes" and chosen(html, "crit_E1") == "no"
+    assert chosen(html, "outcome") == "eligible"
+    assert w["coord"].get("/screenings").json == []
+
+
+def test_cancelling_a_derived_outcome_leaves_the_outcome_to_the_answers(w, page):
+    form = screening_form(w, crit_I1="yes", crit_E1="yes", birth_year="2013")
+    restated = page.post("/screenings/new", data=form)
+    assert replayed(restated)["outcome"] == "screen_failed"  # what confirming would save
+    cancelled = page.post("/screenings/new", data=replayed(restated, "cancel-form"))
+    assert cancelled.status_code == 200
+    html = cancelled.get_data(as_text=True)
+    assert 'id="confirm-form"' not in html
+    assert re.search(r'id="screening-birth_year"[^>]*value="2013"', html)
+    assert chosen(html, "crit_I1") == "yes" and chosen(html, "crit_E1") == "yes"
+    assert chosen(html, "outcome") == ""  # still "from the answers", as typed
+    assert w["coord"].get("/screenings").json == []

@@ -1,4 +1,5 @@
-"""Declarative base, column types and mixins shared by every domain's models."""
+"""Declarative base, column types and mixins shared by every domain's models, and the id
+filter field every domain's list queries share (the databases' integer bound is here)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from marshmallow import fields, validate
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry
@@ -15,6 +17,23 @@ from trialmgr.clock import utcnow
 
 # The largest id (and integer column value) both databases store as INTEGER.
 INT_MAX = 2**31 - 1
+
+
+class IdFilter(fields.Integer):
+    """An id given to filter a list (`?trial_id=`, `?site_id=`, ...): a whole number from 1
+    to INT_MAX. Anything else is refused while the request is read (422), never passed to
+    the database: a number beyond its integer fails there as an overflow (and a streamed CSV
+    runs its query only after the response has started), and no id is 0 or negative, so such
+    a filter would silently match nothing."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            validate=validate.Range(
+                min=1, max=INT_MAX, error="Not an id: ids are whole numbers from {min} to {max}."
+            ),
+            **kwargs,
+        )
+
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",

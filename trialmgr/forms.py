@@ -154,15 +154,32 @@ def confirmed(form: MultiDict[str, str]) -> bool:
     return form.get("confirmed") == "yes"
 
 
+def cancelled(form: MultiDict[str, str]) -> bool:
+    """Whether the user cancelled a confirmation: the form comes back as they typed it,
+    and nothing runs (not even a rehearsal)."""
+    return form.get("confirmed") == "no"
+
+
+def returned(form: str) -> Refusal:
+    """A form given back to its user filled as they typed it, with nothing to report (a
+    cancelled confirmation): the pages' forms take their typed values from the refusal of
+    the form that was submitted, and an empty one shows no error summary."""
+    return Refusal(form, 200, "", "", {}, by_rule=False)
+
+
+# Fields a confirmation never carries: the form's token, the confirmation itself, and a
+# password (a page must not hold one in a hidden input).
+_NOT_REPLAYED = {"csrf_token", "confirmed", "password"}
+
+
 def replay_fields(form: MultiDict[str, str]) -> list[tuple[str, str]]:
     """The submitted fields, to carry through a confirmation page unchanged."""
-    skip = {"csrf_token", "confirmed"}
-    return [(k, v) for k, v in form.items(multi=True) if k not in skip]
+    return [(k, v) for k, v in form.items(multi=True) if k not in _NOT_REPLAYED]
 
 
 def typed_values(form: MultiDict[str, str]) -> dict[str, str]:
     """What the user typed, to put back in a re-rendered form (a checkbox's last value wins)."""
-    return {name: form.getlist(name)[-1] for name in form}
+    return {name: form.getlist(name)[-1] for name in form if name not in _NOT_REPLAYED}
 
 
 _TRUE = {"on", "true", "1", "yes", "y"}

@@ -8,6 +8,7 @@ from urllib.parse import urlparse
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from trialmgr.audit import services as audit
@@ -21,7 +22,17 @@ from trialmgr.auth.policies import ANY_ROLE, current_actor, public, roles
 from trialmgr.auth.schemas import PasswordChangeIn, ProfileIn, SignOutIn, UserIn, UserPatch
 from trialmgr.db import utcnow
 from trialmgr.extensions import limiter
-from trialmgr.forms import Refusal, filter_args, listing, load_form, submit
+from trialmgr.forms import (
+    Refusal,
+    cancelled,
+    confirmed,
+    filter_args,
+    listing,
+    load_form,
+    rehearse,
+    replay_fields,
+    submit,
+)
 
 bp = Blueprint("auth", __name__)
 
@@ -180,17 +191,37 @@ def user_edit(user_id: int) -> Any:
     user = services.get_user(user_id)
     errors: dict[str, Any] = {}
     status = 200
-    if request.method == "POST":
+    member_of = user.site_ids
+    if request.method == "POST" and cancelled(request.form):
+        # Back from the confirmation: the form as typed, nothing changed.
+        member_of = [int(v) for v in request.form.getlist("site_ids") if v.isdigit()]
+    elif request.method == "POST":
+        actor = current_actor()
+        if not confirmed(request.form):
+            # A role or site change is rehearsed and restated first. A password is never
+            # carried through a confirmation page, so the rehearsal goes without it; a
+            # refusal goes through `submit` below like any other.
+            before = (user.role, [code for _, code in _site_codes(user.site_ids)])
+            typed = MultiDict(replay_fields(request.form))
+            restated = rehearse(
+                "user",
+                lambda: services.update_user(actor, user, load_form(UserPatch(), typed)),
+                lambda u: _access_restatement(u, before, request.form),
+            )
+            user.forget_site_ids()
+            if restated is not None and not isinstance(restated, Refusal):
+                restated.update(action=request.path, fields=replay_fields(request.form))
+                return render_template("pages/confirm.html", confirm=restated)
         done = submit(
             "user",
-            lambda: services.update_user(
-                current_actor(), user, load_form(UserPatch(), request.form)
-            ),
+            lambda: services.update_user(actor, user, load_form(UserPatch(), request.form)),
         )
         if not isinstance(done, Refusal):
             flash(f"Account {user.email} updated.", "success")
             return redirect(url_for("auth.user_list"))
         errors, status = done.field_errors(), done.status
+        user.forget_site_ids()
+        member_of = user.site_ids
     # read after a refusal was rolled back: the history shows what is stored
     history = audit.recent(audit.AuditFilter(entity="user_account", entity_id=str(user.id)), 50)
     return render_template(
@@ -201,10 +232,48 @@ def user_edit(user_id: int) -> Any:
         roles=ROLES,
         role_labels=ROLE_LABELS,
         sites=services.site_choices(),
-        member_of=user.site_ids,
+        member_of=member_of,
         history=history,
         now=utcnow(),
     ), status
+
+
+def _site_codes(site_ids: list[int]) -> list[tuple[int, str]]:
+    codes = {site_id: code for site_id, code, _ in services.site_choices()}
+    return [(i, codes.get(i, f"#{i}")) for i in site_ids]
+
+
+def _access_restatement(
+    user: User, before: tuple[str, list[str]], form: MultiDict[str, str]
+) -> dict[str, Any] | None:
+    """What a rehearsed change of an account's role or sites does (None when neither
+    changes): the account, old and new role, the sites added and removed, the reason."""
+    old_role, old_sites = before
+    new_sites = [code for _, code in _site_codes(user.site_ids)]
+    added = [c for c in new_sites if c not in old_sites]
+    removed = [c for c in old_sites if c not in new_sites]
+    if user.role == old_role and not added and not removed:
+        return None
+    details = [f"Role: {ROLE_LABELS[old_role]} → {ROLE_LABELS[user.role]}."]
+    if user.role == old_role:
+        details[0] = f"Role: {ROLE_LABELS[old_role]} (unchanged)."
+    details.append(f"Sites added: {', '.join(added) if added else 'none'}.")
+    details.append(f"Sites removed: {', '.join(removed) if removed else 'none'}.")
+    details.append(f"Sites afterwards: {', '.join(new_sites) if new_sites else 'none'}.")
+    details.append(f"Reason: {form.get('reason', '').strip()}")
+    if user.role != old_role:
+        details.append("The account's browser sessions end: the user signs in again.")
+    if form.get("password"):
+        details.append(
+            "The new password typed is not sent with this confirmation: set it in a separate save."
+        )
+    return {
+        "title": f"access of {user.email}",
+        "summary": f"Change the access of {user.name} ({user.email}).",
+        "details": details,
+        "warning": "Access changes take effect at once and stay in the audit trail.",
+        "button": f"Confirm: change the access of {user.email}",
+    }
 
 
 @bp.route("/admin/users/<int:user_id>/sessions/revoke", methods=["POST"])

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from marshmallow import Schema, ValidationError, fields, validate
 
+from trialmgr.db import IdFilter
 from trialmgr.efficacy.models import DIRECTIONS
 from trialmgr.enrollment.schemas import reason_field
 
@@ -98,18 +99,18 @@ class MeasurementOut(Schema):
 
 class MeasurementQuery(Schema):
     subject_code = fields.String(validate=validate.Length(max=20))
-    trial_id = fields.Integer()
-    endpoint_id = fields.Integer()
-    site_id = fields.Integer()
-    cohort_id = fields.Integer()
+    trial_id = IdFilter()
+    endpoint_id = IdFilter()
+    site_id = IdFilter()
+    cohort_id = IdFilter()
 
 
 class SummaryQuery(Schema):
-    endpoint_id = fields.Integer(
+    endpoint_id = IdFilter(
         metadata={"description": "Default: the trial's (first) primary endpoint."}
     )
-    site_id = fields.Integer()
-    cohort_id = fields.Integer()
+    site_id = IdFilter()
+    cohort_id = IdFilter()
 
 
 class SummaryRowOut(Schema):

@@ -14,6 +14,7 @@ from marshmallow import fields, validate
 
 from trialmgr.auth.policies import ANY_ROLE, MANAGERS, SITE_WORK, current_actor, roles
 from trialmgr.clock import utcnow
+from trialmgr.db import IdFilter
 from trialmgr.efficacy.models import DIRECTIONS
 from trialmgr.efficacy.schemas import EndpointIn, MeasurementIn, MeasurementPatch, SummaryQuery
 from trialmgr.efficacy.services import endpoints as endpoint_service
@@ -35,7 +36,7 @@ SUBJECTS_LISTED = 200
 
 
 class EfficacyFilters(SummaryQuery):
-    trial_id = fields.Integer()
+    trial_id = IdFilter()
 
 
 class CorrectionForm(MeasurementPatch):

@@ -7,7 +7,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from trialmgr.clock import format_local, utcnow
-from trialmgr.db import INT_MAX, today
+from trialmgr.db import IdFilter, today
 from trialmgr.enrollment.models import (
     RCR_RESULTS,
     REVIEW_DECISIONS,
@@ -60,11 +60,6 @@ def _full_cohort() -> fields.Boolean:
     return fields.Boolean(
         metadata={"description": "`escalate` needs every slot of the cohort dosed."}
     )
-
-
-# Ids in query filters: a number beyond the database's integer is refused while the request
-# is read (a streamed CSV runs its query only after the response has started).
-DB_INT = validate.Range(min=-INT_MAX - 1, max=INT_MAX, error="Beyond the range of an id.")
 
 
 class TrialIn(Schema):
@@ -295,7 +290,7 @@ class AmendmentOut(Schema):
 
 
 class ReadinessQuery(Schema):
-    cohort_id = fields.Integer(required=True)
+    cohort_id = IdFilter(required=True)
 
 
 class ReadinessOut(Schema):
@@ -429,8 +424,8 @@ class ScreeningOut(Schema):
 
 
 class ScreeningQuery(Schema):
-    trial_id = fields.Integer(validate=DB_INT)
-    site_id = fields.Integer(validate=DB_INT)
+    trial_id = IdFilter()
+    site_id = IdFilter()
     outcome = fields.String(
         validate=validate.OneOf(["pending", "eligible", "screen_failed", "declined"])
     )
@@ -510,9 +505,9 @@ class SubjectOut(Schema):
 
 
 class SubjectQuery(Schema):
-    trial_id = fields.Integer()
-    site_id = fields.Integer()
-    cohort_id = fields.Integer()
+    trial_id = IdFilter()
+    site_id = IdFilter()
+    cohort_id = IdFilter()
     status = fields.String(validate=validate.OneOf(SUBJECT_STATUSES))
     reconsent_due = fields.Boolean()
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
+from trialmgr.db import IdFilter
 from trialmgr.enrollment.schemas import reason_field
 from trialmgr.milestones.models import METRICS, MILESTONE_KINDS
 
@@ -72,11 +73,11 @@ class AsOfQuery(Schema):
 
 
 class FeasibilityQuery(AsOfQuery):
-    site_id = fields.Integer(metadata={"description": "One site (coordinators: their own)."})
+    site_id = IdFilter(metadata={"description": "One site (coordinators: their own)."})
 
 
 class ConsortQuery(FeasibilityQuery):
-    cohort_id = fields.Integer()
+    cohort_id = IdFilter()
 
 
 class DecimalNumber(fields.Float):

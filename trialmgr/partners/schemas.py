@@ -8,6 +8,7 @@ from typing import Any
 import pycountry
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
+from trialmgr.db import IdFilter
 from trialmgr.partners.models import (
     APPROVAL_KINDS,
     PARTNER_KINDS,
@@ -270,7 +271,7 @@ class SiteOut(Schema):
 
 class SiteQuery(Schema):
     status = fields.String(validate=validate.OneOf(SITE_STATUSES))
-    partner_id = fields.Integer()
+    partner_id = IdFilter()
     country = fields.String(validate=country_code)
 
 

@@ -21,6 +21,7 @@ from trialmgr.errors import NotFound
 from trialmgr.extensions import db
 from trialmgr.forms import (
     Refusal,
+    cancelled,
     confirmed,
     filter_args,
     listing,
@@ -350,12 +351,13 @@ def site_action(
     irreversible step (`confirm`) is rehearsed and restated first; it runs once confirmed."""
     actor = current_actor()
     site = sites_service.get_site(actor, site_id)
+    if confirm is not None and cancelled(request.form):
+        return _site_page(site, name)
     if confirm is not None and not confirmed(request.form):
         restated = rehearse(name, lambda: act(actor, site), lambda _: confirm(site))
         if isinstance(restated, Refusal):
             return _site_page(site, name, restated.field_errors(), restated.status)
-        back = url_for("partners.site_detail", site_id=site.id)
-        restated.update(action=request.path, fields=replay_fields(request.form), back=back)
+        restated.update(action=request.path, fields=replay_fields(request.form))
         return render_template("pages/confirm.html", confirm=restated)
     result = submit(name, lambda: act(actor, site))
     if isinstance(result, Refusal):

@@ -6,6 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
+from trialmgr.db import IdFilter
 from trialmgr.reports.models import REPORT_KINDS, REPORT_STATUSES
 
 CUT_OFF = (
@@ -29,8 +30,8 @@ class MonitoringReportIn(Schema):
 
 class MonitoringReportQuery(Schema):
     kind = fields.String(validate=validate.OneOf(REPORT_KINDS))
-    trial_id = fields.Integer()
-    site_id = fields.Integer()
+    trial_id = IdFilter()
+    site_id = IdFilter()
     status = fields.String(validate=validate.OneOf(REPORT_STATUSES))
 
 
@@ -98,7 +99,7 @@ class ReportSchedulePatch(Schema):
 
 class ReportScheduleQuery(Schema):
     kind = fields.String(validate=validate.OneOf(REPORT_KINDS))
-    trial_id = fields.Integer()
+    trial_id = IdFilter()
     active = fields.Boolean()
 
 

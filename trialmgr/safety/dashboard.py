@@ -15,8 +15,8 @@ from marshmallow import Schema, fields, validate
 
 from trialmgr.auth.policies import ANY_ROLE, current_actor, roles
 from trialmgr.clock import utcnow
+from trialmgr.db import IdFilter
 from trialmgr.enrollment.models import Trial
-from trialmgr.enrollment.schemas import DB_INT
 from trialmgr.enrollment.services import subjects as subjects_service
 from trialmgr.enrollment.services import trials as trials_service
 from trialmgr.errors import Invalid
@@ -36,9 +36,9 @@ GRADES = (1, 2, 3, 4, 5)
 class DashboardFilters(Schema):
     """The dashboard's filters and the listings' (page-only; the API has SummaryQuery)."""
 
-    trial_id = fields.Integer(validate=DB_INT)
-    site_id = fields.Integer(validate=DB_INT)
-    cohort_id = fields.Integer(validate=DB_INT)
+    trial_id = IdFilter()
+    site_id = IdFilter()
+    cohort_id = IdFilter()
     since = fields.Date()
     until = fields.Date()
     # events

@@ -7,7 +7,8 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from trialmgr.clock import utcnow
-from trialmgr.enrollment.schemas import DB_INT, reason_field
+from trialmgr.db import IdFilter
+from trialmgr.enrollment.schemas import reason_field
 from trialmgr.safety.models import (
     ACTIONS,
     AESI_CATEGORIES,
@@ -192,9 +193,9 @@ class VersionOut(Schema):
 
 
 class AdverseEventQuery(Schema):
-    trial_id = fields.Integer(validate=DB_INT)
-    site_id = fields.Integer(validate=DB_INT)
-    cohort_id = fields.Integer(validate=DB_INT)
+    trial_id = IdFilter()
+    site_id = IdFilter()
+    cohort_id = IdFilter()
     subject_code = fields.String(validate=validate.Length(max=20))
     serious = fields.Boolean()
     susar = fields.Boolean()
@@ -226,8 +227,8 @@ class ReviewOut(Schema):
 
 class ReportQuery(Schema):
     status = fields.String(validate=validate.OneOf(["open", "overdue", "submitted"]))
-    trial_id = fields.Integer()
-    adverse_event_id = fields.Integer()
+    trial_id = IdFilter()
+    adverse_event_id = IdFilter()
     authority = fields.String(validate=validate.OneOf(AUTHORITIES))
 
 
@@ -367,7 +368,7 @@ class LabOut(Schema):
 
 class LabQuery(Schema):
     subject_code = fields.String(validate=validate.Length(max=20))
-    trial_id = fields.Integer()
+    trial_id = IdFilter()
     analyte = fields.String(validate=validate.OneOf(ANALYTE_CODES))
     min_grade = fields.Integer(validate=validate.Range(min=0, max=4))
 
@@ -395,8 +396,8 @@ class MeddraQuery(Schema):
 
 
 class SummaryQuery(Schema):
-    site_id = fields.Integer(metadata={"description": "One of your sites (404 otherwise)."})
-    cohort_id = fields.Integer()
+    site_id = IdFilter(metadata={"description": "One of your sites (404 otherwise)."})
+    cohort_id = IdFilter()
     since = fields.Date(metadata={"description": "Events with onset on or after (labs: drawn)."})
     until = fields.Date(metadata={"description": "Events with onset on or before (labs: drawn)."})
 

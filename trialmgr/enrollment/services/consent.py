@@ -102,6 +102,14 @@ def needs_reconsent(subject: Subject, on: date) -> bool:
     return reconsent_due_on(subject, on) is not None
 
 
+def _due_today(subject: Subject, now: datetime) -> ConsentVersion | None:
+    """The version the subject is to re-consent to today, at their site; ended subjects are
+    never due."""
+    if subject.status in ENDED_STATUSES:
+        return None
+    return reconsent_due_on(subject, site_today(subject.site, now))
+
+
 def refresh_reconsent_flags(trial: Trial, now: datetime, site_id: int | None = None) -> None:
     """Keep `reconsent_due` (today's answer, for lists and worklists) in step after a
     version, a site approval or a consent changed; ended subjects are never due."""
@@ -109,11 +117,20 @@ def refresh_reconsent_flags(trial: Trial, now: datetime, site_id: int | None = N
     if site_id is not None:
         q = q.where(Subject.site_id == site_id)
     for subject in db.session.execute(q).scalars():
-        due = subject.status not in ENDED_STATUSES and needs_reconsent(
-            subject, site_today(subject.site, now)
-        )
+        due = _due_today(subject, now) is not None
         if subject.reconsent_due != due:
             subject.reconsent_due = due
+
+
+def asked_to_reconsent(version: ConsentVersion, now: datetime) -> list[Subject]:
+    """The active subjects to re-consent to `version` today: the ones its approval put on
+    the sites' re-consent worklists (the rule `refresh_reconsent_flags` applies)."""
+    q = sa.select(Subject).where(Subject.trial_id == version.trial_id).order_by(Subject.code)
+    return [
+        s
+        for s in db.session.execute(q).scalars()
+        if (due := _due_today(s, now)) is not None and due.id == version.id
+    ]
 
 
 def _check_site_approvals(

@@ -36,6 +36,7 @@ from trialmgr.enrollment.views.common import (
 )
 from trialmgr.forms import (
     Refusal,
+    cancelled,
     confirmed,
     filter_args,
     listing,
@@ -43,6 +44,7 @@ from trialmgr.forms import (
     load_form,
     rehearse,
     replay_fields,
+    returned,
     submit,
     typed_values,
 )
@@ -154,6 +156,9 @@ def screening_new() -> Any:
             "site_id": sites[0].id if len(sites) == 1 else "",
         }
         return _screening_form(trial, values, None)
+    if cancelled(request.form):
+        # Back from the confirmation: the form as it was typed, nothing saved.
+        return _screening_form(trial, typed_values(request.form), returned("screening"))
 
     def outcome_of(form: Any) -> str:
         """The chosen outcome; none chosen proposes the one the answers give."""
@@ -243,7 +248,8 @@ def _screening_restatement(screening: Screening, form: Any) -> dict[str, Any] | 
         "warning": warning,
         "action": url_for("enrollment.screening_new"),
         "fields": fields,
-        "back": url_for("enrollment.screening_new", trial_id=screening.trial_id),
+        # what was typed (an outcome left to the answers stays unchosen)
+        "typed": replay_fields(form),
         "button": "Confirm: log the screening",
     }
 

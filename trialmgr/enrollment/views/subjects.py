@@ -42,6 +42,7 @@ from trialmgr.enrollment.views.common import (
 from trialmgr.errors import NotFound, Problem
 from trialmgr.forms import (
     Refusal,
+    cancelled,
     confirmed,
     filter_args,
     listing,
@@ -49,6 +50,7 @@ from trialmgr.forms import (
     load_form,
     rehearse,
     replay_fields,
+    returned,
     submit,
     typed_values,
 )
@@ -337,13 +339,14 @@ def subject_action(
     page; it runs only when that page is confirmed."""
     actor = current_actor()
     subject = subjects_service.get_subject(actor, code)
+    if confirm is not None and cancelled(request.form):
+        return _subject_page(subject, returned(form))
     if confirm is not None and not confirmed(request.form):
         before = {v.id: v.status for v in subject.visits}
         restated = rehearse(form, lambda: act(actor, subject), lambda _: confirm(subject, before))
         if isinstance(restated, Refusal):
             return _subject_page(subject, restated)
-        back = url_for("enrollment.subject_detail", code=subject.code)
-        restated.update(action=request.path, fields=replay_fields(request.form), back=back)
+        restated.update(action=request.path, fields=replay_fields(request.form))
         return render_template("pages/confirm.html", confirm=restated)
     done = submit(form, lambda: act(actor, subject))
     if isinstance(done, Refusal):

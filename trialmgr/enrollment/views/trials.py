@@ -47,6 +47,7 @@ from trialmgr.enrollment.views.common import (
 )
 from trialmgr.forms import (
     Refusal,
+    cancelled,
     confirmed,
     filter_args,
     listing,
@@ -54,10 +55,12 @@ from trialmgr.forms import (
     load_form,
     rehearse,
     replay_fields,
+    returned,
     submit,
     typed_values,
 )
 from trialmgr.partners.policies import can_manage, may_see_site
+from trialmgr.templating import format_date
 
 # --- trials ---------------------------------------------------------------------
 
@@ -181,13 +184,14 @@ def trial_action(
     irreversible step (`confirm` restates it; None: nothing to confirm) is rehearsed and
     restated first, and runs once confirmed."""
     trial = trials_service.get_trial(trial_id)
+    if confirm is not None and cancelled(request.form):
+        return trial_page(trial, returned(form))
     if confirm is not None and not confirmed(request.form):
         restated = rehearse(form, lambda: act(current_actor(), trial), lambda _: confirm(trial))
         if isinstance(restated, Refusal):
             return trial_page(trial, restated)
         if restated is not None:
-            back = url_for("enrollment.trial_detail", trial_id=trial.id)
-            restated.update(action=request.path, fields=replay_fields(request.form), back=back)
+            restated.update(action=request.path, fields=replay_fields(request.form))
             return render_template("pages/confirm.html", confirm=restated)
     done = submit(form, lambda: act(current_actor(), trial))
     if isinstance(done, Refusal):
@@ -251,15 +255,62 @@ def _site_row_errors(refusal: Refusal, data_given: dict[str, Any]) -> Refusal:
     return refusal
 
 
+def _consent_restatement(trial: Trial, version: ConsentVersion) -> dict[str, Any] | None:
+    """What adding a version that requires re-consent does (None for one that does not):
+    where and from when it is approved, and the active subjects it asks to re-consent,
+    counted by the service's own rule on the rehearsed version."""
+    if not version.reconsent_required:
+        return None
+    asked = consent_service.asked_to_reconsent(version, utcnow())
+    per_site: dict[str, int] = {}
+    for subject in asked:
+        per_site[subject.site.code] = per_site.get(subject.site.code, 0) + 1
+    codes = {site.id: site.code for site in site_choices(current_actor())}
+    where = []
+    if version.approved_on:
+        where.append(f"at every site from {format_date(version.approved_on)}")
+    where += [
+        f"at {codes.get(a.site_id, a.site_id)} from {format_date(a.approved_on)}"
+        for a in version.site_approvals
+    ]
+    count = f"{len(asked)} active subject{'' if len(asked) == 1 else 's'}"
+    by_site = ", ".join(f"{code}: {n}" for code, n in sorted(per_site.items()))
+    return {
+        "title": f"consent version {version.version} of {trial.code}",
+        "summary": f"Version {version.version} of {trial.code} ({trial.title}) requires "
+        f"re-consent: {count} will be asked to re-consent.",
+        "details": [
+            f"Approved {' and '.join(where)}."
+            if where
+            else "Not yet approved at any site: "
+            "subjects are asked to re-consent once a site approves it.",
+            f"Asked to re-consent now: {count}{f' ({by_site})' if by_site else ''}.",
+            "Until they sign it, their dosing and non-safety procedures are refused.",
+        ],
+        "warning": "The re-consent requests go to the sites' worklists as soon as it is saved.",
+        "button": f"Confirm: add version {version.version}",
+    }
+
+
 @bp.route("/trials/<int:trial_id>/consent-versions", methods=["POST"])
 @roles(*MANAGERS)
 def consent_version_new(trial_id: int) -> Any:
     trial = trials_service.get_trial(trial_id)
+    if cancelled(request.form):
+        return trial_page(trial, returned("consent"))
 
     def act() -> ConsentVersion:
         data = _consent_version_data(request.form)
         return consent_service.add_consent_version(current_actor(), trial, data, utcnow())
 
+    if not confirmed(request.form):
+        # A version requiring re-consent is rehearsed and restated first (whom it asks).
+        restated = rehearse("consent", act, lambda v: _consent_restatement(trial, v))
+        if isinstance(restated, Refusal):
+            return trial_page(trial, _site_row_errors(restated, request.form))
+        if restated is not None:
+            restated.update(action=request.path, fields=replay_fields(request.form))
+            return render_template("pages/confirm.html", confirm=restated)
     version = submit("consent", act)
     if isinstance(version, Refusal):
         return trial_page(trial, _site_row_errors(version, request.form))
