@@ -146,9 +146,37 @@ def ae_write(ctx: Context) -> list[dict[str, Any]]:
 VERIFY_ROWS = 1_000_000
 
 
-def audit_verify(ctx: Context) -> dict[str, Any]:
-    """The full walk of a 1,000,000-row hash chain against hashing the same canonical bytes
-    with hashlib in a loop (the bytes prepared beforehand, batch by batch, untimed)."""
+# Every column of every row as the database stores it, with no type conversion (a timestamp
+# and a JSON document as text): the least a walk must read.
+_BARE_READ = {
+    "sqlite": "SELECT * FROM audit_event ORDER BY id",
+    "postgresql": """
+        SELECT id, at::text, actor_id, actor, action, entity, entity_id, changes::text,
+               reason, prev_hash, hash
+        FROM audit_event ORDER BY id""",
+}
+
+
+def _bare_read(connection: Any) -> float:
+    """Seconds to read every audit row on the bare DBAPI cursor, in batches of 10,000 (a
+    server-side cursor on PostgreSQL, as a script reading a million rows would use)."""
+    raw = connection.connection.dbapi_connection
+    dialect = connection.dialect.name
+    cursor = raw.cursor(name="bare_read") if dialect == "postgresql" else raw.cursor()
+    started = time.perf_counter()
+    cursor.execute(_BARE_READ[dialect])
+    while cursor.fetchmany(10_000):
+        pass
+    seconds = time.perf_counter() - started
+    cursor.close()
+    return seconds
+
+
+def audit_verify(ctx: Context) -> list[dict[str, Any]]:
+    """The full walk of a 1,000,000-row hash chain against two baselines: hashing the same
+    canonical bytes with hashlib in a loop (the bytes prepared beforehand, batch by batch,
+    untimed), the issue's baseline; and that plus reading the same rows on the bare DBAPI
+    cursor, which the walk cannot avoid."""
     import resource
 
     from trialmgr.audit import services as audit
@@ -197,17 +225,32 @@ def audit_verify(ctx: Context) -> dict[str, Any]:
                 hashlib.sha256(blob).hexdigest()
             bare += time.perf_counter() - started
         db.session.rollback()
+        read = _bare_read(db.session.connection())
+        db.session.rollback()
     ratio = ours / bare
-    return _row(
-        f"audit verify ({outcome.checked} rows)",
-        f"{ours:.2f} s",
-        f"{bare:.2f} s",
-        ratio,
-        "<= 3",
-        outcome.valid and ratio <= 3,
-        note=f"baseline: sha256 of the same canonical bytes, prepared beforehand; "
-        f"peak RSS grew {grown:.0f} MiB during the walk",
-    )
+    with_read = ours / (bare + read)
+    return [
+        _row(
+            f"audit verify ({outcome.checked} rows)",
+            f"{ours:.2f} s",
+            f"{bare:.2f} s",
+            ratio,
+            "<= 3",
+            outcome.valid and ratio <= 3,
+            note=f"baseline: sha256 of the same canonical bytes, prepared beforehand; "
+            f"peak RSS grew {grown:.0f} MiB during the walk",
+        ),
+        _row(
+            "audit verify vs read + sha256",
+            f"{ours:.2f} s",
+            f"{bare + read:.2f} s",
+            with_read,
+            "<= 3",
+            outcome.valid and with_read <= 3,
+            note=f"baseline: the same rows read on the bare DBAPI cursor ({read:.2f} s) "
+            f"plus the sha256 loop above ({bare:.2f} s)",
+        ),
+    ]
 
 
 # --- 3. feasibility metrics and CONSORT -----------------------------------------------

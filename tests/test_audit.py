@@ -349,3 +349,39 @@ def test_rows_orjson_writes_differently_still_verify_and_tampering_is_found(app,
         db.session.commit()
     result = runner.invoke(args=["audit", "verify"])
     assert result.exit_code == 1 and "BROKEN at row 2" in result.output
+
+
+@pytest.mark.parametrize("column", ["changes", "actor", "at"])
+def test_the_fast_walk_catches_a_tampered_row(app, monkeypatch, column):
+    """A row whose changes, actor or timestamp was edited after it was chained is flagged by
+    the fast walk itself (its bytes no longer hash to the stored hash), confirmed by the
+    reference computation, and named as the first bad row; the rows before it verify."""
+    from datetime import timedelta
+
+    make_user(app, "admin")
+    with app.app_context():
+        _chain_of(_odd_rows()[1:] * 3)
+        table = AuditEvent.__table__
+        ids = db.session.execute(sa.select(table.c.id).order_by(table.c.id)).scalars().all()
+        target = ids[-2]
+        row = db.session.execute(sa.select(table).where(table.c.id == target)).mappings().one()
+        edited = {
+            "changes": {**row["changes"], "z": {"old": "é", "new": "edited"}},
+            "actor": "someone.else@example.org",
+            "at": row["at"] + timedelta(microseconds=1),
+        }[column]
+        _drop_triggers()
+        db.session.execute(sa.update(table).where(table.c.id == target).values({column: edited}))
+        db.session.commit()
+        fallbacks = []
+        original = audit._reference_hash
+        monkeypatch.setattr(
+            audit, "_reference_hash", lambda row_id: fallbacks.append(row_id) or original(row_id)
+        )
+        outcome = audit.verify(full=True)
+        db.session.rollback()
+    assert fallbacks == [target]  # the fast path found the mismatch, nothing before it
+    assert not outcome.valid
+    assert outcome.first_bad_id == target
+    assert outcome.problem == "hash does not match contents"
+    assert outcome.checked == ids.index(target) + 1

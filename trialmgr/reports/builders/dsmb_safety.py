@@ -45,7 +45,9 @@ def consort_flow(ctx: ReportContext) -> Iterator[Flowable]:
 
 @section(KIND, "enrolment", "Enrolment against plan, per site and cohort", order=10)
 def enrolment(ctx: ReportContext) -> Iterator[Flowable]:
-    cohorts = oversight.cohort_plan(ctx.trial, ctx.cut_off)
+    cohorts, sites = oversight.enrolment_plans(
+        ctx.trial, trial_sites(ctx.trial, ctx.cut_off), ctx.cut_off
+    )
     yield heading("Cohorts")
     columns = [
         Column("Cohort", 0.1),
@@ -72,7 +74,6 @@ def enrolment(ctx: ReportContext) -> Iterator[Flowable]:
         ),
         empty="The trial has no cohorts.",
     )
-    sites = oversight.site_plan(ctx.trial, trial_sites(ctx.trial, ctx.cut_off), ctx.cut_off)
     labels = [c.label for c in cohorts]
     yield heading("Sites")
     share = 0.52 / max(len(labels), 1)

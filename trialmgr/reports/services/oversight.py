@@ -67,7 +67,10 @@ def entered(created_at: datetime, cut_off: date, site: Site) -> bool:
     return created_at < end_of_day(cut_off, site.timezone)
 
 
-def _enrolment(trial: Trial, cut_off: date) -> list[tuple[Subject, str, Site, datetime | None]]:
+_Enrolled = list[tuple[Subject, str, Site, datetime | None]]
+
+
+def _enrolment(trial: Trial, cut_off: date) -> _Enrolled:
     """Subjects enrolled and entered by the cut-off, with their dosing time if the dosing
     was entered by then too."""
     rows = db.session.execute(
@@ -89,14 +92,25 @@ def _dosed_by(site: Site, dosed_at: datetime | None, cut_off: date) -> bool:
     return dosed_at is not None and local_date(dosed_at, site.timezone) <= cut_off
 
 
-def cohort_plan(trial: Trial, cut_off: date) -> list[CohortPlan]:
+def enrolment_plans(
+    trial: Trial, sites: list[Site], cut_off: date
+) -> tuple[list[CohortPlan], list[SitePlan]]:
+    """The cohort and the site plans from one read of the subjects enrolled by the cut-off
+    (the DSMB report shows both)."""
+    enrolled = _enrolment(trial, cut_off)
+    return cohort_plan(trial, cut_off, enrolled), site_plan(trial, sites, cut_off, enrolled)
+
+
+def cohort_plan(trial: Trial, cut_off: date, enrolled: _Enrolled | None = None) -> list[CohortPlan]:
     """Each cohort's capacity against the subjects enrolled and dosed by the cut-off; an exit
-    before dosing (by then) frees the slot."""
+    before dosing (by then) frees the slot. `enrolled`: `_enrolment` already read."""
     plans = {
         c.label: CohortPlan(c.label, c.dose, c.dose_unit, c.capacity, 0, 0, 0)
         for c in trial.cohorts
     }
-    for subject, label, site, dosed_at in _enrolment(trial, cut_off):
+    for subject, label, site, dosed_at in (
+        _enrolment(trial, cut_off) if enrolled is None else enrolled
+    ):
         plan = plans[label]
         plan.enrolled += 1
         if _dosed_by(site, dosed_at, cut_off):
@@ -106,14 +120,18 @@ def cohort_plan(trial: Trial, cut_off: date) -> list[CohortPlan]:
     return list(plans.values())
 
 
-def site_plan(trial: Trial, sites: list[Site], cut_off: date) -> list[SitePlan]:
+def site_plan(
+    trial: Trial, sites: list[Site], cut_off: date, enrolled: _Enrolled | None = None
+) -> list[SitePlan]:
     """Each site's enrolment target against the subjects enrolled and dosed by the cut-off,
-    per cohort."""
+    per cohort. `enrolled`: `_enrolment` already read."""
     labels = [c.label for c in trial.cohorts]
     plans = {
         s.id: SitePlan(s.code, s.target_enrollment, 0, 0, dict.fromkeys(labels, 0)) for s in sites
     }
-    for _subject, label, site, dosed_at in _enrolment(trial, cut_off):
+    for _subject, label, site, dosed_at in (
+        _enrolment(trial, cut_off) if enrolled is None else enrolled
+    ):
         plan = plans.setdefault(
             site.id, SitePlan(site.code, site.target_enrollment, 0, 0, dict.fromkeys(labels, 0))
         )
