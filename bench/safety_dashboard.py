@@ -242,21 +242,21 @@ HAND_WRITTEN = {
                  (SELECT max(b.grade) FROM lab_result b WHERE b.subject_id = per.subject_id
                   AND b.analyte = per.analyte AND b.collected_at = per.baseline_at)
                  AS baseline_grade
-          FROM (SELECT l.subject_id, s.cohort_id, l.analyte,
+          FROM (SELECT l.subject_id, max(s.cohort_id) AS cohort_id, l.analyte,
                        max(CASE WHEN l.collected_at < d.dosed_at THEN l.collected_at END)
                        AS baseline_at,
                        max(CASE WHEN l.collected_at >= d.dosed_at THEN l.grade END) AS worst
                 FROM lab_result l JOIN subject s ON s.id = l.subject_id
                 JOIN dosing d ON d.subject_id = l.subject_id
                 WHERE l.trial_id = 1 {lab_sites}
-                GROUP BY l.subject_id, s.cohort_id, l.analyte) per
+                GROUP BY l.site_id, l.subject_id, l.analyte) per
           WHERE per.worst IS NOT NULL) shifts
         GROUP BY analyte, cohort_id, baseline_grade, worst""",
     "alt_top": """
         SELECT l.subject_id, max(l.uln_multiple) AS peak FROM lab_result l
         JOIN dosing d ON d.subject_id = l.subject_id
         WHERE l.trial_id = 1 AND l.analyte = 'ALT' AND l.uln_multiple IS NOT NULL {lab_sites}
-        GROUP BY l.subject_id ORDER BY peak DESC, l.subject_id LIMIT 20""",
+        GROUP BY l.site_id, l.subject_id ORDER BY peak DESC, l.subject_id LIMIT 20""",
     "alt_points": """
         SELECT l.subject_id, l.collected_at, l.uln_multiple, l.grade, d.dosed_at, site.timezone
         FROM lab_result l JOIN dosing d ON d.subject_id = l.subject_id
@@ -264,8 +264,10 @@ HAND_WRITTEN = {
         WHERE l.trial_id = 1 AND l.analyte = 'ALT' AND l.uln_multiple IS NOT NULL
           AND l.subject_id IN (SELECT subject_id FROM (
             SELECT l.subject_id, max(l.uln_multiple) AS peak FROM lab_result l
-            WHERE l.trial_id = 1 AND l.analyte = 'ALT' {lab_sites}
-            GROUP BY l.subject_id ORDER BY peak DESC LIMIT 20) top)
+            JOIN dosing d ON d.subject_id = l.subject_id
+            WHERE l.trial_id = 1 AND l.analyte = 'ALT' AND l.uln_multiple IS NOT NULL
+              {lab_sites}
+            GROUP BY l.site_id, l.subject_id ORDER BY peak DESC, l.subject_id LIMIT 20) top)
         ORDER BY l.subject_id, l.collected_at""",
     "trial": "SELECT * FROM trial WHERE id = 1",
     "cohorts": "SELECT * FROM cohort WHERE trial_id = 1 ORDER BY sequence",
@@ -304,8 +306,9 @@ def hand_written(site_ids: list[int] | None) -> Callable[[], Any]:
     return run
 
 
-def detail() -> None:
-    """Each hand-written statement and each section of the summary service, timed once."""
+def detail(site_ids: list[int] | None = None) -> None:
+    """Each hand-written statement and each section of the summary service, timed once
+    (for every site, or for `site_ids` as the coordinator's scope)."""
     from trialmgr.clock import utcnow
     from trialmgr.enrollment.models import Trial
     from trialmgr.safety.services import lab_summary, summary
@@ -313,8 +316,11 @@ def detail() -> None:
 
     connection = db.engine.raw_connection()
     cursor = connection.cursor()
+    print(f"  scope: {'sites ' + str(site_ids) if site_ids else 'every site'}")
+    sites = f"AND adverse_event.site_id IN ({', '.join(map(str, site_ids))})" if site_ids else ""
+    lab_sites = f"AND l.site_id IN ({', '.join(map(str, site_ids))})" if site_ids else ""
     for name, sql in HAND_WRITTEN.items():
-        sql = sql.format(sites="", lab_sites="")
+        sql = sql.format(sites=sites, lab_sites=lab_sites)
         start = time.perf_counter()
         if ":now" in sql:
             now = datetime.now(UTC)
@@ -326,7 +332,7 @@ def detail() -> None:
         cursor.fetchall()
         print(f"  SQL {name:<30} {(time.perf_counter() - start) * 1000:8.1f} ms")
     connection.close()
-    scope = Scope(db.session.get(Trial, 1), None)
+    scope = Scope(db.session.get(Trial, 1), tuple(site_ids) if site_ids else None)
     now = utcnow()
     for name, fn in (
         ("headline", lambda: summary.headline(scope, now)),
@@ -483,6 +489,7 @@ def compare(app: Any, opts: argparse.Namespace) -> None:
     if opts.detail:
         with app.app_context():
             detail()
+            detail([1, 2])
     print(f"{'case':<52} {'median ms':>10} {'p95 ms':>8} {'x SQL':>7} {'p95 x':>7}")
     for who, user, site_ids in (
         ("monitor", monitor, None),
