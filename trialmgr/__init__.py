@@ -160,15 +160,16 @@ def register_commands(app: Flask) -> None:
     from trialmgr.backup.cli import backup_cli
     from trialmgr.demo.cli import demo_cli
     from trialmgr.exports.cli import export_cli
+    from trialmgr.extensions import LazyGroup
     from trialmgr.reports.cli import reports_cli
-    from trialmgr.scheduler import scheduler_cli
 
     for group in (
         users_cli,
         audit_cli,
         demo_cli,
         reports_cli,
-        scheduler_cli,
+        # APScheduler's schedulers, executors and job stores load when the scheduler runs
+        LazyGroup("scheduler", "trialmgr.scheduler:scheduler_cli", "The report scheduler process."),
         export_cli,
         backup_cli,
     ):

@@ -1,12 +1,13 @@
 """Extension objects, created unbound; create_app() binds them."""
 
 import http
+import importlib
 from typing import Any
 
+import click
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
-from flask_migrate import Migrate
 from flask_smorest import Api, Blueprint
 from flask_smorest.pagination import PaginationMetadataSchema
 from flask_smorest.utils import prepare_response
@@ -17,7 +18,76 @@ from trialmgr.db import Base, render_migration_type
 from trialmgr.errors import PROBLEM_MIMETYPE, ProblemOut
 
 db = SQLAlchemy(model_class=Base)
-migrate = Migrate(render_as_batch=True, compare_type=True, render_item=render_migration_type)
+
+
+class LazyMigrate:
+    """Flask-Migrate, loaded (and alembic with it) only when a migration runs.
+
+    Importing Flask-Migrate imports alembic, its DDL dialects and mako; the app, its CLI
+    and a worker's first request need none of them. `init_app` registers the `db` command
+    group by name and puts a configuration in `app.extensions["migrate"]` that has what
+    Flask-Migrate's functions and migrations/env.py read (`db`, `directory`,
+    `configure_args`, and `migrate`, the real `flask_migrate.Migrate`, made on first use).
+    """
+
+    def __init__(self, **alembic_options: Any) -> None:
+        self.alembic_options = alembic_options
+        self.directory = "migrations"
+        self._migrate: Any = None
+
+    def init_app(self, app: Any, db: SQLAlchemy, directory: str) -> None:
+        self.directory = directory
+        app.extensions["migrate"] = MigrateConfig(self, db)
+        app.cli.add_command(
+            LazyGroup("db", "flask_migrate.cli:db", help="Perform database migrations.")
+        )
+
+    @property
+    def migrate(self) -> Any:
+        """The real `flask_migrate.Migrate` (imports alembic)."""
+        if self._migrate is None:
+            from flask_migrate import Migrate
+
+            self._migrate = Migrate(directory=self.directory, **self.alembic_options)
+        self._migrate.directory = self.directory
+        return self._migrate
+
+
+class MigrateConfig:
+    """What Flask-Migrate keeps in `app.extensions["migrate"]` (its `_MigrateConfig`)."""
+
+    def __init__(self, lazy: LazyMigrate, db: SQLAlchemy) -> None:
+        self.lazy = lazy
+        self.db = db
+        self.directory = lazy.directory
+        self.configure_args = dict(lazy.alembic_options)
+
+    @property
+    def migrate(self) -> Any:
+        return self.lazy.migrate
+
+    @property
+    def metadata(self) -> Any:
+        return self.db.metadata
+
+
+class LazyGroup(click.Group):
+    """A CLI command group imported when it is invoked (`target`: "module:attribute"); its
+    name and help show in `flask --help` without importing it."""
+
+    def __init__(self, name: str, target: str, help: str) -> None:
+        super().__init__(name, help=help)
+        self.target = target
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any
+    ) -> Any:
+        module, attribute = self.target.split(":")
+        group = getattr(importlib.import_module(module), attribute)
+        return group.make_context(info_name, args, parent=parent, **extra)
+
+
+migrate = LazyMigrate(render_as_batch=True, compare_type=True, render_item=render_migration_type)
 login_manager = LoginManager()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])

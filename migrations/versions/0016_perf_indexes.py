@@ -1,12 +1,16 @@
-"""performance indexes (#14)
+"""performance indexes (#14): the safety dashboard's grade chart and lab sections
 
 Revision ID: 0016
 Revises: 0015
 Create Date: 2026-12-01 09:10:00
 
-Reserved in the chain so the work in flight can land in any order; it changes nothing
-until its work fills it in.
+- ix_adverse_event_grade_chart (trial_id, site_id, cohort_id, grade): events per cohort and
+  grade, grouped per site first, read in grouping order from four narrow columns.
+- ix_lab_result_dashboard (trial_id, site_id, subject_id, analyte, collected_at, grade,
+  uln_multiple): lab shifts and the ALT chart grouped by site, subject and analyte without
+  reading the table; a coordinator's sites are ranges of it.
 """
+from alembic import op
 
 
 # revision identifiers, used by Alembic.
@@ -17,8 +21,18 @@ depends_on = None
 
 
 def upgrade():
-    pass
+    op.create_index(
+        'ix_adverse_event_grade_chart',
+        'adverse_event',
+        ['trial_id', 'site_id', 'cohort_id', 'grade'],
+    )
+    op.create_index(
+        'ix_lab_result_dashboard',
+        'lab_result',
+        ['trial_id', 'site_id', 'subject_id', 'analyte', 'collected_at', 'grade', 'uln_multiple'],
+    )
 
 
 def downgrade():
-    pass
+    op.drop_index('ix_lab_result_dashboard', table_name='lab_result')
+    op.drop_index('ix_adverse_event_grade_chart', table_name='adverse_event')

@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 from trialmgr.clock import utcnow
 from trialmgr.enrollment.models import Trial
 from trialmgr.enrollment.services import trials as trials_service
-from trialmgr.exports.services import analysis, deid, fhir, files, odm
+from trialmgr.exports.services import analysis, deid, fhir, files
 from trialmgr.exports.services.files import ExportFile, HashingSink
 from trialmgr.lifecycle import begin_writing
 
@@ -48,7 +48,10 @@ def build_analysis(actor: Any, trial: Trial, options: dict[str, Any]) -> ExportF
 
 
 def build_odm(actor: Any, trial: Trial, options: dict[str, Any]) -> ExportFile:
-    """CDISC ODM 1.3.2 (services/odm.py), audited."""
+    """CDISC ODM 1.3.2 (services/odm.py), audited. (odmlib and lxml load here: only this
+    export uses them.)"""
+    from trialmgr.exports.services import odm
+
     now = utcnow()
 
     def write(sink: HashingSink) -> dict[str, int]:

@@ -23,12 +23,14 @@ ALT_SUBJECTS = 20
 
 def _per_subject_labs(scope: Scope) -> Any:
     """Per dosed subject and analyte: cohort, the last draw before dosing, the worst grade
-    after it (one row each, for shifts and their drill-down)."""
+    after it (one row each, for shifts and their drill-down). Grouped by site, subject and
+    analyte: the order of `ix_lab_result_dashboard`, read without the table or a sort, and
+    a coordinator's sites are ranges of it (a subject has one site and one cohort)."""
     pre = LabResult.collected_at < Dosing.dosed_at
     per = (
         sa.select(
             LabResult.subject_id,
-            Subject.cohort_id,
+            sa.func.max(Subject.cohort_id).label("cohort_id"),
             LabResult.analyte,
             sa.func.max(sa.case((pre, LabResult.collected_at))).label("baseline_at"),
             sa.func.max(sa.case((sa.not_(pre), LabResult.grade))).label("worst"),
@@ -36,7 +38,7 @@ def _per_subject_labs(scope: Scope) -> Any:
         .join(Subject, Subject.id == LabResult.subject_id)
         .join(Dosing, Dosing.subject_id == LabResult.subject_id)
         .where(*lab_conditions(scope), *dosed_by_cut_off(scope))
-        .group_by(LabResult.subject_id, Subject.cohort_id, LabResult.analyte)
+        .group_by(LabResult.site_id, LabResult.subject_id, LabResult.analyte)
         .subquery()
     )
     baseline = aliased(LabResult)
@@ -114,7 +116,7 @@ def alt_series(scope: Scope, limit: int = ALT_SUBJECTS) -> list[dict[str, Any]]:
         .join(Subject, Subject.id == LabResult.subject_id)
         .join(Dosing, Dosing.subject_id == LabResult.subject_id)
         .where(*has_multiple, *dosed_by_cut_off(scope))
-        .group_by(LabResult.subject_id)
+        .group_by(LabResult.site_id, LabResult.subject_id)  # ix_lab_result_dashboard's order
         .order_by(peak.desc(), LabResult.subject_id)
         .limit(limit)
     ).all()
