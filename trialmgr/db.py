@@ -13,6 +13,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry
 
+from trialmgr import writelock
 from trialmgr.clock import utcnow
 
 # The largest id (and integer column value) both databases store as INTEGER.
@@ -99,7 +100,9 @@ class TimestampMixin:
 # ourselves. Requests that may write (and CLI commands) begin IMMEDIATE: the
 # write lock is taken before the first read, so a check-then-insert (cohort
 # capacity, audit chain head) can never act on a stale snapshot. Reads begin
-# DEFERRED and run concurrently under WAL.
+# DEFERRED and run concurrently under WAL. Writers queue for BEGIN IMMEDIATE on a
+# file lock, which hands over at once, rather than in SQLite's sleeping busy handler
+# (trialmgr/writelock.py).
 
 sqlite_begin_immediate: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "sqlite_begin_immediate", default=True
@@ -113,7 +116,7 @@ def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.execute(f"PRAGMA busy_timeout={int(writelock.BUSY_TIMEOUT_SECONDS * 1000)}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
@@ -121,7 +124,11 @@ def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
 @event.listens_for(Engine, "begin")
 def _sqlite_on_begin(conn: sa.Connection) -> None:
     if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if sqlite_begin_immediate.get() else "BEGIN")
+        if sqlite_begin_immediate.get():
+            writelock.take(conn.connection.info, conn.engine.url.database)
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
 
 
 def lock_rows(session: Any, model: type, *ids: int) -> None:

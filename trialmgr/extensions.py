@@ -10,7 +10,7 @@ from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_smorest import Api, Blueprint
 from flask_smorest.pagination import PaginationMetadataSchema
-from flask_smorest.utils import prepare_response
+from flask_smorest.utils import prepare_response, resolve_schema_instance
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 
@@ -160,3 +160,9 @@ class ApiBlueprint(Blueprint):
     """API blueprints: lists paginate 100 a page by default, up to 1000."""
 
     DEFAULT_PAGINATION_PARAMETERS = {"page": 1, "page_size": 100, "max_page_size": 1000}
+
+    def arguments(self, schema: Any, *args: Any, **kwargs: Any) -> Any:
+        """As flask-smorest's, with the schema built once when the route is declared:
+        given a class, webargs would build a new instance (its fields deep-copied) for
+        every request. Schemas hold no per-request state, so one instance serves all."""
+        return super().arguments(resolve_schema_instance(schema), *args, **kwargs)

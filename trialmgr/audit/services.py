@@ -79,7 +79,8 @@ def record(
 ) -> None:
     """Append one event that is not a row change (login, logout, token issued...)."""
     actor_id, label = _label(actor)
-    _append(db.session(), [(actor_id, label, action, entity, entity_id, changes or {}, reason)])
+    row = (actor_id, label, action, entity, entity_id, jsonable(changes or {}), reason)
+    _append(db.session(), [row])
 
 
 # Audit rows are gathered during the transaction and chained at its commit: the chain's
@@ -92,8 +93,15 @@ _MARKS = "audit_savepoint_marks"
 
 
 def _append(session: Session, rows: list[tuple[Any, ...]]) -> None:
+    """Rows whose `changes` are already as stored (`jsonable`)."""
     at = utcnow()
     session.info.setdefault(_PENDING, []).extend((at, *row) for row in rows)
+
+
+# Built once: every audited write runs them.
+_CHAIN_LOCK = sa.text("SELECT pg_advisory_xact_lock(:k)")
+_CHAIN_HEAD = sa.select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
+_INSERT_ROWS = sa.insert(AuditEvent)
 
 
 def _chain_pending(session: Session) -> None:
@@ -102,13 +110,8 @@ def _chain_pending(session: Session) -> None:
         return
     conn = session.connection()
     if conn.dialect.name == "postgresql":
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK_KEY})
-    prev = (
-        conn.execute(
-            sa.select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
-        ).scalar_one_or_none()
-        or GENESIS_HASH
-    )
+        conn.execute(_CHAIN_LOCK, {"k": _CHAIN_LOCK_KEY})
+    prev = conn.execute(_CHAIN_HEAD).scalar_one_or_none() or GENESIS_HASH
     batch = []
     for at, actor_id, label, action, entity, entity_id, changes, reason in pending:
         values = {
@@ -118,13 +121,13 @@ def _chain_pending(session: Session) -> None:
             "action": action,
             "entity": entity,
             "entity_id": None if entity_id is None else str(entity_id),
-            "changes": jsonable(changes),
+            "changes": changes,
             "reason": reason,
             "prev_hash": prev,
         }
         values["hash"] = prev = row_hash(**values)
         batch.append(values)
-    conn.execute(sa.insert(AuditEvent), batch)
+    conn.execute(_INSERT_ROWS, batch)
 
 
 def _before_commit(session: Session) -> None:

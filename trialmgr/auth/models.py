@@ -111,6 +111,11 @@ class User(IdMixin, TimestampMixin, Audited, Base):
     def forget_site_ids(self) -> None:
         self.__dict__.pop("_site_ids", None)
 
+    def know_site_ids(self, site_ids: list[int]) -> None:
+        """The memberships, read in the statement that loaded the user (the bearer token's):
+        `site_ids` needs no query of its own."""
+        self.__dict__["_site_ids"] = sorted(site_ids)
+
     def is_locked(self, now: datetime) -> bool:
         return self.locked_until is not None and self.locked_until > now
 

@@ -343,6 +343,8 @@ class WorkItem(IdMixin, TimestampMixin, Audited, Base):
     prefill: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
 
     subject: Mapped[Subject] = relationship()
+    # Tasks of a new event are added before the event is flushed (one flush for all).
+    adverse_event: Mapped[AdverseEvent | None] = relationship()
 
 
 class Notification(IdMixin, Base):

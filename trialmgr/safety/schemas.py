@@ -128,6 +128,11 @@ class ReportOut(Schema):
         return str(self._state(report)["status"])
 
 
+# An event's clocks in its answer: one schema instance for every answer (building one
+# deep-copies its fields).
+_REPORTS_OUT = ReportOut(many=True)
+
+
 class AdverseEventOut(Schema):
     id = fields.Integer()
     trial_id = fields.Integer()
@@ -174,13 +179,13 @@ class AdverseEventOut(Schema):
 
         fresh = fresh_reports(ae)
         if fresh is not None:
-            return ReportOut(many=True).dump(fresh)
+            return _REPORTS_OUT.dump(fresh)
         reports = db.session.execute(
             sa.select(ExpeditedReport)
             .where(ExpeditedReport.adverse_event_id == ae.id)
             .order_by(ExpeditedReport.due_at, ExpeditedReport.id)
         ).scalars()
-        return ReportOut(many=True).dump(list(reports))
+        return _REPORTS_OUT.dump(list(reports))
 
 
 class VersionOut(Schema):

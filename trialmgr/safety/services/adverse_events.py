@@ -146,7 +146,7 @@ def _snapshot(
 ) -> None:
     db.session.add(
         AdverseEventVersion(
-            adverse_event_id=ae.id,
+            adverse_event=ae,  # a new event may not be flushed yet
             version=ae.version,
             data=jsonable({f: getattr(ae, f) for f in RECORD_FIELDS}),
             reason=reason,
@@ -245,12 +245,15 @@ def record(actor: Any, data: dict[str, Any], now: datetime) -> AdverseEvent:
     _derive(ae, data.get("serious"))
     _check(ae, subject, now)
     with audit.audited(actor, action="adverse_event.record"):
+        # The event, its first version and its tasks go in one flush (they name the event
+        # through relationships); a task or lab it closes is looked up after it.
         db.session.add(ae)
-        db.session.flush()
         _snapshot(ae, None, ae.sponsor_awareness_at, actor, now)
         work.for_new_event(ae, site_today(subject.site, now))
-        work.close_source_task(data.get("task_id"), ae, actor.email, now)
-        _link_lab(ae, data.get("lab_result_id"))
+        if data.get("task_id") is not None or data.get("lab_result_id") is not None:
+            db.session.flush()
+            work.close_source_task(data.get("task_id"), ae, actor.email, now)
+            _link_lab(ae, data.get("lab_result_id"))
     opened = _after_write(actor, ae, ae.sponsor_awareness_at, now)
     db.session.info.setdefault(_FRESH, {})[ae.id] = sorted(opened, key=lambda r: (r.due_at, r.id))
     return ae

@@ -65,7 +65,8 @@ def close(item: WorkItem, by: str, now: datetime) -> None:
 
 
 def for_new_event(ae: AdverseEvent, today: date) -> None:
-    """The tasks a new adverse event opens."""
+    """The tasks a new adverse event opens. The event may not be flushed yet: the tasks
+    name it through the relationship, and are written with it in one flush."""
     code = ae.subject.code
     if ae.serious:
         _open(
@@ -74,7 +75,7 @@ def for_new_event(ae: AdverseEvent, today: date) -> None:
             ae,
             f"Follow-up report: {ae.term} ({code})",
             today + timedelta(days=FOLLOW_UP_DAYS),
-            adverse_event_id=ae.id,
+            adverse_event=ae,
         )
     elif ae.resolution_date is None:
         _open(
@@ -83,7 +84,7 @@ def for_new_event(ae: AdverseEvent, today: date) -> None:
             ae,
             f"Record the resolution: {ae.term} ({code})",
             None,
-            adverse_event_id=ae.id,
+            adverse_event=ae,
         )
     _open(
         "medical_review",
@@ -91,21 +92,26 @@ def for_new_event(ae: AdverseEvent, today: date) -> None:
         ae,
         f"Medical review: {ae.term} (grade {ae.grade}, {code})",
         today + timedelta(days=REVIEW_DAYS),
-        adverse_event_id=ae.id,
+        adverse_event=ae,
     )
-    for_grade_five(ae, today)
+    if ae.grade == 5:  # a new event has no death report yet
+        _open_death_report(ae, today)
 
 
 def for_grade_five(ae: AdverseEvent, today: date) -> None:
     if ae.grade == 5 and not _items(adverse_event_id=ae.id, kind="death_report"):
-        _open(
-            "death_report",
-            COORDINATOR,
-            ae,
-            f"Death report: {ae.subject.code}",
-            today + timedelta(days=DEATH_REPORT_DAYS),
-            adverse_event_id=ae.id,
-        )
+        _open_death_report(ae, today)
+
+
+def _open_death_report(ae: AdverseEvent, today: date) -> None:
+    _open(
+        "death_report",
+        COORDINATOR,
+        ae,
+        f"Death report: {ae.subject.code}",
+        today + timedelta(days=DEATH_REPORT_DAYS),
+        adverse_event=ae,
+    )
 
 
 def for_clock(report: ExpeditedReport, zone_day: date) -> None:
