@@ -11,7 +11,8 @@ from flask import Flask
 from flask_login import current_user
 
 from trialmgr.auth.models import DATE_FORMATS, ROLE_LABELS
-from trialmgr.clock import format_local, zone
+from trialmgr.clock import format_local, utcnow, zone
+from trialmgr.errors import Phrased, Problem
 
 # (label, endpoint, roles); endpoints that are not registered yet are skipped,
 # so a domain's menu entry appears when the domain does.
@@ -112,6 +113,8 @@ def format_datetime(value: datetime | None) -> str:
 def zone_label(zone_name: str | None, moment: datetime) -> str:
     """A zone as people say it, with its abbreviation at `moment`: "Rome, CET"."""
     place = zone(zone_name)
+    if place.key == "UTC":
+        return "UTC"
     city = place.key.rsplit("/", 1)[-1].replace("_", " ")
     return f"{city}, {moment.astimezone(place).tzname()}"
 
@@ -125,12 +128,48 @@ def format_site_moment(moment: datetime | None, zone_name: str | None) -> str:
     return f"{format_date(local.date())} {local:%H:%M} ({zone_label(zone_name, moment)})"
 
 
+def format_moment(moment: datetime, zone_name: str | None) -> str:
+    """An instant in a sentence on a page: on the site's clock, labelled, when the sentence
+    names the site's zone; else on the reader's own clock, labelled."""
+    if zone_name:
+        return format_site_moment(moment, zone_name)
+    return format_datetime(moment)
+
+
+def page_text(message: Any) -> str:
+    """What a service said (a refusal's sentence or a field message), as a page shows it:
+    the dates in the reader's format, instants with their zone label. Every refusal a page
+    shows, flashes or re-renders passes here; the API prints the same sentence's machine form
+    (`str()`, ISO dates)."""
+    if isinstance(message, Phrased):
+        return message.render(format_date, format_moment)
+    if isinstance(message, Problem):
+        return page_text(message.message)
+    return str(message)
+
+
+def page_messages(messages: Any) -> Any:
+    """Field messages (nested dicts and lists) with `page_text` applied to each sentence."""
+    if isinstance(messages, dict):
+        return {key: page_messages(value) for key, value in messages.items()}
+    if isinstance(messages, list):
+        return [page_messages(m) for m in messages]
+    if isinstance(messages, str | Phrased):
+        return page_text(messages)
+    return messages
+
+
 def register_templating(app: Flask) -> None:
     app.jinja_env.filters["d"] = format_date
     app.jinja_env.filters["dt"] = format_datetime
     # An instant as the site saw it, whoever reads it: `dosed_at | site_time(site.timezone)`.
     app.jinja_env.filters["site_time"] = format_local
     app.jinja_env.filters["site_moment"] = format_site_moment
+    # A service's sentence (a Problem, a Phrase, text) with its dates in the reader's format.
+    app.jinja_env.filters["said"] = page_text
+    # A site's zone as a label for its wall-clock inputs: "Rome, CET" (the abbreviation now).
+    app.jinja_env.filters["zone_now"] = lambda name: zone_label(name, utcnow())
+    app.jinja_env.globals["user_date_format"] = lambda: _user_pref("date_format", "YYYY-MM-DD")
 
     @app.context_processor
     def navigation() -> dict[str, Any]:
