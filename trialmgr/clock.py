@@ -65,10 +65,10 @@ def format_local(moment: datetime, zone_name: str | None) -> str:
 class Day:
     """A calendar date inside a sentence; machine form `2026-12-04`."""
 
-    value: date
+    value: date | None
 
     def __str__(self) -> str:
-        return self.value.isoformat()
+        return str(self.value)  # a date's str() is its ISO form
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class Phrase:
 
     def render(
         self,
-        day: Callable[[date], str],
+        day: Callable[[date | None], str],
         moment: Callable[[datetime, str | None], str],
     ) -> str:
         def shown(value: Any) -> Any:

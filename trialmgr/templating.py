@@ -11,7 +11,7 @@ from flask import Flask
 from flask_login import current_user
 
 from trialmgr.auth.models import DATE_FORMATS, ROLE_LABELS
-from trialmgr.clock import format_local, utcnow, zone
+from trialmgr.clock import utcnow, zone
 from trialmgr.errors import Phrased, Problem
 
 # (label, endpoint, roles); endpoints that are not registered yet are skipped,
@@ -162,8 +162,10 @@ def page_messages(messages: Any) -> Any:
 def register_templating(app: Flask) -> None:
     app.jinja_env.filters["d"] = format_date
     app.jinja_env.filters["dt"] = format_datetime
-    # An instant as the site saw it, whoever reads it: `dosed_at | site_time(site.timezone)`.
-    app.jinja_env.filters["site_time"] = format_local
+    # An instant as the site saw it, whoever reads it, in the reader's date format and with
+    # the zone's label for that date: `dosed_at | site_time(site.timezone)` reads
+    # "04/12/2026 09:00 (Rome, CET)".
+    app.jinja_env.filters["site_time"] = format_site_moment
     app.jinja_env.filters["site_moment"] = format_site_moment
     # A service's sentence (a Problem, a Phrase, text) with its dates in the reader's format.
     app.jinja_env.filters["said"] = page_text

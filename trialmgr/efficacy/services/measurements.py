@@ -46,7 +46,7 @@ def dosed_on(subject: Subject) -> date | None:
 def _check(m: EfficacyMeasurement, subject: Subject, now: datetime) -> None:
     """The date happened at the site after consent and before any exit; a baseline is
     pre-dose; the visit is the subject's own and was not cancelled."""
-    errors: dict[str, list[str]] = {}
+    errors: dict[str, list[str | Phrase]] = {}
     try:
         check_not_future("measured_on", m.measured_on, site_today(subject.site, now))
     except Invalid as exc:

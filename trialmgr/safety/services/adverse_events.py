@@ -91,7 +91,7 @@ def _check(ae: AdverseEvent, subject: Subject, now: datetime) -> None:
     """Dates that happened at the site, in order; AESI with its category; fatal with its
     date of death."""
     today = site_today(subject.site, now)
-    errors: dict[str, list[str]] = {}
+    errors: dict[str, list[str | Phrase]] = {}
     try:
         check_not_future("onset_date", ae.onset_date, today)
         if ae.resolution_date is not None:
