@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zoneinfo
 from collections.abc import Callable
 from datetime import date, datetime
@@ -119,6 +120,21 @@ def zone_label(zone_name: str | None, moment: datetime) -> str:
     return f"{city}, {moment.astimezone(place).tzname()}"
 
 
+def zone_names(zone_name: str | None) -> str:
+    """The zone's abbreviations by UTC offset in minutes, as JSON, for the date read-back
+    script: the browser's own names are often "GMT-8" where the pages say "PST"."""
+    place = zone(zone_name)
+    year = utcnow().year
+    names: dict[str, str] = {}
+    for y in (year - 1, year, year + 1):
+        for month in range(1, 13):
+            moment = datetime(y, month, 15, 12, tzinfo=place)
+            offset = moment.utcoffset()
+            if offset is not None:
+                names[str(int(offset.total_seconds() // 60))] = moment.tzname() or ""
+    return json.dumps(names, sort_keys=True)
+
+
 def format_site_moment(moment: datetime | None, zone_name: str | None) -> str:
     """An instant in a site's zone, labelled, the date in the reader's format:
     "4 Dec 2026 09:00 (Rome, CET)"."""
@@ -171,6 +187,7 @@ def register_templating(app: Flask) -> None:
     app.jinja_env.filters["said"] = page_text
     # A site's zone as a label for its wall-clock inputs: "Rome, CET" (the abbreviation now).
     app.jinja_env.filters["zone_now"] = lambda name: zone_label(name, utcnow())
+    app.jinja_env.filters["zone_names"] = zone_names
     app.jinja_env.globals["user_date_format"] = lambda: _user_pref("date_format", "YYYY-MM-DD")
 
     @app.context_processor

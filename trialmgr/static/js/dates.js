@@ -31,18 +31,22 @@
       fields.second) - t;
   }
 
-  // "Rome, CET": the zone's city and its abbreviation at that wall-clock time.
-  function zoneLabel(zone, y, m, d, hh, mi) {
+  // "Rome, CET": the zone's city and its abbreviation at that wall-clock time. The names
+  // come from the server (`names`: offset in minutes → abbreviation, as the pages print them);
+  // the browser's own short name is the fallback.
+  function zoneLabel(zone, names, y, m, d, hh, mi) {
     if (zone === "UTC") {
       return "UTC";
     }
     var wall = Date.UTC(y, m - 1, d, hh, mi);
     var instant = wall - offset(zone, wall);
     instant = wall - offset(zone, instant);
-    var name = "";
-    new Intl.DateTimeFormat("en-GB", { timeZone: zone, timeZoneName: "short" })
-      .formatToParts(new Date(instant))
-      .forEach(function (p) { if (p.type === "timeZoneName") { name = p.value; } });
+    var name = names[String(Math.round(offset(zone, instant) / 60000))];
+    if (!name) {
+      new Intl.DateTimeFormat("en-GB", { timeZone: zone, timeZoneName: "short" })
+        .formatToParts(new Date(instant))
+        .forEach(function (p) { if (p.type === "timeZoneName") { name = p.value; } });
+    }
     return zone.split("/").pop().replace(/_/g, " ") + ", " + name;
   }
 
@@ -67,7 +71,8 @@
       text += ", " + found[4] + ":" + found[5];
       var zone = out.getAttribute("data-zone");
       if (zone) {
-        text += " " + zoneLabel(zone, y, m, d, Number(found[4]), Number(found[5]));
+        var names = JSON.parse(out.getAttribute("data-zone-names") || "{}");
+        text += " " + zoneLabel(zone, names, y, m, d, Number(found[4]), Number(found[5]));
       }
     }
     out.textContent = text;
