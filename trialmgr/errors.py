@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from flask import Flask, Response, json, render_template, request
 from marshmallow import Schema, ValidationError
@@ -34,6 +34,26 @@ class ProblemOut(Schema):
     reference = ma.String(metadata={"description": "Quote it to support (5xx, 503)."})
 
 
+@runtime_checkable
+class Phrased(Protocol):
+    """A sentence that keeps its dates as values (`clock.Phrase`): `str()` gives the machine
+    form, `render` the reader's."""
+
+    def render(self, day: Any, moment: Any) -> str: ...
+
+
+def machine_text(messages: Any) -> Any:
+    """Field messages (nested dicts and lists) with every phrased sentence in its machine
+    form."""
+    if isinstance(messages, Phrased):
+        return str(messages)
+    if isinstance(messages, dict):
+        return {key: machine_text(value) for key, value in messages.items()}
+    if isinstance(messages, list):
+        return [machine_text(m) for m in messages]
+    return messages
+
+
 class Problem(Exception):
     """A refusal a client can act on: carries status, title, detail, field errors."""
 
@@ -49,17 +69,22 @@ class Problem(Exception):
 
     def __init__(
         self,
-        detail: str | None = None,
+        detail: str | Phrased | None = None,
         *,
         title: str | None = None,
         errors: dict[str, Any] | None = None,
         **extra: Any,
     ) -> None:
-        super().__init__(detail or self.title)
-        self.detail = detail or self.title
+        super().__init__(str(detail or self.title))
         if title:
             self.title = title
-        self.errors = errors or {}
+        # What the service said, dates kept as values (`clock.Phrase`); `detail` and
+        # `errors` are its machine form, with ISO dates, for the API and logs. Pages read
+        # `message` and `field_messages` through `templating.page_text`.
+        self.message: str | Phrased = detail or self.title
+        self.field_messages: dict[str, Any] = errors or {}
+        self.detail = str(self.message)
+        self.errors: dict[str, Any] = machine_text(self.field_messages)
         self.extra = extra
 
 
@@ -170,9 +195,15 @@ def handle_problem(exc: Problem) -> Response:
         settle_refusal(exc)
     except Exception as failed:  # the kept writes could not be committed
         return handle_unexpected(failed)
-    headers = exc.headers if wants_json() else {}
+    if wants_json():
+        return problem_response(
+            exc.status, exc.title, exc.detail, exc.errors, extra=exc.extra, headers=exc.headers
+        )
+    # An error page is read by a person: the refusal's dates in their format.
+    from trialmgr.templating import page_messages, page_text
+
     return problem_response(
-        exc.status, exc.title, exc.detail, exc.errors, extra=exc.extra, headers=headers
+        exc.status, exc.title, page_text(exc.message), page_messages(exc.field_messages)
     )
 
 

@@ -54,14 +54,27 @@ def submit(form: str, act: Callable[[], T]) -> T | Refusal:
         return act()
     except ValidationError as exc:
         settle_refusal(exc)
-        messages = plain_messages(exc.normalized_messages())
-        detail = "Please correct the highlighted fields."
-        return Refusal(form, 422, "Not saved", detail, messages, by_rule=False)
+        return refusal_of(form, exc)
     except Problem as exc:
         if not exc.form_error:
             raise
         settle_refusal(exc)
-        return Refusal(form, exc.status, exc.title, exc.detail, dict(exc.errors))
+        return refusal_of(form, exc)
+
+
+def refusal_of(form: str, exc: ValidationError | Problem) -> Refusal:
+    """The one way a page turns a refused operation into what it shows (the error summary,
+    field errors, a flash): library wording in plain sentences, and the service's dates in
+    the reader's format and, for instants, on the site's clock with its zone label
+    (`templating.page_text`). The API shows the same refusal with ISO dates."""
+    from trialmgr.templating import page_messages, page_text
+
+    if isinstance(exc, ValidationError):
+        messages = plain_messages(exc.normalized_messages())
+        detail = "Please correct the highlighted fields."
+        return Refusal(form, 422, "Not saved", detail, messages, by_rule=False)
+    errors = page_messages(dict(exc.field_messages))
+    return Refusal(form, exc.status, exc.title, page_text(exc.message), errors)
 
 
 # marshmallow's own wording, as a person filling in a form would say it. The API keeps the
@@ -138,13 +151,12 @@ def rehearse(form: str, act: Callable[[], T], describe: Callable[[T], R]) -> R |
         description = describe(result)
     except ValidationError as exc:
         savepoint.rollback()
-        detail = "Please correct the highlighted fields."
-        return Refusal(form, 422, "Not saved", detail, exc.normalized_messages(), by_rule=False)
+        return refusal_of(form, exc)
     except Problem as exc:
         savepoint.rollback()
         if not exc.form_error:
             raise
-        return Refusal(form, exc.status, exc.title, exc.detail, dict(exc.errors))
+        return refusal_of(form, exc)
     savepoint.rollback()
     return description
 

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
 from trialmgr.audit import services as audit
-from trialmgr.clock import check_not_future, local_date
+from trialmgr.clock import Day, Phrase, check_not_future, local_date
 from trialmgr.efficacy.models import EfficacyMeasurement
 from trialmgr.efficacy.services.endpoints import get_endpoint
 from trialmgr.enrollment.models import Dosing, Subject, Visit
@@ -46,19 +46,25 @@ def dosed_on(subject: Subject) -> date | None:
 def _check(m: EfficacyMeasurement, subject: Subject, now: datetime) -> None:
     """The date happened at the site after consent and before any exit; a baseline is
     pre-dose; the visit is the subject's own and was not cancelled."""
-    errors: dict[str, list[str]] = {}
+    errors: dict[str, list[str | Phrase]] = {}
     try:
         check_not_future("measured_on", m.measured_on, site_today(subject.site, now))
     except Invalid as exc:
-        errors.update(exc.errors)
+        errors.update(exc.field_messages)
     if m.measured_on < subject.consented_on:
-        errors["measured_on"] = [f"Before the subject's consent ({subject.consented_on})."]
+        errors["measured_on"] = [
+            Phrase("Before the subject's consent ({on}).", on=Day(subject.consented_on))
+        ]
     exit_on = exit_date(subject, "protocol")
     if exit_on is not None and m.measured_on > exit_on:
-        errors["measured_on"] = [f"After the subject left protocol procedures ({exit_on})."]
+        errors["measured_on"] = [
+            Phrase("After the subject left protocol procedures ({on}).", on=Day(exit_on))
+        ]
     day0 = dosed_on(subject)
     if m.baseline and day0 is not None and m.measured_on > day0:
-        errors["baseline"] = [f"A baseline is measured on or before the dosing day ({day0})."]
+        errors["baseline"] = [
+            Phrase("A baseline is measured on or before the dosing day ({on}).", on=Day(day0))
+        ]
     if m.visit_id is not None:
         visit = db.session.get(Visit, m.visit_id)
         if visit is None or visit.subject_id != subject.id:

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from trialmgr.audit import services as audit
-from trialmgr.clock import actor_today, check_not_future
+from trialmgr.clock import Day, Phrase, actor_today, check_not_future
 from trialmgr.enrollment.models import (
     ENDED_STATUSES,
     ConsentSiteApproval,
@@ -65,11 +65,16 @@ def consent_version_on(
         raise Invalid("Unknown consent version.", errors={field: [f"No version {version_id}."]})
     approved = version.approved_at(site_id)
     if approved is None or approved > on:
-        when = f"only from {approved.isoformat()}" if approved else "not yet"
-        raise Invalid(
-            "Consent on a version the site had not approved.",
-            errors={field: [f"Version {version.version} is approved at this site {when}."]},
+        sentence = (
+            Phrase(
+                "Version {version} is approved at this site only from {on}.",
+                version=version.version,
+                on=Day(approved),
+            )
+            if approved
+            else f"Version {version.version} is approved at this site not yet."
         )
+        raise Invalid("Consent on a version the site had not approved.", errors={field: [sentence]})
     current = current_consent_version(trial, site_id, on)
     if current is not None and current.id != version.id:
         raise Conflict(
@@ -165,7 +170,7 @@ def _check_not_older(trial: Trial, site_id: int | None, on: date, field: str) ->
     if dates and on < max(dates):
         raise Invalid(
             "A new consent version cannot predate the current one.",
-            errors={field: [f"On or after {max(dates).isoformat()}."]},
+            errors={field: [Phrase("On or after {on}.", on=Day(max(dates)))]},
         )
 
 
@@ -255,7 +260,11 @@ def record_consent(
     if data["consented_on"] < subject.consented_on:
         raise Invalid(
             "Re-consent before the first consent.",
-            errors={"consented_on": [f"Before the first consent ({subject.consented_on})."]},
+            errors={
+                "consented_on": [
+                    Phrase("Before the first consent ({on}).", on=Day(subject.consented_on))
+                ]
+            },
         )
     if subject.status in ENDED_STATUSES:
         raise Conflict(f"Subject {subject.code} is {subject.status}.", title="Subject not active")

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
 from trialmgr.audit import services as audit
-from trialmgr.clock import format_local
+from trialmgr.clock import Day, Moment, Phrase, format_local
 from trialmgr.db import lock_rows
 from trialmgr.enrollment.models import Cohort, Deviation, Dosing, SafetyReview, Subject, Trial
 from trialmgr.enrollment.policies import require_site_worker
@@ -62,7 +62,11 @@ def check_gates(subject: Subject, dosed_at: datetime, now: datetime) -> None:
         raise Conflict(f"Subject {subject.code} was already dosed.", title="Already dosed")
     if subject.withdrawal_kind:
         raise Conflict(
-            f"Subject {subject.code} withdrew from further procedures on {subject.withdrawn_on}.",
+            Phrase(
+                "Subject {code} withdrew from further procedures on {on}.",
+                code=subject.code,
+                on=Day(subject.withdrawn_on),
+            ),
             title="Subject withdrawn",
         )
     if subject.status != "enrolled":
@@ -87,8 +91,13 @@ def check_gates(subject: Subject, dosed_at: datetime, now: datetime) -> None:
     due = reconsent_due_on(subject, day)
     if due is not None:
         raise Conflict(
-            f"Subject {subject.code} had not re-consented to version {due.version} by "
-            f"{day.isoformat()}; dosing needs a valid consent on the dosing date.",
+            Phrase(
+                "Subject {code} had not re-consented to version {version} by {day}; dosing "
+                "needs a valid consent on the dosing date.",
+                code=subject.code,
+                version=due.version,
+                day=Day(day),
+            ),
             title="Re-consent required",
         )
     _check_stagger(subject, cohort, dosed_at)
@@ -105,14 +114,14 @@ def _check_stagger(subject: Subject, cohort: Cohort, dosed_at: datetime) -> None
         allowed = max(d.dosed_at for d in dosings) + stagger
         local = format_local(allowed, subject.site.timezone)
         raise Conflict(
-            f"next dosing allowed on {local}",
+            Phrase("next dosing allowed on {next}", next=Moment(allowed, subject.site.timezone)),
             title="Sentinel stagger",
             next_allowed_at=allowed.isoformat(),
             next_allowed_local=local,
         )
 
 
-def escalation_block(trial: Trial, cohort: Cohort, dosed_at: datetime) -> str | None:
+def escalation_block(trial: Trial, cohort: Cohort, dosed_at: datetime) -> str | Phrase | None:
     """Why the first subject of this higher-dose cohort may not be dosed at `dosed_at`
     (None when nothing blocks): it needs a signed review of the previous cohort that
     decided to escalate, signed before the dosing."""
@@ -129,7 +138,10 @@ def escalation_block(trial: Trial, cohort: Cohort, dosed_at: datetime) -> str | 
             f"decides to escalate{decided}."
         )
     if dosed_at < review.signed_at:
-        return f"Dosing time is before the escalation decision ({review.signed_at.isoformat()})."
+        return Phrase(
+            "Dosing time is before the escalation decision ({signed}).",
+            signed=Moment(review.signed_at),
+        )
     return None
 
 
@@ -217,7 +229,7 @@ def escalation_readiness(trial: Trial, cohort: Cohort, now: datetime) -> dict[st
     ).scalar_one()
     last = dosings[-1].dosed_at if dosings else None
     days_since = (now - last).total_seconds() / 86400 if last else None
-    blockers = []
+    blockers: list[str | Phrase] = []
     if not dosings:
         blockers.append(f"Nobody in cohort {cohort.label} has been dosed.")
     if trial.escalation_requires_full_cohort and len(dosings) < cohort.capacity:
@@ -227,8 +239,14 @@ def escalation_readiness(trial: Trial, cohort: Cohort, now: datetime) -> dict[st
         )
     window = trial.dlt_window_days
     if window and last is not None and days_since is not None and days_since < window:
-        until = format_local(last + timedelta(days=window), "UTC")
-        blockers.append(f"The {window}-day DLT window of cohort {cohort.label} runs until {until}.")
+        blockers.append(
+            Phrase(
+                "The {window}-day DLT window of cohort {label} runs until {until}.",
+                window=window,
+                label=cohort.label,
+                until=Moment(last + timedelta(days=window), "UTC"),
+            )
+        )
     return {
         "cohort_id": cohort.id,
         "cohort": cohort.label,

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from trialmgr.audit import services as audit
 from trialmgr.auth.services import verify_signature
+from trialmgr.clock import Phrase
 from trialmgr.db import lock_rows
 from trialmgr.enrollment.models import SafetyReview, Trial, TrialPause
 from trialmgr.enrollment.policies import require_safety_monitor
@@ -35,7 +36,7 @@ def record_safety_review(
         readiness = escalation_readiness(trial, cohort, now)
         if readiness["blockers"]:
             raise Conflict(
-                " ".join(readiness["blockers"]),
+                Phrase.joined(" ", readiness["blockers"]),
                 title="Nothing to review" if not readiness["dosed"] else "Escalation not ready",
                 errors={"decision": readiness["blockers"]},
             )

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import joinedload, selectinload
 
 from trialmgr.audit import services as audit
-from trialmgr.clock import check_not_future
+from trialmgr.clock import Day, Phrase, check_not_future
 from trialmgr.db import lock_rows
 from trialmgr.enrollment.models import (
     ENDED_STATUSES,
@@ -104,7 +104,11 @@ def _enrolment_consent(
             "The screening already records a different consent.",
             errors={
                 "consented_on": [
-                    f"The screening records consent on {screening.consented_on} (version {held})."
+                    Phrase(
+                        "The screening records consent on {on} (version {held}).",
+                        on=Day(screening.consented_on),
+                        held=held,
+                    )
                 ]
             },
         )
@@ -255,7 +259,7 @@ def _check_exit_date(subject: Subject, field: str, on: date, today: date) -> Non
     if last is not None and on < last[0]:
         raise Invalid(
             "An exit cannot be dated before the subject's last recorded clinical event.",
-            errors={field: [f"Before the {last[1]} on {last[0].isoformat()}."]},
+            errors={field: [Phrase("Before the {what} on {on}.", what=last[1], on=Day(last[0]))]},
         )
 
 
@@ -328,8 +332,12 @@ def end_participation(
     if status == "lost_to_follow_up":
         if subject.withdrawal_kind == "full":
             raise Conflict(
-                f"Subject {subject.code} withdrew on {subject.withdrawn_on}: after a withdrawal "
-                "only a death can be recorded.",
+                Phrase(
+                    "Subject {code} withdrew on {on}: after a withdrawal only a death can be "
+                    "recorded.",
+                    code=subject.code,
+                    on=Day(subject.withdrawn_on),
+                ),
                 title="Subject withdrawn",
             )
         if subject.status == "lost_to_follow_up":
@@ -358,7 +366,7 @@ def reinstate(actor: Any, subject: Subject, data: dict[str, Any], now: datetime)
     if subject.ended_on is not None and on < subject.ended_on:
         raise Invalid(
             "Reinstated before the loss was recorded.",
-            errors={"on": [f"Before the loss ({subject.ended_on.isoformat()})."]},
+            errors={"on": [Phrase("Before the loss ({on}).", on=Day(subject.ended_on))]},
         )
     if subject.dosing is None:
         lock_rows(db.session, Cohort, subject.cohort_id)

@@ -10,7 +10,7 @@ from blinker import Namespace
 from sqlalchemy.orm import selectinload
 
 from trialmgr.audit import services as audit
-from trialmgr.clock import actor_today, check_not_future
+from trialmgr.clock import Day, Phrase, actor_today, check_not_future
 from trialmgr.enrollment.models import LTFU_QUESTIONS, Deviation, Subject, Visit
 from trialmgr.enrollment.policies import require_site_worker
 from trialmgr.enrollment.services.consent import reconsent_due_on
@@ -52,7 +52,7 @@ def _check_done_on(visit: Visit, done_on: date, today: date) -> None:
     if done_on < subject.consented_on:
         raise Invalid(
             "Visit before consent.",
-            errors={"done_on": [f"Before consent ({subject.consented_on})."]},
+            errors={"done_on": [Phrase("Before consent ({on}).", on=Day(subject.consented_on))]},
         )
     dosing = subject.dosing
     if dosing is not None:
@@ -67,7 +67,7 @@ def _check_done_on(visit: Visit, done_on: date, today: date) -> None:
     if exit_on is not None and done_on > exit_on:
         raise Invalid(
             "Visit after the subject's exit.",
-            errors={"done_on": [f"After the exit on {exit_on.isoformat()}."]},
+            errors={"done_on": [Phrase("After the exit on {on}.", on=Day(exit_on))]},
         )
 
 
@@ -118,8 +118,11 @@ def record_visit(actor: Any, visit: Visit, data: dict[str, Any], now: datetime) 
         _check_done_on(visit, done_on, today)
     if status == "missed" and today <= visit.window_end:
         raise Conflict(
-            f"{visit.name} can be recorded as missed only after its window closes "
-            f"({visit.window_end.isoformat()}).",
+            Phrase(
+                "{name} can be recorded as missed only after its window closes ({end}).",
+                name=visit.name,
+                end=Day(visit.window_end),
+            ),
             title="Window still open",
         )
     _check_answers(visit, data)

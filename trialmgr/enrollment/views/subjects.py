@@ -55,7 +55,7 @@ from trialmgr.forms import (
     typed_values,
 )
 from trialmgr.partners.services.sites import site_local_date, site_today
-from trialmgr.templating import format_site_moment
+from trialmgr.templating import format_site_moment, page_text
 
 # What a subject's status means, in the words the pages use: "completed" would be wrong
 # while long-term follow-up visits are still due, so it is never printed.
@@ -266,7 +266,7 @@ def _gate_label(gate: Problem, subject: Subject) -> str:
     if allowed:
         moment = datetime.fromisoformat(allowed)
         return f"next allowed {format_site_moment(moment, subject.site.timezone)}"
-    return gate.title.lower() if gate.title else gate.detail
+    return gate.title.lower() if gate.title else page_text(gate)
 
 
 def _corrections(subject: Subject) -> dict[int, list[Any]]:

@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from trialmgr.audit import services as audit
-from trialmgr.clock import check_not_future, local_date
+from trialmgr.clock import Day, Phrase, check_not_future, local_date
 from trialmgr.errors import Conflict, Invalid, NotFound
 from trialmgr.extensions import db
 from trialmgr.partners.models import APPROVAL_KINDS, Site, SiteApproval
@@ -46,16 +46,23 @@ def missing_approvals(site: Site, on: date) -> list[str]:
     return missing
 
 
-def why_not_current(site: Site, kind: str, on: date) -> str:
+def why_not_current(site: Site, kind: str, on: date) -> str | Phrase:
     """The cause of a missing kind on `on`, with its date, for a refusal message."""
     name = KIND_NAMES[kind]
     record = in_force(site, kind, on)
     if record is None:
         return f"site {site.code} had no {name} granted by then"
     if record.withdrawn_on is not None and record.withdrawn_on <= on:
-        return f"site {site.code}'s {name} was withdrawn on {record.withdrawn_on.isoformat()}"
+        return Phrase(
+            "site {code}'s {name} was withdrawn on {on}",
+            code=site.code,
+            name=name,
+            on=Day(record.withdrawn_on),
+        )
     assert record.expires_on is not None  # not current, not withdrawn: expired
-    return f"site {site.code}'s {name} expired on {record.expires_on.isoformat()}"
+    return Phrase(
+        "site {code}'s {name} expired on {on}", code=site.code, name=name, on=Day(record.expires_on)
+    )
 
 
 def current_periods(site: Site, kind: str) -> list[tuple[date, date | None]]:
@@ -167,7 +174,11 @@ def update_approval(
         if data["withdrawn_on"] < approval.granted_on:
             raise Invalid(
                 "Withdrawal before grant.",
-                errors={"withdrawn_on": [f"Before the grant date ({approval.granted_on})."]},
+                errors={
+                    "withdrawn_on": [
+                        Phrase("Before the grant date ({on}).", on=Day(approval.granted_on))
+                    ]
+                },
             )
     expires = data.get("expires_on", approval.expires_on)
     if expires is not None and expires < approval.granted_on:

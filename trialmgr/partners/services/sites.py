@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from trialmgr.audit import services as audit
-from trialmgr.clock import local_date
+from trialmgr.clock import Day, Phrase, local_date
 from trialmgr.errors import Conflict, Invalid, NotFound
 from trialmgr.extensions import db
 from trialmgr.partners.models import Partner, Site, SiteStatusChange
@@ -113,9 +113,14 @@ def assert_site_open(site: Site, on: date, operation: str) -> None:
         if first is not None:
             field = OPERATION_DATE_FIELDS.get(operation, "on")
             raise Invalid(
-                f"{name} not allowed on {on.isoformat()}: site {site.code} opened only on "
-                f"{first.isoformat()}.",
-                errors={field: [f"Before the site opened ({first.isoformat()})."]},
+                Phrase(
+                    "{name} not allowed on {on}: site {code} opened only on {first}.",
+                    name=name,
+                    on=Day(on),
+                    code=site.code,
+                    first=Day(first),
+                ),
+                errors={field: [Phrase("Before the site opened ({first}).", first=Day(first))]},
             )
         raise Conflict(
             f"{name} not allowed: site {site.code} has not been activated.",
@@ -125,32 +130,49 @@ def assert_site_open(site: Site, on: date, operation: str) -> None:
     if change.status == "suspended":
         ended = next_change(site, change)
         if ended is None:
-            detail = f"site {site.code} suspended since {change.on.isoformat()}"
-            raise _not_open(f"{name} not allowed: {detail}.", change)
-        detail = (
-            f"site {site.code} was suspended from {change.on.isoformat()} until its "
-            f"{ended.change} on {ended.on.isoformat()}"
+            since = Phrase(
+                "{name} not allowed: site {code} suspended since {since}.",
+                name=name,
+                code=site.code,
+                since=Day(change.on),
+            )
+            raise _not_open(since, change)
+        between = Phrase(
+            "{name} not allowed on {on}: site {code} was suspended from {since} until its "
+            "{change} on {until}.",
+            name=name,
+            on=Day(on),
+            code=site.code,
+            since=Day(change.on),
+            change=ended.change,
+            until=Day(ended.on),
         )
-        raise _not_open(f"{name} not allowed on {on.isoformat()}: {detail}.", change)
+        raise _not_open(between, change)
     if change.status == "closed":
-        raise _not_open(
-            f"{name} not allowed: site {site.code} closed on {change.on.isoformat()}.", change
+        closed = Phrase(
+            "{name} not allowed: site {code} closed on {on}.",
+            name=name,
+            code=site.code,
+            on=Day(change.on),
         )
+        raise _not_open(closed, change)
     missing = missing_approvals(site, on)
     if missing:
-        causes = "; ".join(why_not_current(site, kind, on) for kind in missing)
+        causes = Phrase.joined("; ", [why_not_current(site, kind, on) for kind in missing])
         raise Conflict(
-            f"{name} not allowed on {on.isoformat()}: {causes}.",
+            Phrase("{name} not allowed on {on}: {causes}.", name=name, on=Day(on), causes=causes),
             title="Site not open",
             errors={"missing": missing},
         )
 
 
-def _not_open(detail: str, change: SiteStatusChange) -> Conflict:
+def _not_open(detail: Phrase, change: SiteStatusChange) -> Conflict:
     return Conflict(
         detail,
         title="Site not open",
-        errors={"site": [f"Site {change.status} since {change.on.isoformat()}."]},
+        errors={
+            "site": [Phrase("Site {status} since {on}.", status=change.status, on=Day(change.on))]
+        },
     )
 
 

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 from trialmgr.audit import services as audit
-from trialmgr.clock import check_not_future, local_date
+from trialmgr.clock import Day, Phrase, check_not_future, local_date
 from trialmgr.errors import Conflict, Invalid
 from trialmgr.extensions import db
 from trialmgr.partners.models import APPROVAL_KINDS, STATUS_CHANGES, Site, SiteStatusChange
@@ -115,8 +115,18 @@ def _check_order(site: Site, field: str, on: date) -> None:
     if site.status_changes and on < site.status_changes[-1].on:
         last = site.status_changes[-1]
         raise Invalid(
-            f"The site's status history already has a {last.change} on {last.on.isoformat()}.",
-            errors={field: [f"Before the site's {last.change} on {last.on.isoformat()}."]},
+            Phrase(
+                "The site's status history already has a {change} on {on}.",
+                change=last.change,
+                on=Day(last.on),
+            ),
+            errors={
+                field: [
+                    Phrase(
+                        "Before the site's {change} on {on}.", change=last.change, on=Day(last.on)
+                    )
+                ]
+            },
         )
 
 
@@ -176,7 +186,11 @@ def activate_site(
     missing += [kind for kind in missing_approvals(site, today) if kind not in missing]
     if missing:
         raise Conflict(
-            f"The site cannot be activated on {on.isoformat()}: {', '.join(missing)} not current.",
+            Phrase(
+                "The site cannot be activated on {on}: {missing} not current.",
+                on=Day(on),
+                missing=", ".join(missing),
+            ),
             title="Activation gate closed",
             errors={"missing": missing},
         )
@@ -222,7 +236,7 @@ def close_site(actor: Any, site: Site, reason: str, now: datetime, on: date | No
         if on < recorded:
             raise Invalid(
                 "A site that never opened cannot close before it was recorded.",
-                errors={"on": [f"Before {recorded.isoformat()}."]},
+                errors={"on": [Phrase("Before {on}.", on=Day(recorded))]},
             )
     _check_order(site, "on", on)
     _record(actor, site, "closure", on, reason, now)

@@ -20,7 +20,7 @@ from trialmgr.audit import services as audit
 from trialmgr.audit.chain import jsonable
 from trialmgr.auth.models import SAFETY_MONITOR
 from trialmgr.auth.services import verify_signature
-from trialmgr.clock import check_not_future, zone
+from trialmgr.clock import Day, Phrase, check_not_future, zone
 from trialmgr.db import lock_rows
 from trialmgr.enrollment.models import Subject, Trial
 from trialmgr.enrollment.policies import require_site_worker
@@ -91,19 +91,23 @@ def _check(ae: AdverseEvent, subject: Subject, now: datetime) -> None:
     """Dates that happened at the site, in order; AESI with its category; fatal with its
     date of death."""
     today = site_today(subject.site, now)
-    errors: dict[str, list[str]] = {}
+    errors: dict[str, list[str | Phrase]] = {}
     try:
         check_not_future("onset_date", ae.onset_date, today)
         if ae.resolution_date is not None:
             check_not_future("resolution_date", ae.resolution_date, today)
     except Invalid as exc:
-        errors.update(exc.errors)
+        errors.update(exc.field_messages)
     if ae.onset_date < subject.consented_on:
-        errors["onset_date"] = [f"Before the subject's consent ({subject.consented_on})."]
+        errors["onset_date"] = [
+            Phrase("Before the subject's consent ({on}).", on=Day(subject.consented_on))
+        ]
     if ae.resolution_date is not None and ae.resolution_date < ae.onset_date:
         errors["resolution_date"] = ["Before the onset."]
     if subject.status == "died" and subject.ended_on and ae.onset_date > subject.ended_on:
-        errors["onset_date"] = [f"After the subject's death ({subject.ended_on})."]
+        errors["onset_date"] = [
+            Phrase("After the subject's death ({on}).", on=Day(subject.ended_on))
+        ]
     if ae.aesi and not ae.aesi_category:
         errors["aesi_category"] = ["Give the category of special interest."]
     if ae.aesi_category and not ae.aesi:

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from trialmgr.audit import services as audit
 from trialmgr.auth.models import SystemActor
-from trialmgr.clock import local_date, zone
+from trialmgr.clock import Moment, Phrase, local_date, zone
 from trialmgr.errors import Conflict, Forbidden, Invalid, NotFound
 from trialmgr.extensions import db
 from trialmgr.partners.policies import scope_sites
@@ -219,7 +219,7 @@ def submit(
     if submitted < report.clock_start:
         raise Invalid(
             "Submitted before the clock started.",
-            errors={"submitted_at": [f"Before {report.clock_start.isoformat()}."]},
+            errors={"submitted_at": [Phrase("Before {start}.", start=Moment(report.clock_start))]},
         )
     if report.submitted_at is not None and not data.get("reason"):
         raise Conflict("The report is already submitted; give a reason to correct it.")

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from trialmgr.audit import services as audit
+from trialmgr.clock import Day, Phrase
 from trialmgr.db import lock_rows
 from trialmgr.enrollment.models import Subject, Trial
 from trialmgr.enrollment.policies import require_site_worker
@@ -100,7 +101,9 @@ def record(actor: Any, data: dict[str, Any], now: datetime) -> LabResult:
     if site_local_date(subject.site, collected) < subject.consented_on:
         raise Invalid(
             "Sample before consent.",
-            errors={"collected_at": [f"Before consent ({subject.consented_on})."]},
+            errors={
+                "collected_at": [Phrase("Before consent ({on}).", on=Day(subject.consented_on))]
+            },
         )
     graded = _graded(data)
     with audit.audited(actor, action="lab.record"):

@@ -374,6 +374,7 @@ def clock_view(report: ExpeditedReport, now: datetime) -> dict[str, Any]:
         "adverse_event_id": ae.id,
         "subject_code": ae.subject.code,
         "site": ae.subject.site.code,
+        "site_timezone": ae.subject.site.timezone,
         "term": ae.term,
         "authority": report.authority,
         "kind": report.kind,

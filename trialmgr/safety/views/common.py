@@ -18,6 +18,7 @@ from trialmgr.partners.services import sites as sites_service
 from trialmgr.safety.services import adverse_events as ae_service
 from trialmgr.safety.services import notify as notify_service
 from trialmgr.safety.services import work as work_service
+from trialmgr.templating import format_date
 
 bp = Blueprint("safety", __name__)
 
@@ -183,12 +184,12 @@ def actor_or_none() -> Any:
 
 @bp.app_template_filter("site_time_short")
 def site_time_short(moment: datetime | None, zone_name: str | None) -> str:
-    """An instant on the site's wall clock, for tables whose header names the zone:
-    `2026-02-10 10:00 CET`."""
+    """An instant on the site's wall clock, for tables whose header names the zone: the
+    reader's date format and the abbreviation for that date, `10/02/2026 10:00 CET`."""
     if moment is None:
         return ""
     local = moment.astimezone(zone(zone_name))
-    return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
+    return f"{format_date(local.date())} {local:%H:%M} {local.tzname()}"
 
 
 @bp.app_context_processor

@@ -23,6 +23,7 @@ from trialmgr.safety.services import labs as lab_service
 from trialmgr.safety.services import work as work_service
 from trialmgr.safety.views.adverse_events import choose_subject
 from trialmgr.safety.views.common import bp, local_input, zone_words
+from trialmgr.templating import page_messages, page_text
 
 
 def analytes() -> list[dict[str, Any]]:
@@ -98,7 +99,7 @@ def lab_grade() -> Any:
     except ValidationError as exc:
         return jsonify(detail="Not graded yet.", errors=flat_errors(exc)), 422
     except Invalid as exc:
-        return jsonify(detail=exc.detail, errors=exc.errors), 422
+        return jsonify(detail=page_text(exc), errors=page_messages(exc.field_messages)), 422
 
 
 @bp.route("/subjects/<code>/labs")
