@@ -2,7 +2,7 @@
 default), takes today (what has been entered so far) but not a future day, restates the
 request before generating, and another cut-off makes another report."""
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import sqlalchemy as sa
 
@@ -57,7 +57,7 @@ def _generate(app, page, body):
     assert resp.status_code == 302, resp.data.decode()[:2000]
     with app.app_context():
         return db.session.execute(
-            sa.select(Report).where(Report.period_end == sa.bindparam("d", body["cut_off"]))
+            sa.select(Report).where(Report.period_end == date.fromisoformat(body["cut_off"]))
         ).scalar_one()
 
 
