@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import aliased, selectinload
+from sqlalchemy.orm import aliased, joinedload
 
 from trialmgr.clock import local_date
 from trialmgr.enrollment.models import Dosing, Subject
@@ -128,7 +128,7 @@ def alt_series(scope: Scope, limit: int = ALT_SUBJECTS) -> list[dict[str, Any]]:
         for s in db.session.execute(
             sa.select(Subject)
             .where(Subject.id.in_(ids))
-            .options(selectinload(Subject.site), selectinload(Subject.dosing))
+            .options(joinedload(Subject.site), joinedload(Subject.dosing))
         ).scalars()
     }
     points: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}

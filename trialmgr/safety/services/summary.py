@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload
 
 from trialmgr.enrollment.models import Subject, Trial
 from trialmgr.enrollment.services.oversight import open_pause
@@ -315,7 +315,7 @@ def recent_aesis(scope: Scope, limit: int = SECTION_ROWS) -> list[AdverseEvent]:
         db.session.execute(
             sa.select(ae)
             .where(ae.id.in_(newest.scalar_subquery()))
-            .options(selectinload(ae.subject).selectinload(Subject.site))
+            .options(joinedload(ae.subject).joinedload(Subject.site))  # one statement
             .order_by(ae.onset_date.desc(), ae.id.desc())
         ).scalars()
     )
@@ -356,10 +356,10 @@ def open_clocks(scope: Scope, now: datetime, limit: int = SECTION_ROWS) -> list[
         sa.select(ExpeditedReport)
         .join(ae, ae.id == ExpeditedReport.adverse_event_id)
         .where(ExpeditedReport.submitted_at.is_(None), *ae_conditions(scope))
-        .options(
-            selectinload(ExpeditedReport.adverse_event)
-            .selectinload(ae.subject)
-            .selectinload(Subject.site)
+        .options(  # the event, its subject and site in the same statement
+            joinedload(ExpeditedReport.adverse_event)
+            .joinedload(AdverseEvent.subject)
+            .joinedload(Subject.site)
         )
         .order_by(ExpeditedReport.due_at, ExpeditedReport.id)
         .limit(limit)
