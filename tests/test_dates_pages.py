@@ -147,3 +147,15 @@ def test_an_unparsable_date_gets_the_plain_field_error(app, rome):
     assert refused.status_code == 422
     assert "Enter a real date, as year-month-day (for example 2026-02-10)." in text(refused)
     assert rome["coord"].get(f"/subjects/{subject['code']}").json["status"] == "enrolled"
+
+
+def test_a_success_flash_names_its_date_in_the_users_format(app, rome):
+    page = dd_mm_yyyy_reader(app, rome["lead"])
+    planned = days_ago(-30)
+    saved = page.post(
+        f"/trials/{rome['trial']['id']}/milestones",
+        data={"name": "First subject dosed", "planned_on": planned.isoformat()},
+        follow_redirects=True,
+    )
+    assert saved.status_code == 200
+    assert f"Milestone First subject dosed planned for {planned:%d/%m/%Y}." in text(saved)
