@@ -134,7 +134,7 @@ def test_every_date_field_of_every_kind_of_form_has_the_hint_and_the_read_back(a
         assert resp.status_code == 200, path
         assert date_fields_have_the_hint_and_the_read_back(resp.get_data(as_text=True)), path
     hint = text(coord.get(f"/subjects/{subject['code']}"))
-    assert "Your browser's date picker, in the browser's own format" in hint
+    assert "In your browser's date format; read back below." in hint
 
 
 def test_an_unparsable_date_gets_the_plain_field_error(app, rome):
