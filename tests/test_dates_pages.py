@@ -136,7 +136,7 @@ def test_every_date_field_of_every_kind_of_form_has_the_hint_and_the_read_back(a
         assert resp.status_code == 200, path
         assert date_fields_have_the_hint_and_the_read_back(resp.get_data(as_text=True)), path
     hint = text(coord.get(f"/subjects/{subject['code']}"))
-    assert "Your browser's date picker, in the browser's own format" in hint
+    assert "In your browser's date format; read back below." in hint
 
 
 def test_an_unparsable_date_gets_the_plain_field_error(app, rome):
@@ -149,3 +149,15 @@ def test_an_unparsable_date_gets_the_plain_field_error(app, rome):
     assert refused.status_code == 422
     assert "Enter a real date, as year-month-day (for example 2026-02-10)." in text(refused)
     assert rome["coord"].get(f"/subjects/{subject['code']}").json["status"] == "enrolled"
+
+
+def test_a_success_flash_names_its_date_in_the_users_format(app, rome):
+    page = dd_mm_yyyy_reader(app, rome["lead"])
+    planned = days_ago(-30)
+    saved = page.post(
+        f"/trials/{rome['trial']['id']}/milestones",
+        data={"name": "First subject dosed", "planned_on": planned.isoformat()},
+        follow_redirects=True,
+    )
+    assert saved.status_code == 200
+    assert f"Milestone First subject dosed planned for {planned:%d/%m/%Y}." in text(saved)

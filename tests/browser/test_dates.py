@@ -20,7 +20,7 @@ def test_typing_a_date_reads_it_back_in_words_under_the_visible_hint(open_page, 
     hint = page.locator("#ae-onset_date-hint")
     echo = page.locator("#ae-onset_date-echo")
     expect(hint).to_be_visible()
-    expect(hint).to_contain_text("Your browser's date picker")
+    expect(hint).to_contain_text("In your browser's date format")
     assert field.get_attribute("aria-describedby") == "ae-onset_date-hint ae-onset_date-echo"
 
     field.focus()
@@ -38,7 +38,7 @@ def test_a_site_time_is_read_back_with_the_zones_label_for_its_date(open_page, l
     page = open_page("coordinator")
     page.goto(f"/adverse-events/new?subject={live_server.targets['subject']}")
     echo = page.locator("#ae-site_awareness_at-echo")
-    expect(page.locator("#ae-site_awareness_at-hint")).to_contain_text("site's clock")
+    expect(page.locator("#ae-site_awareness_at-hint")).to_contain_text("On the site's clock")
     page.fill("#ae-site_awareness_at", "2026-01-15T09:00")
     expect(echo).to_contain_text("Thursday 15 January 2026")
     expect(echo).to_contain_text("09:00 Rome, CET")

@@ -29,6 +29,7 @@ from trialmgr.extensions import db
 from trialmgr.forms import Refusal, filter_args, load_filters, load_form, submit, typed_values
 from trialmgr.partners.policies import can_manage
 from trialmgr.partners.services.sites import site_today
+from trialmgr.templating import format_date
 
 bp = Blueprint("efficacy", __name__)
 
@@ -231,7 +232,7 @@ def measurement_new(code: str) -> Any:
         m = measurement_service.record(actor, data, utcnow())
         kind = "Baseline" if m.baseline else "Measurement"
         value = f"{m.value:g} {m.endpoint.unit}"
-        return f"{kind} of {m.endpoint.code} on {m.measured_on} recorded: {value}."
+        return f"{kind} of {m.endpoint.code} on {format_date(m.measured_on)} recorded: {value}."
 
     return _subject_action(code, "measurement", act)
 
@@ -245,6 +246,6 @@ def measurement_edit(code: str, measurement_id: int) -> Any:
             raise NotFound(f"No efficacy measurement {measurement_id}.")
         data = load_form(CorrectionForm(), request.form, clearable=True)
         measurement_service.update(actor, m, data, utcnow())
-        return f"Measurement of {m.endpoint.code} on {m.measured_on} corrected."
+        return f"Measurement of {m.endpoint.code} on {format_date(m.measured_on)} corrected."
 
     return _subject_action(code, f"edit-{measurement_id}", act)

@@ -39,6 +39,7 @@ from trialmgr.milestones.services import timeline as timeline_service
 from trialmgr.milestones.services.metrics import LABELS
 from trialmgr.partners.policies import can_manage
 from trialmgr.partners.services import sites as sites_service
+from trialmgr.templating import format_date
 
 bp = Blueprint("milestones", __name__)
 
@@ -219,7 +220,7 @@ def milestone_new(trial_id: int) -> Any:
         data = load_form(MilestoneIn(), request.form)
         milestone = milestones_service.create_milestone(actor, trial, data, utcnow())
         how = " It completes itself from the records." if milestone.automatic else ""
-        return f"Milestone {milestone.name} planned for {milestone.planned_on}.{how}"
+        return f"Milestone {milestone.name} planned for {format_date(milestone.planned_on)}.{how}"
 
     return _milestone_action(trial_id, "milestone", act)
 

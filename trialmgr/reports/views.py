@@ -43,6 +43,7 @@ from trialmgr.reports.schemas import (
 )
 from trialmgr.reports.services import archive, schedules
 from trialmgr.reports.services.keys import cut_off_today, default_cut_off, request_key
+from trialmgr.templating import format_date
 
 bp = Blueprint("reports", __name__)
 
@@ -135,7 +136,7 @@ def report_generate() -> Any:
     made = "generated" if generated else "was already in the archive"
     flash(
         f"Report #{report.id} ({REPORT_TITLES[report.kind]}, {report.trial.code}, data "
-        f"cut-off {report.period_end.isoformat()}) {made}.",
+        f"cut-off {format_date(report.period_end)}) {made}.",
         "success",
     )
     return redirect(url_for("reports.report_list"))

@@ -315,8 +315,13 @@ def consent_version_new(trial_id: int) -> Any:
     if isinstance(version, Refusal):
         return trial_page(trial, _site_row_errors(version, request.form))
     codes = {site.id: site.code for site in site_choices(current_actor())}
-    where = [f"at every site from {version.approved_on.isoformat()}"] if version.approved_on else []
-    where += [f"at {codes.get(a.site_id)} from {a.approved_on}" for a in version.site_approvals]
+    where = (
+        [f"at every site from {format_date(version.approved_on)}"] if version.approved_on else []
+    )
+    where += [
+        f"at {codes.get(a.site_id)} from {format_date(a.approved_on)}"
+        for a in version.site_approvals
+    ]
     approved = f"approved {' and '.join(where)}" if where else "not yet approved at any site"
     due = " Active subjects on older versions there are now due for re-consent."
     flash(
