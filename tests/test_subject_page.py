@@ -142,7 +142,7 @@ def test_a_visits_corrections_show_on_the_visit(app, rome):
     page = html(signed_in(app, coord.user).get(f"/subjects/{subject['code']}"))
     block = re.search(rf'<tr id="visit-corrections-{day7["id"]}".*?</table>', page, re.S)
     assert block
-    row = re.search(r"<tr><td>Done on</td>(.*?)</tr>", block[0], re.S)
+    row = re.search(r"<tr><td[^>]*>Done on</td>(.*?)</tr>", block[0], re.S)
     assert row
     cells = re.findall(r"<td[^>]*>(.*?)</td>", row[1])
     assert cells[:4] == [
