@@ -454,6 +454,25 @@ def test_activation_with_all_four_approvals_opens_the_site(app, admin):
     assert after["open_for_screening"] is True
 
 
+def test_cancelling_an_activation_returns_the_filled_form_and_changes_nothing(app, admin):
+    site = new_site(admin, new_partner(admin))
+    for kind in KINDS:
+        grant(admin, site, kind, granted=-20)
+    page = signed_in(app, "consortium_lead")
+    url = f"/sites/{site['id']}/activate"
+    restated = page.post(url, data={"activated_on": days(-3)})
+    html = restated.get_data(as_text=True)
+    cancel = html[html.index('id="cancel-form"') :]
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', cancel))
+    assert fields["confirmed"] == "no"
+    back = page.post(url, data=fields)
+    assert back.status_code == 200
+    html = back.get_data(as_text=True)
+    assert re.search(rf'id="activate-activated_on"[^>]*value="{days(-3)}"', html)
+    assert 'id="confirm-form"' not in html and 'id="form-problem"' not in html
+    assert admin.get(f"/sites/{site['id']}").json["status"] == "pending"
+
+
 def test_suspend_needs_a_reason_and_asks_for_confirmation(app, admin):
     site = new_site(admin, new_partner(admin))
     for kind in KINDS:

@@ -183,8 +183,28 @@ window.addEventListener("pageshow", function (event) {
 });
 
 // A table wider than its box scrolls sideways: the box takes keyboard focus (and is named
-// by the table's caption or the heading above it), so it can be scrolled without a mouse.
+// by the table's caption or the nearest heading above it, numbered when two regions would
+// share a name), so it can be scrolled without a mouse.
 (function () {
+  function headingBefore(el) {
+    for (var node = el; node && node !== document.body; node = node.parentElement) {
+      for (var sib = node.previousElementSibling; sib; sib = sib.previousElementSibling) {
+        if (/^H[1-4]$/.test(sib.tagName)) { return sib; }
+        var inner = sib.querySelectorAll("h1, h2, h3, h4");
+        if (inner.length) { return inner[inner.length - 1]; }
+      }
+    }
+    return null;
+  }
+  function uniqueName(box, name) {
+    var taken = {};
+    Array.prototype.forEach.call(document.querySelectorAll("[role=region][aria-label]"), function (other) {
+      if (other !== box) { taken[other.getAttribute("aria-label")] = true; }
+    });
+    var label = name + " (scrolls sideways)";
+    for (var n = 2; taken[label]; n += 1) { label = name + " " + n + " (scrolls sideways)"; }
+    return label;
+  }
   function mark() {
     Array.prototype.forEach.call(document.querySelectorAll(".table-responsive"), function (box) {
       var scrolls = box.scrollWidth > box.clientWidth + 1;
@@ -192,9 +212,9 @@ window.addEventListener("pageshow", function (event) {
         box.setAttribute("tabindex", "0");
         box.setAttribute("role", "region");
         var caption = box.querySelector("caption");
-        var heading = caption ? null : (box.closest(".card, section, main") || document).querySelector("h1, h2, h3, h4");
-        var name = (caption || heading || {}).textContent || "Table";
-        box.setAttribute("aria-label", name.replace(/\s+/g, " ").trim() + " (scrolls sideways)");
+        var heading = caption ? null : headingBefore(box);
+        var name = ((caption || heading || {}).textContent || "Table").replace(/\s+/g, " ").trim();
+        box.setAttribute("aria-label", uniqueName(box, name));
       } else if (!scrolls && box.getAttribute("role") === "region") {
         box.removeAttribute("tabindex");
         box.removeAttribute("role");
