@@ -9,6 +9,7 @@ Patient resource holds the code, sex and birth year, nothing else."""
 
 from __future__ import annotations
 
+import functools
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -72,9 +73,19 @@ def _iso(value: date | datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
+class ExactFloat(float):
+    """A float the export writes with json.dumps: orjson writes the ones below 1e-4 (and
+    might the ones of 1e16 and more) differently from Python's repr (`0.00001`, not
+    `1e-05`). orjson refuses float subclasses, so a resource holding one is written by
+    json.dumps, byte for byte as before."""
+
+
 def _number(value: Decimal) -> int | float:
     """A JSON number: integral values as integers, others as the nearest float."""
-    return int(value) if value == value.to_integral() else float(value)
+    if value == value.to_integral():
+        return int(value)
+    number = float(value)
+    return number if 1e-4 <= abs(number) < 1e16 else ExactFloat(number)
 
 
 def patient_ref(info: SubjectInfo) -> dict[str, Any]:
@@ -82,7 +93,12 @@ def patient_ref(info: SubjectInfo) -> dict[str, Any]:
 
 
 def study_id(trial: Trial) -> str:
-    return "".join(c if c.isalnum() or c in "-." else "-" for c in trial.code)
+    return _study_id(trial.code)
+
+
+@functools.cache
+def _study_id(code: str) -> str:
+    return "".join(c if c.isalnum() or c in "-." else "-" for c in code)
 
 
 def _phase(phase: str | None) -> dict[str, Any]:
@@ -246,6 +262,7 @@ def adverse_event(trial: Trial, info: SubjectInfo, ae: Any) -> Resource:
     return resource
 
 
+@functools.cache
 def interpretation(analyte: str, grade: int) -> dict[str, Any]:
     """HL7 v3 ObservationInterpretation from the CTCAE grade: N at grade 0; H/L at grades 1-2;
     HH/LL (critical) at 3-4, by the analyte's direction."""
@@ -259,6 +276,19 @@ def interpretation(analyte: str, grade: int) -> dict[str, Any]:
     return {"coding": [_coding(system, code, display)], "text": f"CTCAE v5.0 grade {grade}"}
 
 
+# The parts every lab Observation of an analyte shares (written, never changed).
+_LAB_CATEGORY = [{"coding": [_coding(f"{TERMINOLOGY}/observation-category", "laboratory")]}]
+
+
+@functools.cache
+def _lab_code(name: str) -> dict[str, Any]:
+    analyte = ANALYTES[name]
+    return {
+        "coding": [_coding(LOINC, analyte.loinc, analyte.loinc_display)],
+        "text": analyte.label,
+    }
+
+
 def lab_observation(info: SubjectInfo, lab: Any) -> Resource:
     analyte = ANALYTES[lab.analyte]
     quantity = {"value": _number(lab.value_canonical), "unit": analyte.unit, "system": UCUM}
@@ -266,11 +296,8 @@ def lab_observation(info: SubjectInfo, lab: Any) -> Resource:
         "resourceType": "Observation",
         "id": f"lab-{lab.id}",
         "status": "final",
-        "category": [{"coding": [_coding(f"{TERMINOLOGY}/observation-category", "laboratory")]}],
-        "code": {
-            "coding": [_coding(LOINC, analyte.loinc, analyte.loinc_display)],
-            "text": analyte.label,
-        },
+        "category": _LAB_CATEGORY,
+        "code": _lab_code(lab.analyte),
         "subject": patient_ref(info),
         "effectiveDateTime": _iso(lab.collected_at),
         "valueQuantity": {**quantity, "code": analyte.ucum},

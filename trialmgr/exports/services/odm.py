@@ -11,7 +11,9 @@ cost tens of microseconds an element (decision 0012)."""
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from collections import defaultdict
 from datetime import date, datetime
 from decimal import Decimal
@@ -36,6 +38,7 @@ _GROUP_ITEMS = {
     form.key: tuple((name, meta.item_oid(domain, name)) for domain, name in form.items)
     for form in meta.FORMS
 }
+_GROUP_OIDS = {form.key: meta.group_oid(form.key) for form in meta.FORMS}
 _UNITS = meta.unit_oids()
 _CANONICAL = meta.item_oid("labs", "value_canonical")
 _CLOSE = "</ODM>"
@@ -71,8 +74,32 @@ _ATTR = {
 _CONTROL = {c: "\ufffd" for c in range(32) if c not in (9, 10, 13)}
 
 
+_NEEDS_ESCAPE = re.compile('[\x00-\x1f&<>"\ufffe\uffff]')
+
+
 def attr(text: str) -> str:
-    return text.translate(_ATTR)
+    return text.translate(_ATTR) if _NEEDS_ESCAPE.search(text) else text
+
+
+def _item_text(v: Any) -> str | None:
+    """`attr(value(v))`, with the common types first: only text can hold a character to
+    escape (ISO dates, numbers and booleans never do)."""
+    kind = type(v)
+    if kind is str:
+        return attr(v) if v else None
+    if kind is int:
+        return str(v)
+    if kind is date or kind is datetime or kind is Decimal:
+        return value(v)
+    text = value(v)
+    return None if text is None else attr(text)
+
+
+@functools.cache
+def _positions(group: str, fields: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+    """The group's item OIDs with the index of their value in rows of these fields."""
+    index = {name: n for n, name in enumerate(fields)}
+    return tuple((oid, index[name]) for name, oid in _GROUP_ITEMS[group] if name in index)
 
 
 class _Subject:
@@ -89,23 +116,29 @@ class _Subject:
         event: str,
         form: str,
         group: str,
-        items: dict[str, Any],
+        items: dict[str, Any] | tuple[Any, ...],
         repeat: Any = None,
         unit: str | None = None,
+        positions: tuple[tuple[str, int], ...] = (),
     ) -> None:
+        """One ItemGroupData: `items` by name (a dict), or a row with `positions`."""
         key = "" if repeat is None else f' ItemGroupRepeatKey="{attr(str(repeat))}"'
-        parts = [f'<ItemGroupData ItemGroupOID="{meta.group_oid(group)}"{key}>']
-        for name, oid in _GROUP_ITEMS[group]:
-            text = value(items.get(name))
+        parts = [f'<ItemGroupData ItemGroupOID="{_GROUP_OIDS[group]}"{key}>']
+        if isinstance(items, dict):
+            pairs: Any = ((oid, items.get(name)) for name, oid in _GROUP_ITEMS[group])
+        else:
+            pairs = ((oid, items[n]) for oid, n in positions)
+        for oid, raw in pairs:
+            text = _item_text(raw)
             if text is None:
                 continue
             if unit and oid == _CANONICAL:
                 parts.append(
-                    f'<ItemData ItemOID="{oid}" Value="{attr(text)}">'
+                    f'<ItemData ItemOID="{oid}" Value="{text}">'
                     f'<MeasurementUnitRef MeasurementUnitOID="{unit}"/></ItemData>'
                 )
             else:
-                parts.append(f'<ItemData ItemOID="{oid}" Value="{attr(text)}"/>')
+                parts.append(f'<ItemData ItemOID="{oid}" Value="{text}"/>')
         parts.append("</ItemGroupData>")
         self.forms.setdefault(event, {}).setdefault(form, []).append("".join(parts))
 
@@ -123,8 +156,32 @@ class _Subject:
         return "".join(out)
 
 
+# The item group each kind of row fills.
+_ROW_GROUPS = {
+    "dosing": "DOSING",
+    "visit": "VISIT",
+    "adverse_event": "AE",
+    "lab_result": "LAB",
+    "efficacy_measurement": "EFFICACY",
+}
+_Positions = dict[str, tuple[tuple[str, int], ...]]
+
+
+def _row_positions(rows: dict[str, dict[int, list[Any]]]) -> _Positions:
+    """Where each item's value is in a chunk's rows of each kind (one query a kind: the
+    same fields in every row)."""
+    out: _Positions = {}
+    for kind, group in _ROW_GROUPS.items():
+        first = next((r for found in rows[kind].values() for r in found), None)
+        out[group] = () if first is None else _positions(group, tuple(first._fields))
+    return out
+
+
 def _subject_data(
-    s: _Subject, rows: dict[str, dict[int, list[Any]]], visit_oids: dict[str, str]
+    s: _Subject,
+    rows: dict[str, dict[int, list[Any]]],
+    visit_oids: dict[str, str],
+    at: _Positions,
 ) -> dict[str, int]:
     sid = s.info.id
     (base,) = rows["subject"][sid]
@@ -165,11 +222,11 @@ def _subject_data(
             n,
         )
     for d in rows["dosing"].get(sid, ()):
-        s.group("SE.DOSING", "DOSING", "DOSING", d._asdict())
+        s.group("SE.DOSING", "DOSING", "DOSING", d, positions=at["DOSING"])
     for v in rows["visit"].get(sid, ()):
-        s.group(visit_oids[v.name], "VISIT", "VISIT", v._asdict())
+        s.group(visit_oids[v.name], "VISIT", "VISIT", v, positions=at["VISIT"])
     for ae in rows["adverse_event"].get(sid, ()):
-        s.group("SE.COMMON", "AE", "AE", ae._asdict(), ae.id)
+        s.group("SE.COMMON", "AE", "AE", ae, ae.id, positions=at["AE"])
         for n, criterion in enumerate(ae.seriousness_criteria or (), 1):
             s.group(
                 "SE.COMMON",
@@ -179,9 +236,17 @@ def _subject_data(
                 f"{ae.id}.{n}",
             )
     for lab in rows["lab_result"].get(sid, ()):
-        s.group("SE.COMMON", "LAB", "LAB", lab._asdict(), lab.id, unit=_UNITS[lab.analyte])
+        s.group(
+            "SE.COMMON",
+            "LAB",
+            "LAB",
+            lab,
+            lab.id,
+            unit=_UNITS[lab.analyte],
+            positions=at["LAB"],
+        )
     for m in rows["efficacy_measurement"].get(sid, ()):
-        s.group("SE.COMMON", "EFFICACY", "EFFICACY", m._asdict(), m.id)
+        s.group("SE.COMMON", "EFFICACY", "EFFICACY", m, m.id, positions=at["EFFICACY"])
     return {kind: len(rows[kind].get(sid, ())) for kind in rows if kind != "subject"}
 
 
@@ -268,9 +333,10 @@ def write(sink: HashingSink, trial: Trial, with_audit: bool, created: datetime) 
         infos = {s.id: s for s in batch}
         rows = records_of(list(infos))
         sink.text(f'<ClinicalData StudyOID="{attr(study)}" MetaDataVersionOID="{mdv}">')
+        at = _row_positions(rows)
         for info in batch:
             subject = _Subject(info)
-            for kind, n in _subject_data(subject, rows, visit_oids).items():
+            for kind, n in _subject_data(subject, rows, visit_oids, at).items():
                 counts[kind] += n
             sink.text(subject.xml())
             counts["subjects"] += 1
