@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from trialmgr.enrollment.models import Dosing, Screening, Subject, Trial, Visit
+from trialmgr.enrollment.models import Dosing, Screening, Subject, Trial
 from trialmgr.enrollment.services import trials as trials_service
 from trialmgr.extensions import db
 from trialmgr.milestones.services import dataset as ds
@@ -102,19 +102,13 @@ def _reasons(counter: Counter[str], labels: dict[str, str] | None = None) -> lis
 
 def subject_steps(read: tallies.Reading, day: date, cohort_id: int | None = None) -> dict[str, Any]:
     """The steps after enrolment of `consort.flow` as of the day."""
-    dosed = tallies.flag(
-        sa.exists().where(
-            Dosing.subject_id == Subject.id,
-            read.before_end_of(day, Dosing.dosed_at, Subject.site_id),
-        )
-    )
+    primary = tallies.primary_visits(read.trial.id)
+    dosed = tallies.flag(read.before_end_of(day, Dosing.dosed_at, Subject.site_id))
     completed = tallies.flag(
-        sa.exists().where(
-            Visit.subject_id == Subject.id,
-            Visit.id.in_(tallies.primary_visits()),
-            Visit.status == "done",
-            Visit.done_on.is_not(None),
-            Visit.done_on <= day,
+        sa.and_(
+            primary.c.status == "done",
+            primary.c.done_on.is_not(None),
+            primary.c.done_on <= day,
         )
     )
     ended = sa.and_(Subject.ended_on.is_not(None), Subject.ended_on <= day)
@@ -129,6 +123,9 @@ def subject_steps(read: tallies.Reading, day: date, cohort_id: int | None = None
     keys = (dosed, completed, left, kind, reason)
     rows = db.session.execute(
         sa.select(*keys, sa.func.count())
+        .select_from(Subject)
+        .outerjoin(Dosing, Dosing.subject_id == Subject.id)
+        .outerjoin(primary, primary.c.subject_id == Subject.id)
         .where(read.subjects(cohort_id), Subject.enrolled_on <= day)
         .group_by(*keys)
     ).all()

@@ -70,7 +70,7 @@ def _site_row(
         "target_enrollment": target,
         "enrolled": enrolled,
         "percent_of_target": round(100 * enrolled / target, 1) if target else None,
-        "months_open": round(ds.site_months(read.trial, site, day), 2),
+        "months_open": round(tally.calendar.site_months(site, day), 2),
         "metrics": [metrics.metric_view(m, estimates[m]) for m in METRICS],
         "lights": {
             c.metric: criteria_service.light(
@@ -96,7 +96,8 @@ def _trend(read: tallies.Reading, tally: tallies.Tally, day: date) -> list[dict[
     """Each metric's value at the end of every month since the first screening (or the
     first day a site could recruit), and as of the review date."""
     starts = [tally.earliest_screening] if tally.earliest_screening is not None else []
-    starts += [d for site in read.sites if (d := ds.first_open_day(read.trial, site, day))]
+    calendar = tally.calendar
+    starts += [d for site in read.sites if (d := calendar.first_open_day(site, day))]
     if not starts or min(starts) > day:
         return []
     points = []

@@ -24,7 +24,7 @@ import bisect
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date
+from datetime import UTC, date, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -36,6 +36,7 @@ from trialmgr.milestones.services import dataset as ds
 from trialmgr.milestones.services import metrics
 from trialmgr.milestones.services.stats import Estimate, inverse_proportion, proportion, rate
 from trialmgr.partners.models import Site
+from trialmgr.partners.services.status import DAYS_PER_MONTH, open_periods
 from trialmgr.safety.models import ExpeditedReport
 
 # The states of a screening with a complete assessment (the others are pending).
@@ -169,17 +170,25 @@ def reading(
     return Reading(trial, ds.scoped_sites(actor, site_id), entered_by)
 
 
-def primary_visits() -> Any:
-    """Each subject's primary-endpoint visit (the first by date, as `dataset.primary_visit`)."""
-    ranked = sa.select(
-        Visit.id,
-        Visit.subject_id,
-        sa.func.row_number()
-        .over(partition_by=Visit.subject_id, order_by=(Visit.scheduled_on, Visit.id))
-        .label("rank"),
-    ).where(Visit.primary_endpoint.is_(True))
-    ranked_sq = ranked.subquery()
-    return sa.select(ranked_sq.c.id).where(ranked_sq.c.rank == 1)
+def primary_visits(trial_id: int) -> Any:
+    """Each subject's primary-endpoint visit in the trial (the first by date, as
+    `dataset.primary_visit`), as a subquery by `subject_id`."""
+    ranked = (
+        sa.select(
+            Visit.subject_id,
+            Visit.status,
+            Visit.done_on,
+            Visit.window_end,
+            Visit.cancel_reason,
+            sa.func.row_number()
+            .over(partition_by=Visit.subject_id, order_by=(Visit.scheduled_on, Visit.id))
+            .label("rank"),
+        )
+        .join(Subject, Subject.id == Visit.subject_id)
+        .where(Visit.primary_endpoint.is_(True), Subject.trial_id == trial_id)
+        .subquery()
+    )
+    return sa.select(ranked).where(ranked.c.rank == 1).subquery("primary_visit")
 
 
 # --- the feasibility counts -----------------------------------------------------------------
@@ -190,6 +199,7 @@ class Tally:
     """Counts by name: per site (the review date's per-site rows) and per month over the
     sites of the reading (the review and its trend)."""
 
+    calendar: Calendar
     by_site: dict[str, Counter[int]] = field(default_factory=lambda: defaultdict(Counter))
     by_month: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     first_screened: dict[int, str] = field(default_factory=dict)
@@ -238,7 +248,7 @@ def _filled_fields() -> Any:
 
 def count(read: Reading, day: date) -> Tally:
     """Every feasibility count of the reading as of `day`, by site and by month."""
-    tally = Tally()
+    tally = Tally(calendar=Calendar(read, day))
     if not read.sites:
         return tally
     _count_screenings(read, day, tally)
@@ -317,25 +327,24 @@ def _count_subjects(read: Reading, day: date, tally: Tally) -> None:
         own = subject_site if subject_site == screening_site else None
         tally.add("assessed_enrolled", own, max(e_month, s_month), n)
     # Retention: the primary-endpoint visit of the enrolled.
-    done = sa.and_(Visit.status == "done", Visit.done_on.is_not(None))
+    primary = primary_visits(read.trial.id)
+    done = sa.and_(primary.c.status == "done", primary.c.done_on.is_not(None))
     due_from = sa.case(
-        (done, _earlier(Visit.done_on, _day_after(Visit.window_end))),
+        (done, _earlier(primary.c.done_on, _day_after(primary.c.window_end))),
         (
-            sa.or_(Visit.status != "cancelled", Visit.cancel_reason.in_(metrics.EXIT_REASONS)),
-            _day_after(Visit.window_end),
+            sa.or_(
+                primary.c.status != "cancelled",
+                primary.c.cancel_reason.in_(metrics.EXIT_REASONS),
+            ),
+            _day_after(primary.c.window_end),
         ),
     )
     due_m = _month(due_from)
-    done_m = sa.case((sa.and_(done, Visit.done_on <= day), _month(Visit.done_on)))
+    done_m = sa.case((sa.and_(done, primary.c.done_on <= day), _month(primary.c.done_on)))
     rows = db.session.execute(
         sa.select(Subject.site_id, enrolled_m, due_m, done_m, sa.func.count())
-        .join(Visit, Visit.subject_id == Subject.id)
-        .where(
-            read.subjects(),
-            Subject.enrolled_on <= day,
-            Visit.id.in_(primary_visits()),
-            due_from <= day,
-        )
+        .join(primary, primary.c.subject_id == Subject.id)
+        .where(read.subjects(), Subject.enrolled_on <= day, due_from <= day)
         .group_by(Subject.site_id, enrolled_m, due_m, done_m)
     ).all()
     for site_id, e_month, d_month, r_month, n in rows:
@@ -432,6 +441,43 @@ def estimates(counts: Any, months: float) -> dict[str, Estimate]:
     }
 
 
+class Calendar:
+    """When each site of the reading was open for the trial, up to the review date: its
+    open periods read once (`open_periods`), then clipped at each point of the trend
+    (`dataset.site_months` and `first_open_day`, without re-reading the history)."""
+
+    def __init__(self, read: Reading, day: date) -> None:
+        until = day + timedelta(days=1)
+        self.day = day
+        self.starts = {site.id: ds.recruiting_from(read.trial, site) for site in read.sites}
+        self.periods = {site.id: open_periods(site, until) for site in read.sites}
+
+    def _days_before(self, site_id: int, until: date) -> int:
+        clipped = [(start, min(end, until)) for start, end in self.periods[site_id]]
+        return sum((end - start).days for start, end in clipped if end > start)
+
+    def site_months(self, site: Site, point: date) -> float:
+        start = self.starts[site.id]
+        if start is None or start > point:
+            return 0.0
+        until = point + timedelta(days=1)
+        opened = self._days_before(site.id, until) / DAYS_PER_MONTH
+        return max(opened - self._days_before(site.id, start) / DAYS_PER_MONTH, 0.0)
+
+    def first_open_day(self, site: Site, point: date) -> date | None:
+        start = self.starts[site.id]
+        if start is None:
+            return None
+        until = point + timedelta(days=1)
+        for period_start, period_end in self.periods[site.id]:
+            period_end = min(period_end, until)
+            if period_end <= period_start:
+                continue
+            if period_end > start:
+                return max(period_start, start)
+        return None
+
+
 def taking_part(read: Reading, tally: Tally, point: date) -> list[Site]:
     """`dataset.taking_part` as of a point of the review (open for the trial, or screened)."""
     month = month_key(point)
@@ -439,24 +485,24 @@ def taking_part(read: Reading, tally: Tally, point: date) -> list[Site]:
         site
         for site in read.sites
         if (site.id in tally.first_screened and tally.first_screened[site.id] <= month)
-        or ds.first_open_day(read.trial, site, point) is not None
+        or tally.calendar.first_open_day(site, point) is not None
     ]
 
 
-def months_of(read: Reading, sites: Iterable[Site], point: date) -> float:
-    return sum(ds.site_months(read.trial, site, point) for site in sites)
+def months_of(tally: Tally, sites: Iterable[Site], point: date) -> float:
+    return sum((tally.calendar.site_months(site, point) for site in sites), 0.0)
 
 
 def overall(read: Reading, tally: Tally, point: date) -> dict[str, Estimate]:
     """Every metric over the reading's sites as of a point (the review date, or a month-end
     before it)."""
     month = month_key(point)
-    months = months_of(read, taking_part(read, tally, point), point)
+    months = months_of(tally, taking_part(read, tally, point), point)
     return estimates(lambda name: tally.upto(name, month), months)
 
 
 def of_site(read: Reading, tally: Tally, site: Site, day: date) -> dict[str, Estimate]:
     """Every metric of one site as of the review date."""
     return estimates(
-        lambda name: tally.site_total(name, site.id), ds.site_months(read.trial, site, day)
+        lambda name: tally.site_total(name, site.id), tally.calendar.site_months(site, day)
     )
