@@ -242,16 +242,15 @@ FEASIBILITY_SQL = {
                CASE WHEN p.status = 'done' AND p.done_on <= :d THEN {month:p.done_on} END,
                count(*)
         FROM subject s JOIN (
-            SELECT v.subject_id, v.status, v.done_on,
-                   CASE WHEN v.status = 'done' AND v.done_on IS NOT NULL
-                             THEN {earlier:v.done_on:{day_after:v.window_end}}
-                        WHEN v.status <> 'cancelled'
-                          OR v.cancel_reason IN ('withdrawn', 'lost_to_follow_up', 'died')
-                             THEN {day_after:v.window_end} END AS due_from,
-                   row_number() OVER (PARTITION BY v.subject_id
-                                      ORDER BY v.scheduled_on, v.id) AS rank
-            FROM visit v WHERE v.primary_endpoint = TRUE) p ON p.subject_id = s.id
-        WHERE s.trial_id = :t AND s.enrolled_on <= :d AND p.rank = 1 AND p.due_from <= :d
+            SELECT p.subject_id, p.status, p.done_on,
+                   CASE WHEN p.status = 'done' AND p.done_on IS NOT NULL
+                             THEN {earlier:p.done_on:{day_after:p.window_end}}
+                        WHEN p.status <> 'cancelled'
+                          OR p.cancel_reason IN ('withdrawn', 'lost_to_follow_up', 'died')
+                             THEN {day_after:p.window_end} END AS due_from
+            FROM visit p WHERE p.primary_endpoint = TRUE AND NOT EXISTS ({earlier_primary})
+            ) p ON p.subject_id = s.id
+        WHERE s.trial_id = :t AND s.enrolled_on <= :d AND p.due_from <= :d
         GROUP BY 1, 2, 3, 4""",
     "visits": """
         SELECT site_id, kind, {month:due_from}, done_month, in_window, count(*), sum(filled)
@@ -308,22 +307,26 @@ CONSORT_SQL = {
         FROM screening sc WHERE sc.trial_id = :t AND sc.screened_on <= :d
         GROUP BY 1, 2, 3, 4, 5, 6""",
     "subjects": """
-        SELECT CASE WHEN EXISTS (SELECT 1 FROM dosing d WHERE d.subject_id = s.id
-                                   AND d.dosed_at < :end) THEN 1 ELSE 0 END,
-               CASE WHEN EXISTS (SELECT 1 FROM (
-                        SELECT v.subject_id, v.status, v.done_on, row_number() OVER (
-                            PARTITION BY v.subject_id ORDER BY v.scheduled_on, v.id) AS rank
-                        FROM visit v WHERE v.primary_endpoint = TRUE) p
-                    WHERE p.subject_id = s.id AND p.rank = 1 AND p.status = 'done'
-                      AND p.done_on <= :d) THEN 1 ELSE 0 END,
+        SELECT CASE WHEN d.dosed_at < :end THEN 1 ELSE 0 END,
+               CASE WHEN p.status = 'done' AND p.done_on <= :d THEN 1 ELSE 0 END,
                CASE WHEN s.status = 'died' AND s.ended_on <= :d THEN 'died'
                     WHEN s.status = 'lost_to_follow_up' AND s.ended_on <= :d THEN 'lost'
                     WHEN s.withdrawn_on <= :d THEN 'withdrawn' END AS left_as,
                s.withdrawal_kind, s.withdrawal_reason, count(*)
-        FROM subject s WHERE s.trial_id = :t AND s.enrolled_on <= :d
+        FROM subject s
+        LEFT JOIN dosing d ON d.subject_id = s.id
+        LEFT JOIN visit p ON p.subject_id = s.id AND p.primary_endpoint = TRUE
+          AND NOT EXISTS ({earlier_primary})
+        WHERE s.trial_id = :t AND s.enrolled_on <= :d
         GROUP BY 1, 2, 3, 4, 5""",
     "criteria": "SELECT code, text FROM eligibility_criterion WHERE trial_id = :t",
 }
+
+
+# a subject's first primary-endpoint visit (by date) is `p`: no earlier one
+EARLIER_PRIMARY = """SELECT 1 FROM visit e WHERE e.subject_id = p.subject_id
+    AND e.primary_endpoint = TRUE AND (e.scheduled_on < p.scheduled_on
+    OR (e.scheduled_on = p.scheduled_on AND e.id < p.id))"""
 
 
 def _spelled(sql: str, dialect: str) -> str:
@@ -331,6 +334,7 @@ def _spelled(sql: str, dialect: str) -> str:
     import re
 
     sqlite = dialect == "sqlite"
+    sql = sql.replace("{earlier_primary}", EARLIER_PRIMARY)
     forms = {
         "month": lambda x: f"strftime('%Y-%m', {x})" if sqlite else f"to_char({x}, 'YYYY-MM')",
         "day_after": lambda x: f"date({x}, '+1 day')" if sqlite else f"({x} + 1)",

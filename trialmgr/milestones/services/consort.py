@@ -102,13 +102,13 @@ def _reasons(counter: Counter[str], labels: dict[str, str] | None = None) -> lis
 
 def subject_steps(read: tallies.Reading, day: date, cohort_id: int | None = None) -> dict[str, Any]:
     """The steps after enrolment of `consort.flow` as of the day."""
-    primary = tallies.primary_visits(read.trial.id)
+    primary, first = tallies.primary_visit()
     dosed = tallies.flag(read.before_end_of(day, Dosing.dosed_at, Subject.site_id))
     completed = tallies.flag(
         sa.and_(
-            primary.c.status == "done",
-            primary.c.done_on.is_not(None),
-            primary.c.done_on <= day,
+            primary.status == "done",
+            primary.done_on.is_not(None),
+            primary.done_on <= day,
         )
     )
     ended = sa.and_(Subject.ended_on.is_not(None), Subject.ended_on <= day)
@@ -125,7 +125,7 @@ def subject_steps(read: tallies.Reading, day: date, cohort_id: int | None = None
         sa.select(*keys, sa.func.count())
         .select_from(Subject)
         .outerjoin(Dosing, Dosing.subject_id == Subject.id)
-        .outerjoin(primary, primary.c.subject_id == Subject.id)
+        .outerjoin(primary, sa.and_(primary.subject_id == Subject.id, first))
         .where(read.subjects(cohort_id), Subject.enrolled_on <= day)
         .group_by(*keys)
     ).all()

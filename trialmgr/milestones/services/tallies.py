@@ -28,6 +28,7 @@ from datetime import UTC, date, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 
 from trialmgr.clock import local_date
 from trialmgr.enrollment.models import LTFU_QUESTIONS, Screening, Subject, Trial, Visit
@@ -170,25 +171,24 @@ def reading(
     return Reading(trial, ds.scoped_sites(actor, site_id), entered_by)
 
 
-def primary_visits(trial_id: int) -> Any:
-    """Each subject's primary-endpoint visit in the trial (the first by date, as
-    `dataset.primary_visit`), as a subquery by `subject_id`."""
-    ranked = (
-        sa.select(
-            Visit.subject_id,
-            Visit.status,
-            Visit.done_on,
-            Visit.window_end,
-            Visit.cancel_reason,
-            sa.func.row_number()
-            .over(partition_by=Visit.subject_id, order_by=(Visit.scheduled_on, Visit.id))
-            .label("rank"),
-        )
-        .join(Subject, Subject.id == Visit.subject_id)
-        .where(Visit.primary_endpoint.is_(True), Subject.trial_id == trial_id)
-        .subquery()
+def primary_visit() -> Any:
+    """A visit alias and the condition that makes it its subject's primary-endpoint visit:
+    the first by date (as `dataset.primary_visit`; a subject has one unless an amendment
+    moved the endpoint). An anti-join, which both databases run with the subject index."""
+    visit = aliased(Visit, name="primary_visit")
+    earlier = aliased(Visit, name="earlier_primary")
+    first = sa.and_(
+        visit.primary_endpoint.is_(True),
+        ~sa.exists().where(
+            earlier.subject_id == visit.subject_id,
+            earlier.primary_endpoint.is_(True),
+            sa.or_(
+                earlier.scheduled_on < visit.scheduled_on,
+                sa.and_(earlier.scheduled_on == visit.scheduled_on, earlier.id < visit.id),
+            ),
+        ),
     )
-    return sa.select(ranked).where(ranked.c.rank == 1).subquery("primary_visit")
+    return visit, first
 
 
 # --- the feasibility counts -----------------------------------------------------------------
@@ -327,23 +327,23 @@ def _count_subjects(read: Reading, day: date, tally: Tally) -> None:
         own = subject_site if subject_site == screening_site else None
         tally.add("assessed_enrolled", own, max(e_month, s_month), n)
     # Retention: the primary-endpoint visit of the enrolled.
-    primary = primary_visits(read.trial.id)
-    done = sa.and_(primary.c.status == "done", primary.c.done_on.is_not(None))
+    primary, first = primary_visit()
+    done = sa.and_(primary.status == "done", primary.done_on.is_not(None))
     due_from = sa.case(
-        (done, _earlier(primary.c.done_on, _day_after(primary.c.window_end))),
+        (done, _earlier(primary.done_on, _day_after(primary.window_end))),
         (
             sa.or_(
-                primary.c.status != "cancelled",
-                primary.c.cancel_reason.in_(metrics.EXIT_REASONS),
+                primary.status != "cancelled",
+                primary.cancel_reason.in_(metrics.EXIT_REASONS),
             ),
-            _day_after(primary.c.window_end),
+            _day_after(primary.window_end),
         ),
     )
     due_m = _month(due_from)
-    done_m = sa.case((sa.and_(done, primary.c.done_on <= day), _month(primary.c.done_on)))
+    done_m = sa.case((sa.and_(done, primary.done_on <= day), _month(primary.done_on)))
     rows = db.session.execute(
         sa.select(Subject.site_id, enrolled_m, due_m, done_m, sa.func.count())
-        .join(primary, primary.c.subject_id == Subject.id)
+        .join(primary, sa.and_(primary.subject_id == Subject.id, first))
         .where(read.subjects(), Subject.enrolled_on <= day, due_from <= day)
         .group_by(Subject.site_id, enrolled_m, due_m, done_m)
     ).all()
