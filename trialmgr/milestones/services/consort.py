@@ -15,27 +15,81 @@ enrolment and the screening steps are None.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import date, datetime
 from typing import Any
 
-from trialmgr.enrollment.models import Subject, Trial
+import sqlalchemy as sa
+
+from trialmgr.enrollment.models import Dosing, Screening, Subject, Trial
 from trialmgr.enrollment.services import trials as trials_service
+from trialmgr.extensions import db
 from trialmgr.milestones.services import dataset as ds
-from trialmgr.milestones.services import metrics
+from trialmgr.milestones.services import tallies
 
 EXITS = ("withdrawn", "lost", "died")
 
 
-def exit_as_of(subject: Subject, day: date) -> tuple[str, date] | None:
-    """How and when the subject had left by `day` (death over loss over withdrawal)."""
-    if subject.status == "died" and subject.ended_on and subject.ended_on <= day:
-        return "died", subject.ended_on
-    if subject.status == "lost_to_follow_up" and subject.ended_on and subject.ended_on <= day:
-        return "lost", subject.ended_on
-    if subject.withdrawn_on is not None and subject.withdrawn_on <= day:
-        return "withdrawn", subject.withdrawn_on
-    return None
+def screening_steps(read: tallies.Reading, day: date) -> dict[str, Any]:
+    """The screening steps of `consort.flow` as of the day."""
+    state_failing = tallies.flag(
+        sa.and_(Screening.outcome == "declined", tallies.has_items(Screening.failed_criteria))
+    )
+    consented = tallies.flag(
+        sa.and_(Screening.consented_on.is_not(None), Screening.consented_on <= day)
+    )
+    failed = sa.or_(Screening.outcome == "screen_failed", state_failing == 1)
+    criteria_text = sa.case((failed, sa.cast(Screening.failed_criteria, sa.Text)))
+    reason = sa.case((Screening.outcome.in_(("screen_failed", "declined")), Screening.fail_reason))
+    enrolled = sa.exists().where(
+        Subject.screening_id == Screening.id,
+        read.subjects(),
+        Subject.enrolled_on <= day,
+    )
+    taken = tallies.flag(sa.and_(Screening.outcome == "eligible", enrolled))
+    keys = (Screening.outcome, state_failing, consented, criteria_text, reason, taken)
+    rows = db.session.execute(
+        sa.select(*keys, sa.func.count())
+        .where(read.screenings(), Screening.screened_on <= day)
+        .group_by(*keys)
+    ).all()
+    states: Counter[str] = Counter()
+    failed_reasons: Counter[str] = Counter()
+    declined_reasons: Counter[str] = Counter()
+    consented_count = consented_failed = eligible_not_enrolled = 0
+    for outcome, failing, has_consent, criteria_json, stated, is_taken, n in rows:
+        state = tallies.screening_state(outcome, bool(failing))
+        states[state] += n
+        if has_consent:
+            consented_count += n
+            consented_failed += n if state == "failed" else 0
+        if state == "failed":
+            listed = json.loads(criteria_json) if criteria_json else None
+            for reason in listed or [_stated(stated)]:
+                failed_reasons[reason] += n
+        elif state == "declined":
+            declined_reasons[_stated(stated)] += n
+        elif state == "eligible" and not is_taken:
+            eligible_not_enrolled += n
+    labels = {c.code: f"{c.code}: {c.text}" for c in read.trial.criteria}
+    return {
+        "approached": sum(states.values()),
+        "in_screening": states["pending"],
+        "screened": sum(n for state, n in states.items() if state != "pending"),
+        "screen_failed": states["failed"],
+        "screen_failed_reasons": _reasons(failed_reasons, labels),
+        "eligible": states["eligible"] + states["declined"],
+        "declined": states["declined"],
+        "declined_reasons": _reasons(declined_reasons),
+        "consented": consented_count,
+        "consented_then_screen_failed": consented_failed,
+        "eligible_not_enrolled": eligible_not_enrolled,
+    }
+
+
+def _stated(text: str | None) -> str:
+    return " ".join((text or "").split()) or "not stated"
 
 
 def _reasons(counter: Counter[str], labels: dict[str, str] | None = None) -> list[dict[str, Any]]:
@@ -46,82 +100,71 @@ def _reasons(counter: Counter[str], labels: dict[str, str] | None = None) -> lis
     ]
 
 
-def _stated(text: str | None) -> str:
-    return " ".join((text or "").split()) or "not stated"
-
-
-def _screening_steps(data: ds.Dataset, day: date) -> dict[str, Any]:
-    screens = metrics.screened(data, day)
-    states = {s.id: metrics.screening_state(s) for s in screens}
-    failed = [s for s in screens if states[s.id] == "failed"]
-    declined = [s for s in screens if states[s.id] == "declined"]
-    consented = [s for s in screens if metrics.consented(s, day)]
-    enrolled_screenings = {s.screening_id for s in metrics.enrolled(data, day)}
-    failed_reasons: Counter[str] = Counter()
-    for screening in failed:
-        failed_reasons.update(screening.failed_criteria or [_stated(screening.fail_reason)])
-    criteria = {c.code: f"{c.code}: {c.text}" for c in data.trial.criteria}
-    return {
-        "approached": len(screens),
-        "in_screening": sum(state == "pending" for state in states.values()),
-        "screened": sum(state != "pending" for state in states.values()),
-        "screen_failed": len(failed),
-        "screen_failed_reasons": _reasons(failed_reasons, criteria),
-        "eligible": sum(state in ("eligible", "declined") for state in states.values()),
-        "declined": len(declined),
-        "declined_reasons": _reasons(Counter(_stated(s.fail_reason) for s in declined)),
-        "consented": len(consented),
-        "consented_then_screen_failed": sum(states[s.id] == "failed" for s in consented),
-        "eligible_not_enrolled": sum(
-            states[s.id] == "eligible" and s.id not in enrolled_screenings for s in screens
-        ),
-    }
-
-
-def _subject_steps(data: ds.Dataset, day: date) -> dict[str, Any]:
-    subjects = metrics.enrolled(data, day)
+def subject_steps(read: tallies.Reading, day: date, cohort_id: int | None = None) -> dict[str, Any]:
+    """The steps after enrolment of `consort.flow` as of the day."""
+    primary, first = tallies.primary_visit()
+    dosed = tallies.flag(read.before_end_of(day, Dosing.dosed_at, Subject.site_id))
+    completed = tallies.flag(
+        sa.and_(
+            primary.status == "done",
+            primary.done_on.is_not(None),
+            primary.done_on <= day,
+        )
+    )
+    ended = sa.and_(Subject.ended_on.is_not(None), Subject.ended_on <= day)
+    left = sa.case(
+        (sa.and_(Subject.status == "died", ended), "died"),
+        (sa.and_(Subject.status == "lost_to_follow_up", ended), "lost"),
+        (sa.and_(Subject.withdrawn_on.is_not(None), Subject.withdrawn_on <= day), "withdrawn"),
+    )
+    withdrawn = left == "withdrawn"
+    kind = sa.case((withdrawn, Subject.withdrawal_kind))
+    reason = sa.case((withdrawn, Subject.withdrawal_reason))
+    keys = (dosed, completed, left, kind, reason)
+    rows = db.session.execute(
+        sa.select(*keys, sa.func.count())
+        .select_from(Subject)
+        .outerjoin(Dosing, Dosing.subject_id == Subject.id)
+        .outerjoin(primary, sa.and_(primary.subject_id == Subject.id, first))
+        .where(read.subjects(cohort_id), Subject.enrolled_on <= day)
+        .group_by(*keys)
+    ).all()
     before: Counter[str] = Counter()
     after: Counter[str] = Counter()
-    withdrawals: Counter[tuple[str, str]] = Counter()
     totals: Counter[str] = Counter()
-    dosed = completed = in_follow_up = awaiting = 0
-    for subject in subjects:
-        dosed_on = ds.dosed_on(subject)
-        is_dosed = dosed_on is not None and dosed_on <= day
-        visit = ds.primary_visit(subject)
-        done = visit is not None and metrics.done_by(visit, day)
-        left = exit_as_of(subject, day)
-        if left is not None:
-            totals[left[0]] += 1
-            if left[0] == "withdrawn":
-                withdrawals[
-                    (subject.withdrawal_kind or "full", _stated(subject.withdrawal_reason))
-                ] += 1
+    withdrawals: Counter[tuple[str, str]] = Counter()
+    enrolled = dosed_count = completed_count = in_follow_up = awaiting = 0
+    for is_dosed, done, exit_kind, withdrawal_kind, withdrawal_reason, n in rows:
+        enrolled += n
+        if exit_kind is not None:
+            totals[exit_kind] += n
+            if exit_kind == "withdrawn":
+                withdrawals[(withdrawal_kind or "full", _stated(withdrawal_reason))] += n
         if not is_dosed:
-            if left is not None:
-                before[left[0]] += 1
+            if exit_kind is not None:
+                before[exit_kind] += n
             else:
-                awaiting += 1
+                awaiting += n
             continue
-        dosed += 1
+        dosed_count += n
         if done:
-            completed += 1
-        elif left is not None:
-            after[left[0]] += 1
+            completed_count += n
+        elif exit_kind is not None:
+            after[exit_kind] += n
         else:
-            in_follow_up += 1
+            in_follow_up += n
     return {
-        "enrolled": len(subjects),
-        "left_before_dosing": {kind: before[kind] for kind in EXITS},
+        "enrolled": enrolled,
+        "left_before_dosing": {each: before[each] for each in EXITS},
         "awaiting_dosing": awaiting,
-        "dosed": dosed,
-        "left_after_dosing": {kind: after[kind] for kind in EXITS},
+        "dosed": dosed_count,
+        "left_after_dosing": {each: after[each] for each in EXITS},
         "in_follow_up": in_follow_up,
-        "completed": completed,
+        "completed": completed_count,
         "withdrawn": totals["withdrawn"],
         "withdrawn_reasons": [
-            {"kind": kind, "reason": reason, "count": count}
-            for (kind, reason), count in sorted(withdrawals.items(), key=lambda kc: (-kc[1], kc[0]))
+            {"kind": each, "reason": why, "count": n}
+            for (each, why), n in sorted(withdrawals.items(), key=lambda kc: (-kc[1], kc[0]))
         ],
         "lost": totals["lost"],
         "died": totals["died"],
@@ -156,13 +199,12 @@ def flow(
     (coordinators: their own), one site (`site_id`; another's is 404) or one cohort; a
     report passes its cut-off as `entered_by` too (records entered after it are left out)."""
     day = ds.resolve_as_of(actor, now, as_of)
-    data = ds.load(actor, trial, site_id, entered_by)
+    read = tallies.reading(actor, trial, site_id, entered_by)
     cohort = None
     if cohort_id is not None:
         cohort = trials_service.get_cohort(trial, cohort_id)
-        data = data.for_cohort(cohort.id)
     steps: dict[str, Any] = (
-        dict.fromkeys(SCREENING_STEPS) if cohort is not None else _screening_steps(data, day)
+        dict.fromkeys(SCREENING_STEPS) if cohort is not None else screening_steps(read, day)
     )
     return {
         "trial_id": trial.id,
@@ -172,5 +214,5 @@ def flow(
         "cohort_id": cohort_id,
         "cohort_label": cohort.label if cohort else None,
         **steps,
-        **_subject_steps(data, day),
+        **subject_steps(read, day, cohort.id if cohort is not None else None),
     }

@@ -61,22 +61,8 @@ def load(
     sites the actor sees; `site_id` narrows to one of them (404 if the actor may not see
     it). `entered_by` (a report's data cut-off): only screenings, subjects and clocks entered
     before that day ended at their site."""
-    if site_id is not None:
-        site_ids = [sites_service.get_site(actor, site_id).id]
-    else:
-        site_ids = list(
-            db.session.execute(scope_sites(actor, sa.select(Site.id).order_by(Site.code)))
-            .scalars()
-            .all()
-        )
-    sites = list(
-        db.session.execute(
-            sa.select(Site)
-            .where(Site.id.in_(site_ids))
-            .options(selectinload(Site.status_changes), selectinload(Site.approvals))
-            .order_by(Site.code)
-        ).scalars()
-    )
+    sites = scoped_sites(actor, site_id)
+    site_ids = [site.id for site in sites]
     screenings = list(
         db.session.execute(
             sa.select(Screening).where(
@@ -105,6 +91,27 @@ def load(
     )
     data = Dataset(trial, sites, screenings, subjects, reports)
     return data if entered_by is None else _entered_by(data, entered_by)
+
+
+def scoped_sites(actor: Any, site_id: int | None = None) -> list[Site]:
+    """The sites the actor sees (by code), with their status history and approvals; or the
+    one asked for (404 if the actor may not see it)."""
+    if site_id is not None:
+        site_ids = [sites_service.get_site(actor, site_id).id]
+    else:
+        site_ids = list(
+            db.session.execute(scope_sites(actor, sa.select(Site.id).order_by(Site.code)))
+            .scalars()
+            .all()
+        )
+    return list(
+        db.session.execute(
+            sa.select(Site)
+            .where(Site.id.in_(site_ids))
+            .options(selectinload(Site.status_changes), selectinload(Site.approvals))
+            .order_by(Site.code)
+        ).scalars()
+    )
 
 
 def _entered_by(data: Dataset, day: date) -> Dataset:

@@ -13,7 +13,7 @@ from trialmgr.enrollment.models import Trial
 from trialmgr.milestones.models import METRICS
 from trialmgr.milestones.services import criteria as criteria_service
 from trialmgr.milestones.services import dataset as ds
-from trialmgr.milestones.services import metrics
+from trialmgr.milestones.services import metrics, tallies
 from trialmgr.milestones.services.stats import Estimate
 
 # The trend covers at most this many months (the latest ones).
@@ -34,8 +34,9 @@ def review(
     404). Only records dated on or before `as_of` count, so a past review is reproduced; a
     report passes its cut-off as `entered_by` too (records entered after it are left out)."""
     day = ds.resolve_as_of(actor, now, as_of)
-    data = ds.load(actor, trial, site_id, entered_by)
-    estimates = metrics.compute_all(data, day)
+    read = tallies.reading(actor, trial, site_id, entered_by)
+    tally = tallies.count(read, day)
+    estimates = tallies.overall(read, tally, day)
     criteria = criteria_service.criteria_of(trial)
     judged = [criteria_service.criterion_view(c, estimates[c.metric]) for c in criteria]
     return {
@@ -46,16 +47,20 @@ def review(
         "metrics": [metrics.metric_view(m, estimates[m]) for m in METRICS],
         "criteria": judged,
         "decision": criteria_service.decision([c["light"] for c in judged]),
-        "sites": [_site_row(data, site, day, criteria) for site in ds.taking_part(data, day)],
-        "trend": _trend(data, day) if trend else [],
+        "sites": [
+            _site_row(read, tally, site, day, criteria)
+            for site in tallies.taking_part(read, tally, day)
+        ],
+        "trend": _trend(read, tally, day) if trend else [],
     }
 
 
-def _site_row(data: ds.Dataset, site: Any, day: date, criteria: list[Any]) -> dict[str, Any]:
+def _site_row(
+    read: tallies.Reading, tally: tallies.Tally, site: Any, day: date, criteria: list[Any]
+) -> dict[str, Any]:
     """One site: its enrolment against its target, its months open, its metrics and lights."""
-    own = data.for_site(site)
-    estimates = metrics.compute_all(own, day)
-    enrolled = len(metrics.enrolled(own, day))
+    estimates = tallies.of_site(read, tally, site, day)
+    enrolled = tally.site_total("enrolled", site.id)
     target = site.target_enrollment or 0
     return {
         "site_id": site.id,
@@ -65,7 +70,7 @@ def _site_row(data: ds.Dataset, site: Any, day: date, criteria: list[Any]) -> di
         "target_enrollment": target,
         "enrolled": enrolled,
         "percent_of_target": round(100 * enrolled / target, 1) if target else None,
-        "months_open": round(ds.site_months(data.trial, site, day), 2),
+        "months_open": round(tally.calendar.site_months(site, day), 2),
         "metrics": [metrics.metric_view(m, estimates[m]) for m in METRICS],
         "lights": {
             c.metric: criteria_service.light(
@@ -87,16 +92,17 @@ def month_ends(first: date, last: date) -> list[date]:
     return [*points, last][-TREND_MONTHS:]
 
 
-def _trend(data: ds.Dataset, day: date) -> list[dict[str, Any]]:
+def _trend(read: tallies.Reading, tally: tallies.Tally, day: date) -> list[dict[str, Any]]:
     """Each metric's value at the end of every month since the first screening (or the
     first day a site could recruit), and as of the review date."""
-    starts = [s.screened_on for s in data.screenings]
-    starts += [d for site in data.sites if (d := ds.first_open_day(data.trial, site, day))]
+    starts = [tally.earliest_screening] if tally.earliest_screening is not None else []
+    calendar = tally.calendar
+    starts += [d for site in read.sites if (d := calendar.first_open_day(site, day))]
     if not starts or min(starts) > day:
         return []
     points = []
     for point in month_ends(min(starts), day):
-        estimates: dict[str, Estimate] = metrics.compute_all(data, point)
+        estimates: dict[str, Estimate] = tallies.overall(read, tally, point)
         points.append(
             {
                 "as_of": point,
