@@ -3,6 +3,7 @@ IMMEDIATE, so a waiting writer begins as soon as the other commits instead of sl
 SQLite's busy handler. These tests use their own SQLite file whichever database the suite
 runs on: the lock belongs to the SQLite engine, not to the app's database."""
 
+import itertools
 import json
 import subprocess
 import sys
@@ -52,11 +53,10 @@ print("done")
 
 
 def _engine(tmp_path):
-    url = f"sqlite:///{tmp_path}/w.db"
-    engine = sa.create_engine(url)
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/w.db")
     with engine.begin() as conn:
         conn.execute(sa.text("CREATE TABLE spans (pid INTEGER, start REAL, stop REAL)"))
-    return url, engine
+    return engine
 
 
 def _lock_is_free(tmp_path) -> bool:
@@ -68,7 +68,7 @@ def _lock_is_free(tmp_path) -> bool:
 
 
 def test_a_writer_holds_the_lock_file_until_its_connection_returns_to_the_pool(tmp_path):
-    url, engine = _engine(tmp_path)
+    engine = _engine(tmp_path)
     with engine.connect() as conn:
         conn.execute(sa.text("INSERT INTO spans VALUES (1, 0, 0)"))  # BEGIN IMMEDIATE
         assert not _lock_is_free(tmp_path)
@@ -83,7 +83,7 @@ def test_a_writer_holds_the_lock_file_until_its_connection_returns_to_the_pool(t
 
 
 def test_readers_do_not_take_the_lock(tmp_path):
-    url, engine = _engine(tmp_path)
+    engine = _engine(tmp_path)
     token = sqlite_begin_immediate.set(False)  # as a GET request does
     try:
         with engine.connect() as conn:
@@ -95,7 +95,8 @@ def test_readers_do_not_take_the_lock(tmp_path):
 
 
 def test_writers_of_two_processes_take_turns_on_the_lock_without_database_is_locked(tmp_path):
-    url, engine = _engine(tmp_path)
+    engine = _engine(tmp_path)
+    url = engine.url.render_as_string(False)
     n, hold = 8, 0.03
     writers = [
         subprocess.Popen(
@@ -118,16 +119,14 @@ def test_writers_of_two_processes_take_turns_on_the_lock_without_database_is_loc
     assert len(spans) == 2 * n
     assert len({pid for pid, _, _ in spans}) == 2
     # one writer at a time: each span ends before the next begins
-    for earlier, later in zip(spans, spans[1:], strict=False):
+    for earlier, later in itertools.pairwise(spans):
         assert earlier.stop <= later.start, json.dumps([list(earlier), list(later)])
 
 
-def test_a_writer_that_waited_the_busy_timeout_goes_on_to_sqlites_own_lock(
-    tmp_path, monkeypatch
-):
+def test_a_writer_that_waited_the_busy_timeout_goes_on_to_sqlites_own_lock(tmp_path, monkeypatch):
     """The file lock is never needed for correctness: held too long by another (here a
     process that holds the file but not the database), a writer proceeds without it."""
-    url, engine = _engine(tmp_path)
+    engine = _engine(tmp_path)
     monkeypatch.setattr(writelock, "BUSY_TIMEOUT_SECONDS", 0.2)
     holder = subprocess.Popen(
         [

@@ -178,17 +178,13 @@ def enrol(actor: Any, data: dict[str, Any], now: datetime) -> Subject:
 # With its site: every caller judges dates in the site's zone. Built once (a hot path: every
 # clinical record names its subject by code).
 _SUBJECT_BY_CODE = (
-    sa.select(Subject)
-    .where(Subject.code == sa.bindparam("code"))
-    .options(joinedload(Subject.site))
+    sa.select(Subject).where(Subject.code == sa.bindparam("code")).options(joinedload(Subject.site))
 )
 
 
 def get_subject(actor: Any, code: str) -> Subject:
     """A subject the actor may see by code; another site's subject answers 404."""
-    subject = db.session.execute(
-        _SUBJECT_BY_CODE, {"code": code.upper()}
-    ).scalar_one_or_none()
+    subject = db.session.execute(_SUBJECT_BY_CODE, {"code": code.upper()}).scalar_one_or_none()
     if subject is None or not may_see_site(actor, subject.site_id):
         raise NotFound(f"No subject {code}.")
     return subject

@@ -179,9 +179,9 @@ def evaluate(
     ]
     if not rules:
         return []
-    kinds = {rule.kind for rule in rules}
-    events = _severe_events(trial.id) if kinds - {"hys_law"} else []
-    labs = _hys_law_labs(trial.id) if "hys_law" in kinds else []
+    evaluated = {rule.kind for rule in rules}
+    events = _severe_events(trial.id) if evaluated - {"hys_law"} else []
+    labs = _hys_law_labs(trial.id) if "hys_law" in evaluated else []
     already = _already_fired(trial.id)
     fired = []
     for rule in rules:
