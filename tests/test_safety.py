@@ -659,8 +659,9 @@ def test_the_answer_to_a_new_event_is_what_reading_it_back_shows(dosed):
 
 
 def test_recording_a_mild_event_runs_a_fixed_handful_of_statements(app, dosed):
-    """Token and user in one statement, the subject with its site, no queries for the
-    clocks and reviews a new event cannot have yet: 9 statements (and BEGIN on SQLite)."""
+    """Token, user and the user's sites in one statement, the subject with its site, the
+    event, its version and its tasks in one flush, no queries for the clocks and reviews a
+    new event cannot have yet: 8 statements (and BEGIN on SQLite)."""
     from tests.test_query_counts import counted
 
     coord, subject = dosed["coord"], dosed["subject"]
@@ -668,4 +669,22 @@ def test_recording_a_mild_event_runs_a_fixed_handful_of_statements(app, dosed):
     with counted(app) as statements:
         assert _ae(coord, subject).status_code == 201
     issued = [s for s in statements if not s.startswith("BEGIN")]
-    assert len(issued) <= 9, "\n".join(issued)
+    assert len(issued) <= 8, "\n".join(issued)
+
+
+def test_the_stopping_rules_read_the_trials_records_once_for_all_rules(app, dosed):
+    """A severe event runs every active rule an event can fire: the rules, the trial's
+    severe events and what the rules already fired on are each read once, however many
+    rules there are; the Hy's law labs (which only a lab write can add to) are not read."""
+    from tests.test_query_counts import counted
+
+    coord, subject = dosed["coord"], dosed["subject"]
+    severe = {"grade": 3, "causality": "unrelated"}  # fires no rule
+    assert _ae(coord, subject, **severe).status_code == 201  # seeds the trial's rules
+    with counted(app) as statements:
+        assert _ae(coord, subject, **severe).status_code == 201
+    reads = [" ".join(s.split()) for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert sum(" FROM stopping_rule WHERE" in s for s in reads) == 1, reads
+    assert sum(" FROM stopping_rule_firing WHERE" in s for s in reads) == 1, reads
+    assert sum(" FROM adverse_event WHERE" in s and "grade >=" in s for s in reads) == 1, reads
+    assert not [s for s in reads if " FROM lab_result" in s]

@@ -193,7 +193,7 @@ def _after_write(
     if ae.grade >= stopping.SEVERE:  # the rules look at severe events only
         trial = db.session.get(Trial, ae.trial_id)
         assert trial is not None
-        stopping.evaluate(trial, now)
+        stopping.evaluate(trial, now, kinds=stopping.EVENT_KINDS)
     return opened
 
 

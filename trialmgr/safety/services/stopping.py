@@ -24,6 +24,7 @@ from trialmgr.enrollment.services.oversight import pause_trial
 from trialmgr.errors import Conflict, NotFound
 from trialmgr.extensions import db
 from trialmgr.safety.models import (
+    STOPPING_KINDS,
     SUSPECTED,
     AdverseEvent,
     LabResult,
@@ -48,6 +49,8 @@ DEFAULT_RULES: tuple[tuple[str, dict[str, Any], str], ...] = (
     ),
 )
 RULE_ACTOR: Any = SystemActor(email="system:stopping-rules")
+# The rules an adverse-event write can fire (a Hy's law case is made by lab results).
+EVENT_KINDS = frozenset(kind for kind in STOPPING_KINDS if kind != "hys_law")
 # Rule parameters below this grade are not accepted: the rules look at severe events only,
 # so writes of milder events (and labs that are not a Hy's law case) skip the evaluation.
 SEVERE = 3
@@ -77,10 +80,12 @@ def rules_of(trial_id: int) -> list[StoppingRule]:
 
 def ensure_rules(trial_id: int) -> list[StoppingRule]:
     """The trial's rules, seeded with the defaults the first time they are asked for."""
-    if not rules_of(trial_id):
+    rules = rules_of(trial_id)
+    if not rules:
         with audit.audited(RULE_ACTOR, action="stopping_rule.seed"):
             seed_rules(trial_id)
-    return rules_of(trial_id)
+        rules = rules_of(trial_id)
+    return rules
 
 
 # --- what each kind of rule looks for -------------------------------------------------
@@ -106,15 +111,20 @@ def _severe_events(trial_id: int) -> list[Any]:
     )
 
 
-def _triggers(rule: StoppingRule) -> list[list[str]]:
-    """Each group of records that makes the rule fire (a group fires once)."""
+def _hys_law_labs(trial_id: int) -> list[int]:
+    return list(
+        db.session.execute(
+            sa.select(LabResult.id).where(LabResult.trial_id == trial_id, LabResult.hys_law)
+        ).scalars()
+    )
+
+
+def _triggers(rule: StoppingRule, events: list[Any], labs: list[int]) -> list[list[str]]:
+    """Each group of records that makes the rule fire (a group fires once), among the
+    trial's severe events and Hy's law labs."""
     p = rule.params or {}
     if rule.kind == "hys_law":
-        labs = db.session.execute(
-            sa.select(LabResult.id).where(LabResult.trial_id == rule.trial_id, LabResult.hys_law)
-        ).scalars()
         return [[f"lab:{lab_id}"] for lab_id in labs]
-    events = _severe_events(rule.trial_id)
     if rule.kind == "death_related":
         return [[f"ae:{e.id}"] for e in events if e.grade == 5 and e.causality in SUSPECTED]
     if rule.kind == "grade4_related":
@@ -139,26 +149,44 @@ def _triggers(rule: StoppingRule) -> list[list[str]]:
     return []
 
 
-def _already_fired(rule: StoppingRule) -> set[str]:
-    fired: set[str] = set()
-    for triggers in db.session.execute(
-        sa.select(StoppingRuleFiring.triggers).where(StoppingRuleFiring.rule_id == rule.id)
-    ).scalars():
-        fired.update(triggers)
+def _already_fired(trial_id: int) -> dict[int, set[str]]:
+    """The records each rule of the trial has fired on, by rule id."""
+    fired: dict[int, set[str]] = defaultdict(set)
+    for rule_id, triggers in db.session.execute(
+        sa.select(StoppingRuleFiring.rule_id, StoppingRuleFiring.triggers).where(
+            StoppingRuleFiring.trial_id == trial_id
+        )
+    ):
+        fired[rule_id].update(triggers)
     return fired
 
 
-def evaluate(trial: Trial, now: datetime) -> list[StoppingRuleFiring]:
-    """Evaluate every active rule of the trial; fire those with new triggering records.
-    The trial row is locked first, so that parallel writes that each fire a rule are
-    serialised: the first pauses, the others add their reasons to the open pause."""
+def evaluate(
+    trial: Trial, now: datetime, kinds: frozenset[str] | None = None
+) -> list[StoppingRuleFiring]:
+    """Evaluate every active rule of the trial (of the given kinds: those the write can
+    fire); fire those with new triggering records. The trial row is locked first, so that
+    parallel writes that each fire a rule are serialised: the first pauses, the others add
+    their reasons to the open pause.
+
+    The records are read once for all rules: the trial's severe events (if an event rule
+    is evaluated), its Hy's law labs (if that rule is), and what the rules already fired on."""
     lock_rows(db.session, Trial, trial.id)
+    rules = [
+        rule
+        for rule in ensure_rules(trial.id)
+        if rule.active and (kinds is None or rule.kind in kinds)
+    ]
+    if not rules:
+        return []
+    evaluated = {rule.kind for rule in rules}
+    events = _severe_events(trial.id) if evaluated - {"hys_law"} else []
+    labs = _hys_law_labs(trial.id) if "hys_law" in evaluated else []
+    already = _already_fired(trial.id)
     fired = []
-    for rule in ensure_rules(trial.id):
-        if not rule.active:
-            continue
-        seen = _already_fired(rule)
-        for group in _triggers(rule):
+    for rule in rules:
+        seen = already[rule.id]
+        for group in _triggers(rule, events, labs):
             if set(group) <= seen:
                 continue
             fired.append(_fire(trial, rule, group, now))
