@@ -9,11 +9,6 @@ Exports for people (the pages) open correctly in spreadsheet programs: UTF-8 wit
 order mark (Excel otherwise reads accented names as Latin-1), human column headers, codes
 rather than internal ids, and a dated file name. Every cell that a spreadsheet would run as
 a formula is escaped.
-
-Dates in every CSV, for people or machines, are ISO 8601 (`csv_date`), whatever date format
-the reader chose for pages: a spreadsheet reads 2026-12-04 the same in every locale, where
-04/12/2026 is 12 April to a US-English one, and a file outlives the person who downloaded it
-(docs/decisions/0017).
 """
 
 from __future__ import annotations
@@ -41,11 +36,6 @@ def _cell(value: Any) -> Any:
     if isinstance(value, str) and value.startswith(_FORMULA_START):
         return "'" + value
     return value
-
-
-def csv_date(value: date | None) -> str:
-    """A date in a CSV cell: ISO 8601, the one rule for every export."""
-    return value.isoformat() if value is not None else ""
 
 
 def dated_filename(subject: str, on: date, prefix: str | None = None) -> str:

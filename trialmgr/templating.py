@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import zoneinfo
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
@@ -82,6 +83,17 @@ def format_date(value: date | datetime | None) -> str:
     if isinstance(value, datetime):
         value = _localise(value).date()
     return value.strftime(DATE_FORMATS.get(_user_pref("date_format", "YYYY-MM-DD"), "%Y-%m-%d"))
+
+
+def date_formatter() -> Callable[[date | None], str]:
+    """The reader's date format as a function that no longer needs the request: for CSV rows
+    written while a download streams."""
+    pattern = DATE_FORMATS.get(_user_pref("date_format", "YYYY-MM-DD"), "%Y-%m-%d")
+
+    def fmt(value: date | None) -> str:
+        return value.strftime(pattern) if value is not None else ""
+
+    return fmt
 
 
 def _localise(value: datetime) -> datetime:

@@ -12,8 +12,9 @@ from flask import Response
 
 from trialmgr.audit import readable
 from trialmgr.audit.chain import format_at
-from trialmgr.export import csv_date, csv_response, dated_filename
+from trialmgr.export import csv_response, dated_filename
 from trialmgr.extensions import db
+from trialmgr.templating import date_formatter
 
 HEADER = ["id", "at", "actor", "action", "entity", "entity_id", "changes", "reason", "hash"]
 
@@ -54,12 +55,14 @@ READABLE_HEADER = [
 
 def readable_audit_csv(query: sa.Select[Any], on: date) -> Response:
     """The page's export, as the page reads: records by their codes, fields by their labels,
-    one row per changed field (dates ISO, `export.csv_date`)."""
+    one row per changed field (dates in the reader's format, taken now: the rows are written
+    after the request's session has ended)."""
+    format_date = date_formatter()
 
     def rows() -> Iterator[tuple[Any, ...]]:
         result = db.session.execute(query.execution_options(yield_per=500)).scalars()
         for batch in result.partitions():
-            for item in readable.readable(batch, csv_date):
+            for item in readable.readable(batch, format_date):
                 e = item.event
                 common = (e.id, format_at(e.at), e.actor, e.action, item.record)
                 fields = [(c.label, c.old, c.new) for c in item.changes] or [("", "", "")]

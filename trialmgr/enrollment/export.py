@@ -12,8 +12,9 @@ from sqlalchemy.orm import selectinload
 
 from trialmgr.enrollment.models import Screening
 from trialmgr.enrollment.services import subjects as subjects_service
-from trialmgr.export import csv_date, csv_response, dated_filename
+from trialmgr.export import csv_response, dated_filename
 from trialmgr.extensions import db
+from trialmgr.templating import date_formatter
 
 HEADER = [
     "site",
@@ -71,7 +72,9 @@ def screening_csv(query: sa.Select[Any]) -> Response:
 
 
 def screening_csv_for_people(query: sa.Select[Any], filename: str) -> Response:
-    """Trial, site and subject codes, outcomes in words, dates ISO (`export.csv_date`)."""
+    """Trial, site and subject codes, outcomes in words, dates in the reader's format (taken
+    now: the rows are written after the request's session has ended)."""
+    format_date = date_formatter()
 
     def rows() -> Iterator[tuple[Any, ...]]:
         for batch in _screenings(query):
@@ -81,7 +84,7 @@ def screening_csv_for_people(query: sa.Select[Any], filename: str) -> Response:
                     s.trial.code,
                     s.site.code,
                     s.number,
-                    csv_date(s.screened_on),
+                    format_date(s.screened_on),
                     s.orphacode,
                     s.birth_year,
                     s.sex,
