@@ -68,7 +68,9 @@ def gunicorn(app, tmp_path, workers=4):
         yield base
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
+        # the workers exit at once; on a loaded machine gunicorn's master alone has taken
+        # over 20 s to follow them
+        proc.wait(timeout=90)
 
 
 def _post(base, path, token, body):
