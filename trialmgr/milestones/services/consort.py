@@ -199,7 +199,7 @@ def flow(
     (coordinators: their own), one site (`site_id`; another's is 404) or one cohort; a
     report passes its cut-off as `entered_by` too (records entered after it are left out)."""
     day = ds.resolve_as_of(actor, now, as_of)
-    read = tallies.reading(actor, trial, site_id, entered_by)
+    read = tallies.reading(actor, trial, site_id, entered_by, history=False)
     cohort = None
     if cohort_id is not None:
         cohort = trials_service.get_cohort(trial, cohort_id)

@@ -93,9 +93,9 @@ def load(
     return data if entered_by is None else _entered_by(data, entered_by)
 
 
-def scoped_sites(actor: Any, site_id: int | None = None) -> list[Site]:
-    """The sites the actor sees (by code), with their status history and approvals; or the
-    one asked for (404 if the actor may not see it)."""
+def scoped_sites(actor: Any, site_id: int | None = None, history: bool = True) -> list[Site]:
+    """The sites the actor sees (by code), with their status history and approvals unless
+    `history` is false; or the one asked for (404 if the actor may not see it)."""
     if site_id is not None:
         site_ids = [sites_service.get_site(actor, site_id).id]
     else:
@@ -108,7 +108,13 @@ def scoped_sites(actor: Any, site_id: int | None = None) -> list[Site]:
         db.session.execute(
             sa.select(Site)
             .where(Site.id.in_(site_ids))
-            .options(selectinload(Site.status_changes), selectinload(Site.approvals))
+            .options(
+                *(
+                    (selectinload(Site.status_changes), selectinload(Site.approvals))
+                    if history
+                    else ()
+                )
+            )
             .order_by(Site.code)
         ).scalars()
     )

@@ -166,9 +166,15 @@ class Reading:
 
 
 def reading(
-    actor: Any, trial: Trial, site_id: int | None = None, entered_by: date | None = None
+    actor: Any,
+    trial: Trial,
+    site_id: int | None = None,
+    entered_by: date | None = None,
+    history: bool = True,
 ) -> Reading:
-    return Reading(trial, ds.scoped_sites(actor, site_id), entered_by)
+    """The reading of a review (`history`: with the sites' status history and approvals,
+    which site-months need and the CONSORT flow does not)."""
+    return Reading(trial, ds.scoped_sites(actor, site_id, history), entered_by)
 
 
 def primary_visit() -> Any:
