@@ -375,6 +375,40 @@ def test_cancelling_an_access_change_returns_the_filled_form_and_changes_nothing
     assert stored["name"] != "Renamed Person"
 
 
+def test_cancelling_a_deactivation_returns_the_box_as_typed(app, access):
+    s01, s02, _ = access["sites"]
+    coord, client = access["coord"], access["client"]
+    uid = coord.user["id"]
+    form = MultiDict(
+        [
+            ("name", "A Coordinator"),
+            ("role", "coordinator"),
+            ("site_ids", ""),
+            ("site_ids", str(s01["id"])),
+            ("active", "false"),  # the box unticked: only the hidden value is sent
+            ("reason", "leaves the consortium"),
+        ]
+    )
+    restated = client.post(f"/admin/users/{uid}", data=form)
+    assert restated.status_code == 200 and 'id="cancel-form"' in restated.get_data(as_text=True)
+    back = client.post(f"/admin/users/{uid}", data=_hidden(restated, "cancel-form"))
+    assert back.status_code == 200
+    html = back.get_data(as_text=True)
+    assert re.search(r'id="f-active"', html)
+    assert not re.search(r'id="f-active"[^>]*checked', html)
+    assert access["admin"].get(f"/users/{uid}").json["active"] is True
+    # and a box ticked on an inactive account comes back ticked
+    deactivated = access["admin"].patch(
+        f"/users/{uid}", json={"active": False, "reason": "on leave"}
+    )
+    assert deactivated.status_code == 200, deactivated.json
+    form.setlist("active", ["false", "true"])
+    restated = client.post(f"/admin/users/{uid}", data=form)
+    back = client.post(f"/admin/users/{uid}", data=_hidden(restated, "cancel-form"))
+    assert re.search(r'id="f-active"[^>]*checked', back.get_data(as_text=True))
+    assert access["admin"].get(f"/users/{uid}").json["active"] is False
+
+
 def test_a_change_without_role_or_sites_saves_without_a_confirmation(app, access):
     coord, client = access["coord"], access["client"]
     s01, s02, _ = access["sites"]
