@@ -254,9 +254,7 @@ def test_the_site_approval_count_is_what_confirming_flags_there(app, site_approv
     assert len(_due_at(site_approval["lead"], site_approval["s02"])) == count == 2
 
 
-def test_cancelling_a_site_approval_returns_the_filled_form_and_writes_nothing(
-    app, site_approval
-):
+def test_cancelling_a_site_approval_returns_the_filled_form_and_writes_nothing(app, site_approval):
     client, form = site_approval["client"], site_approval["form"]
     restated = client.post(site_approval["url"], data=form)
     before = _counts(app, "consent_site_approval", "subject", "audit_event")

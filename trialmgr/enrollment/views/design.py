@@ -154,8 +154,6 @@ def consent_site_approval_new(trial_id: int) -> Any:
         )
 
     def confirm(trial: Trial) -> dict[str, Any] | None:
-        return _site_approval_restatement(
-            trial, added["version"], added["approval"], added["code"]
-        )
+        return _site_approval_restatement(trial, added["version"], added["approval"], added["code"])
 
     return trial_action(trial_id, "site-approval", act, confirm)
