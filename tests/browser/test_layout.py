@@ -163,7 +163,9 @@ def audited_long_edit(live_server: Any) -> int:
         return partner.id
 
 
-def test_the_audit_table_fits_at_1366_with_long_reasons_and_values(open_page, audited_long_edit):
+def test_the_audit_table_fits_at_1366_with_long_reasons_and_values(
+    open_page, axe_source, audited_long_edit
+):
     for path in (f"/audit?entity=partner&entity_id={audited_long_edit}", "/audit"):
         page = opened(open_page, "consortium_lead", path, LAPTOP)
         assert page.locator("#audit-table .audit-reason", has_text="MV-2026-0042").count() >= 1
@@ -177,3 +179,5 @@ def test_the_audit_table_fits_at_1366_with_long_reasons_and_values(open_page, au
         full = code.get_attribute("title")
         assert full and len(full) == 64 and code.inner_text().strip() == full[:12]
         assert_no_sideways_page(page)
+        found = run_axe(page, axe_source)
+        assert not found, f"{path}: {describe(found)}"
