@@ -374,7 +374,7 @@ def test_cancelling_an_access_change_returns_the_filled_form_and_changes_nothing
 
 
 def test_cancelling_a_deactivation_returns_the_box_as_typed(app, access):
-    s01, s02, _ = access["sites"]
+    s01 = access["sites"][0]
     coord, client = access["coord"], access["client"]
     uid = coord.user["id"]
     form = MultiDict(
