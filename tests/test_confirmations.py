@@ -116,7 +116,15 @@ def reconsent(app, api):
         "approved_on": days_ago(1).isoformat(),
         "reconsent_required": ["false", "true"],
     }
-    return {"lead": lead, "trial": trial, "client": client, "form": form, "subjects": subjects}
+    return {
+        "lead": lead,
+        "trial": trial,
+        "client": client,
+        "form": form,
+        "subjects": subjects,
+        "sites": (s01, s02),
+        "coords": (coord1, coord2),
+    }
 
 
 def test_a_version_requiring_reconsent_restates_whom_it_asks_and_writes_nothing(app, reconsent):
@@ -176,6 +184,94 @@ def test_a_version_without_reconsent_is_added_without_a_confirmation(app, recons
     assert done.status_code == 302
     versions = reconsent["lead"].get(f"/trials/{trial['id']}").json["consent_versions"]
     assert sorted(v["version"] for v in versions) == ["1.0", "2.0"]
+
+
+# --- a further site's approval of a version that requires re-consent ---------------------
+
+
+@pytest.fixture()
+def site_approval(app, reconsent):
+    """Version 2.0 requiring re-consent, approved at S01 only (confirmed), a second active
+    subject at S02, and the form approving 2.0 at S02."""
+    client, trial = reconsent["client"], reconsent["trial"]
+    s01, s02 = reconsent["sites"]
+    enrol(reconsent["coords"][1], trial, s02)
+    version_form = {
+        "version": "2.0",
+        "approval_site_id": str(s01["id"]),
+        "approval_approved_on": days_ago(3).isoformat(),
+        "reconsent_required": ["false", "true"],
+        "confirmed": "yes",
+    }
+    added = client.post(f"/trials/{trial['id']}/consent-versions", data=version_form)
+    assert added.status_code == 302
+    versions = reconsent["lead"].get(f"/trials/{trial['id']}").json["consent_versions"]
+    version = next(v for v in versions if v["version"] == "2.0")
+    form = {
+        "consent_version_id": str(version["id"]),
+        "site_id": str(s02["id"]),
+        "approved_on": days_ago(1).isoformat(),
+        "language": "fr",
+    }
+    url = f"/trials/{trial['id']}/consent-site-approvals"
+    return {**reconsent, "form": form, "url": url, "s02": s02}
+
+
+def _due_at(lead, site):
+    return [
+        s["code"]
+        for s in lead.get("/subjects").json
+        if s["reconsent_due"] and s["site_id"] == site["id"]
+    ]
+
+
+def test_a_site_approval_requiring_reconsent_restates_it_and_writes_nothing(app, site_approval):
+    client, trial = site_approval["client"], site_approval["trial"]
+    tables = ("consent_site_approval", "subject", "audit_event")
+    before = _counts(app, *tables)
+    restated = client.post(site_approval["url"], data=site_approval["form"])
+    assert restated.status_code == 200
+    text = _text(restated)
+    assert f"Confirm: approval of consent version 2.0 of {trial['code']} at S02" in text
+    assert f"Trial: {trial['code']} ·" in text and "Consent version: 2.0." in text
+    assert "Site: S02." in text and "Approved on: " in text
+    assert "Asked to re-consent now at S02: 2 active subjects." in text
+    assert _counts(app, *tables) == before
+    assert _due_at(site_approval["lead"], site_approval["s02"]) == []
+    versions = site_approval["lead"].get(f"/trials/{trial['id']}").json["consent_versions"]
+    approvals = next(v for v in versions if v["version"] == "2.0")["site_approvals"]
+    assert [a["site_code"] for a in approvals] == ["S01"]
+
+
+def test_the_site_approval_count_is_what_confirming_flags_there(app, site_approval):
+    client = site_approval["client"]
+    restated = client.post(site_approval["url"], data=site_approval["form"])
+    count = int(re.search(r"Asked to re-consent now at S02: (\d+)", _text(restated)).group(1))
+    before = _counts(app, "consent_site_approval")["consent_site_approval"]
+    done = client.post(site_approval["url"], data=_hidden(restated, "confirm-form"))
+    assert done.status_code == 302
+    assert _counts(app, "consent_site_approval")["consent_site_approval"] == before + 1
+    assert len(_due_at(site_approval["lead"], site_approval["s02"])) == count == 2
+
+
+def test_cancelling_a_site_approval_returns_the_filled_form_and_writes_nothing(app, site_approval):
+    client, form = site_approval["client"], site_approval["form"]
+    restated = client.post(site_approval["url"], data=form)
+    before = _counts(app, "consent_site_approval", "subject", "audit_event")
+    back = client.post(site_approval["url"], data=_hidden(restated, "cancel-form"))
+    assert back.status_code == 200
+    html = back.get_data(as_text=True)
+    assert 'id="confirm-form"' not in html and 'id="error-summary"' not in html
+    assert re.search(rf'id="site-approval-approved_on"[^>]*value="{form["approved_on"]}"', html)
+    assert re.search(r'id="site-approval-language"[^>]*value="fr"', html)
+    site_select = re.search(r'id="site-approval-site_id".*?</select>', html, re.S).group(0)
+    assert re.search(rf'value="{form["site_id"]}"[^>]*selected', site_select)
+    version_select = re.search(
+        r'id="site-approval-consent_version_id".*?</select>', html, re.S
+    ).group(0)
+    assert re.search(rf'value="{form["consent_version_id"]}"[^>]*selected', version_select)
+    assert _counts(app, "consent_site_approval", "subject", "audit_event") == before
+    assert _due_at(site_approval["lead"], site_approval["s02"]) == []
 
 
 # --- role and site changes of an account ------------------------------------------------
@@ -275,6 +371,40 @@ def test_cancelling_an_access_change_returns_the_filled_form_and_changes_nothing
     stored = access["admin"].get(f"/users/{uid}").json
     assert stored["site_ids"] == sorted([s01["id"], s02["id"]])
     assert stored["name"] != "Renamed Person"
+
+
+def test_cancelling_a_deactivation_returns_the_box_as_typed(app, access):
+    s01 = access["sites"][0]
+    coord, client = access["coord"], access["client"]
+    uid = coord.user["id"]
+    form = MultiDict(
+        [
+            ("name", "A Coordinator"),
+            ("role", "coordinator"),
+            ("site_ids", ""),
+            ("site_ids", str(s01["id"])),
+            ("active", "false"),  # the box unticked: only the hidden value is sent
+            ("reason", "leaves the consortium"),
+        ]
+    )
+    restated = client.post(f"/admin/users/{uid}", data=form)
+    assert restated.status_code == 200 and 'id="cancel-form"' in restated.get_data(as_text=True)
+    back = client.post(f"/admin/users/{uid}", data=_hidden(restated, "cancel-form"))
+    assert back.status_code == 200
+    html = back.get_data(as_text=True)
+    assert re.search(r'id="f-active"', html)
+    assert not re.search(r'id="f-active"[^>]*checked', html)
+    assert access["admin"].get(f"/users/{uid}").json["active"] is True
+    # and a box ticked on an inactive account comes back ticked
+    deactivated = access["admin"].patch(
+        f"/users/{uid}", json={"active": False, "reason": "on leave"}
+    )
+    assert deactivated.status_code == 200, deactivated.json
+    form.setlist("active", ["false", "true"])
+    restated = client.post(f"/admin/users/{uid}", data=form)
+    back = client.post(f"/admin/users/{uid}", data=_hidden(restated, "cancel-form"))
+    assert re.search(r'id="f-active"[^>]*checked', back.get_data(as_text=True))
+    assert access["admin"].get(f"/users/{uid}").json["active"] is False
 
 
 def test_a_change_without_role_or_sites_saves_without_a_confirmation(app, access):

@@ -522,7 +522,12 @@ def test_consent_version_with_a_site_approval_then_another_sites_approval(w, lea
         "approved_on": days_ago(2).isoformat(),
         "language": "fr",
     }
-    added = lead_page.post(f"/trials/{tid}/consent-site-approvals", data=body)
+    restated = lead_page.post(f"/trials/{tid}/consent-site-approvals", data=body)
+    assert restated.status_code == 200 and "Confirm: approval of consent version 2.0" in text(
+        restated
+    )
+    url = f"/trials/{tid}/consent-site-approvals"
+    added = lead_page.post(url, data={**body, "confirmed": "yes"})
     assert added.status_code == 302
     page = text(lead_page.get(f"/trials/{tid}"))
     assert f"S01 from {days_ago(5).isoformat()} · it" in page

@@ -105,10 +105,16 @@ def _localise(value: datetime) -> datetime:
 
 
 def format_datetime(value: datetime | None) -> str:
+    return " ".join(datetime_parts(value))
+
+
+def datetime_parts(value: datetime | None) -> tuple[str, ...]:
+    """An instant as the reader's date and the time with its zone, apart (a narrow column
+    prints them on two lines); empty for None."""
     if value is None:
-        return ""
+        return ()
     local = _localise(value)
-    return f"{format_date(local.date())} {local.strftime('%H:%M')} {local.tzname()}"
+    return format_date(local.date()), f"{local.strftime('%H:%M')} {local.tzname()}"
 
 
 def zone_label(zone_name: str | None, moment: datetime) -> str:
@@ -178,6 +184,7 @@ def page_messages(messages: Any) -> Any:
 def register_templating(app: Flask) -> None:
     app.jinja_env.filters["d"] = format_date
     app.jinja_env.filters["dt"] = format_datetime
+    app.jinja_env.filters["dt_parts"] = datetime_parts
     # An instant as the site saw it, whoever reads it, in the reader's date format and with
     # the zone's label for that date: `dosed_at | site_time(site.timezone)` reads
     # "04/12/2026 09:00 (Rome, CET)".

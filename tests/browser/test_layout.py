@@ -124,3 +124,60 @@ def test_phone_pages_have_no_axe_finding_and_no_sideways_page(
         if found:
             failing.append(f"{role} {path}: {describe(found)}")
     assert not failing, "\n".join(failing)
+
+
+LONG_REASON = (
+    "Corrected after the monitoring visit of the consortium office: the contact address and "
+    "the role description were copied from the previous grant agreement, see finding "
+    "MV-2026-0042-consortium-office-records-reconciliation for the whole correspondence."
+)
+
+
+@pytest.fixture(scope="module")
+def audited_long_edit(live_server: Any) -> int:
+    """A partner edited with long values (one without spaces) and a long reason: the audit
+    rows the table must still fit at 1366 px."""
+    from trialmgr.auth.models import User
+    from trialmgr.extensions import db
+    from trialmgr.partners.models import Partner
+    from trialmgr.partners.services import directory
+
+    with live_server.app.app_context():
+        lead = db.session.execute(
+            sa.select(User).where(User.email == "lead@example.org")
+        ).scalar_one()
+        partner = db.session.execute(sa.select(Partner).order_by(Partner.id)).scalars().first()
+        assert partner is not None
+        directory.update_partner(
+            lead,
+            partner,
+            {
+                "website": "https://www.example.org/" + "consortiumpartnerrecords" * 6,
+                "consortium_role": "Coordinates the long-term follow-up registry, the sample "
+                "logistics between the sites and the central laboratory, and the yearly "
+                "replication-competent virus testing reports to the sponsor. " * 2,
+                "reason": LONG_REASON,
+            },
+        )
+        db.session.commit()
+        return partner.id
+
+
+def test_the_audit_table_fits_at_1366_with_long_reasons_and_values(
+    open_page, axe_source, audited_long_edit
+):
+    for path in (f"/audit?entity=partner&entity_id={audited_long_edit}", "/audit"):
+        page = opened(open_page, "consortium_lead", path, LAPTOP)
+        assert page.locator("#audit-table .audit-reason", has_text="MV-2026-0042").count() >= 1
+        assert page.locator("#audit-table .audit-new", has_text="consortiumpartnerrecords").count()
+        box = page.locator("#audit-table").locator("xpath=..")
+        widths = box.evaluate("b => [b.scrollWidth, b.clientWidth]")
+        assert widths[0] <= widths[1], f"{path}: table {widths[0]} px in a {widths[1]} px box"
+        # the moment on two lines; the hash shortened, the whole one kept in its title
+        assert page.locator("#audit-table .audit-when").first.locator("span").count() == 2
+        code = page.locator("#audit-table [data-testid=audit-hash]").first
+        full = code.get_attribute("title")
+        assert full and len(full) == 64 and code.inner_text().strip() == full[:12]
+        assert_no_sideways_page(page)
+        found = run_axe(page, axe_source)
+        assert not found, f"{path}: {describe(found)}"

@@ -10,7 +10,7 @@ from marshmallow import Schema
 
 from trialmgr.auth.policies import MANAGERS, current_actor, roles
 from trialmgr.clock import utcnow
-from trialmgr.enrollment.models import Trial
+from trialmgr.enrollment.models import ConsentSiteApproval, ConsentVersion, Trial
 from trialmgr.enrollment.schemas import (
     CohortPatch,
     CriterionPatch,
@@ -23,6 +23,7 @@ from trialmgr.enrollment.views.common import SiteApprovalForm, bp, site_choices
 from trialmgr.enrollment.views.trials import trial_action, trial_page
 from trialmgr.errors import Invalid, NotFound
 from trialmgr.forms import Refusal, load_form, submit
+from trialmgr.templating import format_date
 
 PATCH_SCHEMAS: dict[str, type[Schema]] = {
     "cohort": CohortPatch,
@@ -94,11 +95,44 @@ def design_item_remove(trial_id: int, kind: str, item_id: int) -> Any:
     return redirect(url_for("enrollment.trial_detail", trial_id=trial.id))
 
 
+def _site_approval_restatement(
+    trial: Trial, version: ConsentVersion, approval: ConsentSiteApproval, code: str
+) -> dict[str, Any] | None:
+    """What a site's approval of a version requiring re-consent does (None for one that
+    does not): the active subjects at that site it asks to re-consent, counted by the
+    service's own rule on the rehearsed approval."""
+    if not version.reconsent_required:
+        return None
+    asked = [
+        s
+        for s in consent_service.asked_to_reconsent(version, utcnow())
+        if s.site_id == approval.site_id
+    ]
+    count = f"{len(asked)} active subject{'' if len(asked) == 1 else 's'}"
+    return {
+        "title": f"approval of consent version {version.version} of {trial.code} at {code}",
+        "summary": f"Version {version.version} of {trial.code} ({trial.title}) requires "
+        f"re-consent: approving it at site {code} asks {count} there to re-consent.",
+        "details": [
+            f"Trial: {trial.code} · {trial.title}.",
+            f"Consent version: {version.version}.",
+            f"Site: {code}.",
+            f"Approved on: {format_date(approval.approved_on)}.",
+            f"Asked to re-consent now at {code}: {count}.",
+            "Until they sign it, their dosing and non-safety procedures are refused.",
+        ],
+        "warning": "The re-consent requests go to the site's worklist as soon as it is saved.",
+        "button": f"Confirm: approve version {version.version} at {code}",
+    }
+
+
 @bp.route("/trials/<int:trial_id>/consent-site-approvals", methods=["POST"])
 @roles(*MANAGERS)
 def consent_site_approval_new(trial_id: int) -> Any:
     """A site's ethics approval of a consent version (as POST
-    /consent-versions/{id}/site-approvals): the site uses the version from that date."""
+    /consent-versions/{id}/site-approvals): the site uses the version from that date. A
+    version requiring re-consent is rehearsed and restated first (whom it asks there)."""
+    added: dict[str, Any] = {}
 
     def act(actor: Any, trial: Trial) -> str:
         data = load_form(SiteApprovalForm(), request.form)
@@ -111,6 +145,7 @@ def consent_site_approval_new(trial_id: int) -> Any:
             )
         approval = consent_service.add_site_approval(actor, version, data, utcnow())
         code = {s.id: s.code for s in site_choices(actor)}.get(approval.site_id)
+        added.update(version=version, approval=approval, code=code)
         due = " Its subjects on older versions are now due for re-consent."
         due = due if version.reconsent_required else ""
         return (
@@ -118,4 +153,7 @@ def consent_site_approval_new(trial_id: int) -> Any:
             f"{approval.approved_on.isoformat()}.{due}"
         )
 
-    return trial_action(trial_id, "site-approval", act)
+    def confirm(trial: Trial) -> dict[str, Any] | None:
+        return _site_approval_restatement(trial, added["version"], added["approval"], added["code"])
+
+    return trial_action(trial_id, "site-approval", act, confirm)
