@@ -2,6 +2,7 @@
 nothing until it is confirmed."""
 
 import re
+from datetime import date
 from html import unescape
 
 import pytest
@@ -436,3 +437,18 @@ def test_a_password_is_never_carried_through_the_confirmation(app, access):
     assert restated.status_code == 200
     assert "violet-tractor-harbour-47" not in restated.get_data(as_text=True)
     assert "The new password typed is not sent with this confirmation" in _text(restated)
+
+
+def test_a_confirmed_site_approval_is_flashed_in_the_readers_date_format(app, site_approval):
+    client, form = site_approval["client"], site_approval["form"]
+    saved = client.post(
+        "/account", data={"action": "profile", "date_format": "DD/MM/YYYY", "timezone": "UTC"}
+    )
+    assert saved.status_code == 302
+    restated = client.post(site_approval["url"], data=form)
+    done = client.post(
+        site_approval["url"], data=_hidden(restated, "confirm-form"), follow_redirects=True
+    )
+    approved = date.fromisoformat(form["approved_on"])
+    assert f"approved at site S02 from {approved:%d/%m/%Y}." in _text(done)
+    assert form["approved_on"] not in _text(done)

@@ -150,7 +150,7 @@ def consent_site_approval_new(trial_id: int) -> Any:
         due = due if version.reconsent_required else ""
         return (
             f"Version {version.version} approved at site {code} from "
-            f"{approval.approved_on.isoformat()}.{due}"
+            f"{format_date(approval.approved_on)}.{due}"
         )
 
     def confirm(trial: Trial) -> dict[str, Any] | None:
