@@ -366,3 +366,15 @@ def test_endpoint_form_on_the_trial_page_escapes_what_it_shows(app, w):
     assert 'id="endpoint-form"' not in coordinator.get(f"/trials/{tid}/efficacy").get_data(
         as_text=True
     )
+
+
+def test_visit_choices_show_their_dates_in_the_readers_format(app, w):
+    page = browser(app, w["coord"])
+    saved = page.post(
+        "/account", data={"action": "profile", "date_format": "DD/MM/YYYY", "timezone": "UTC"}
+    )
+    assert saved.status_code == 302
+    week4 = w["visits"]["Week 4"]
+    on = datetime.fromisoformat(week4["scheduled_on"]).date()
+    html = page.get(f"/subjects/{w['a']['code']}/efficacy").get_data(as_text=True)
+    assert f"Week 4 (day {week4['day']}, {on:%d/%m/%Y})" in html

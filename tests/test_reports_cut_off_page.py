@@ -121,3 +121,18 @@ def test_a_future_cut_off_is_refused_on_the_form_and_nothing_is_written(app, api
         assert f"Not after today ({TODAY.isoformat()})" in html
         assert f'value="{tomorrow}"' in html  # the form keeps what was typed
     assert _count(app, Report) == 0 and _count(app, AuditEvent) == audit_rows
+
+
+def test_the_confirmation_restates_the_cut_off_in_the_readers_date_format(app, api):
+    w = world(api)
+    page = _session(app, w["lead"])
+    saved = page.post(
+        "/account", data={"action": "profile", "date_format": "DD/MM/YYYY", "timezone": "UTC"}
+    )
+    assert saved.status_code == 302
+    resp = page.post("/reports/generate", data=_dsmb(w["trial"], TODAY.isoformat()))
+    assert resp.status_code == 200
+    html = resp.data.decode()
+    assert f"of {w['trial']['code']}, data cut-off {TODAY:%d/%m/%Y}." in html
+    assert f"Period {TODAY.replace(day=1):%d/%m/%Y} to {TODAY:%d/%m/%Y}" in html
+    assert f'name="cut_off" value="{TODAY.isoformat()}"' in html  # the form value stays ISO

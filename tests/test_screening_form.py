@@ -149,3 +149,18 @@ def test_cancelling_a_derived_outcome_leaves_the_outcome_to_the_answers(w, page)
     assert chosen(html, "crit_I1") == "yes" and chosen(html, "crit_E1") == "yes"
     assert chosen(html, "outcome") == ""  # still "from the answers", as typed
     assert w["coord"].get("/screenings").json == []
+
+
+def test_the_date_confirmation_restates_dates_in_the_readers_format(w, page):
+    saved = page.post(
+        "/account", data={"action": "profile", "date_format": "DD/MM/YYYY", "timezone": "UTC"}
+    )
+    assert saved.status_code == 302
+    back = days_ago(31)
+    form = screening_form(
+        w, screened_on=back.isoformat(), crit_I1="yes", crit_E1="no", outcome="eligible"
+    )
+    resp = page.post("/screenings/new", data=form)
+    assert resp.status_code == 200
+    assert f"Screened on {back:%d/%m/%Y}: 31 days before today at S01" in text(resp)
+    assert f"Screened on {back.isoformat()}" not in text(resp)

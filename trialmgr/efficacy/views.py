@@ -196,7 +196,7 @@ def _subject_page(subject: Subject, refusal: Refusal | None = None) -> tuple[str
         shown=shown,
         endpoint_options=[(e.id, f"{e.code} · {e.name} ({e.unit})") for e in endpoints],
         visit_options=[
-            (v.id, f"{v.name} (day {v.day}, {v.scheduled_on.isoformat()})")
+            (v.id, f"{v.name} (day {v.day}, {format_date(v.scheduled_on)})")
             for v in subject.visits
             if v.status != "cancelled"
         ],

@@ -151,9 +151,9 @@ def _restate(actor: Any, data: dict[str, Any], now: datetime) -> dict[str, Any]:
     site = db.session.get(Site, key.site_id) if key.site_id is not None else None
     existing = archive.find(key)
     scope = f"site {site.code}" if site is not None else "all sites"
-    cut_off = key.period_end.isoformat()
+    cut_off = format_date(key.period_end)
     details = [
-        f"Period {key.period_start.isoformat()} to {cut_off}; {scope}.",
+        f"Period {format_date(key.period_start)} to {cut_off}; {scope}.",
         f"Data cut-off {cut_off}: records dated on or before it and entered by the end of "
         "that day at their site.",
     ]

@@ -49,6 +49,7 @@ from trialmgr.forms import (
     typed_values,
 )
 from trialmgr.partners.services.sites import site_today
+from trialmgr.templating import format_date
 
 # --- screening ------------------------------------------------------------------
 
@@ -232,8 +233,8 @@ def _screening_restatement(screening: Screening, form: Any) -> dict[str, Any] | 
     warning = None
     if days_back > CONFIRM_DAYS_BACK:
         warning = (
-            f"Screened on {screening.screened_on.isoformat()}: {days_back} days before "
-            f"today at {site.code} ({today.isoformat()}). Check the date before saving."
+            f"Screened on {format_date(screening.screened_on)}: {days_back} days before "
+            f"today at {site.code} ({format_date(today)}). Check the date before saving."
         )
     fields = [(k, v) for k, v in replay_fields(form) if k != "outcome"]
     fields.append(("outcome", screening.outcome))
@@ -242,7 +243,7 @@ def _screening_restatement(screening: Screening, form: Any) -> dict[str, Any] | 
         "summary": (
             f"Outcome from the answers: {words} — confirm to log the screening."
             if proposed
-            else f"Log the screening dated {screening.screened_on.isoformat()}?"
+            else f"Log the screening dated {format_date(screening.screened_on)}?"
         ),
         "details": details,
         "warning": warning,
