@@ -6,17 +6,18 @@ tests/test_feasibility_counts.py checks that both give the same numbers."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
-from trialmgr.enrollment.models import Subject, Trial
+from trialmgr.enrollment.models import Screening, Subject, Trial, Visit
 from trialmgr.enrollment.services import trials as trials_service
 from trialmgr.milestones.models import METRICS
 from trialmgr.milestones.services import criteria as criteria_service
 from trialmgr.milestones.services import dataset as ds
 from trialmgr.milestones.services import metrics
 from trialmgr.milestones.services.feasibility import month_ends
-from trialmgr.milestones.services.stats import Estimate
+from trialmgr.milestones.services.stats import Estimate, inverse_proportion, proportion, rate
 
 
 def review(
@@ -34,7 +35,7 @@ def review(
     report passes its cut-off as `entered_by` too (records entered after it are left out)."""
     day = ds.resolve_as_of(actor, now, as_of)
     data = ds.load(actor, trial, site_id, entered_by)
-    estimates = metrics.compute_all(data, day)
+    estimates = compute_all(data, day)
     criteria = criteria_service.criteria_of(trial)
     judged = [criteria_service.criterion_view(c, estimates[c.metric]) for c in criteria]
     return {
@@ -53,7 +54,7 @@ def review(
 def _site_row(data: ds.Dataset, site: Any, day: date, criteria: list[Any]) -> dict[str, Any]:
     """One site: its enrolment against its target, its months open, its metrics and lights."""
     own = data.for_site(site)
-    estimates = metrics.compute_all(own, day)
+    estimates = compute_all(own, day)
     enrolled = len(metrics.enrolled(own, day))
     target = site.target_enrollment or 0
     return {
@@ -84,7 +85,7 @@ def _trend(data: ds.Dataset, day: date) -> list[dict[str, Any]]:
         return []
     points = []
     for point in month_ends(min(starts), day):
-        estimates: dict[str, Estimate] = metrics.compute_all(data, point)
+        estimates: dict[str, Estimate] = compute_all(data, point)
         points.append(
             {
                 "as_of": point,
@@ -123,11 +124,11 @@ def _stated(text: str | None) -> str:
 
 
 def _screening_steps(data: ds.Dataset, day: date) -> dict[str, Any]:
-    screens = metrics.screened(data, day)
+    screens = screened(data, day)
     states = {s.id: metrics.screening_state(s) for s in screens}
     failed = [s for s in screens if states[s.id] == "failed"]
     declined = [s for s in screens if states[s.id] == "declined"]
-    consented = [s for s in screens if metrics.consented(s, day)]
+    consented = [s for s in screens if consented_by(s, day)]
     enrolled_screenings = {s.screening_id for s in metrics.enrolled(data, day)}
     failed_reasons: Counter[str] = Counter()
     for screening in failed:
@@ -161,7 +162,7 @@ def _subject_steps(data: ds.Dataset, day: date) -> dict[str, Any]:
         dosed_on = ds.dosed_on(subject)
         is_dosed = dosed_on is not None and dosed_on <= day
         visit = ds.primary_visit(subject)
-        done = visit is not None and metrics.done_by(visit, day)
+        done = visit is not None and done_by(visit, day)
         left = exit_as_of(subject, day)
         if left is not None:
             totals[left[0]] += 1
@@ -246,3 +247,131 @@ def flow(
         **steps,
         **_subject_steps(data, day),
     }
+
+
+# --- the metrics record by record (as `metrics` defines them) ---------------------------
+
+
+def screened(data: ds.Dataset, as_of: date) -> list[Screening]:
+    return [s for s in data.screenings if s.screened_on <= as_of]
+
+
+def consented_by(screening: Screening, as_of: date) -> bool:
+    return screening.consented_on is not None and screening.consented_on <= as_of
+
+
+# --- visits as of a date ------------------------------------------------------------
+
+
+def done_by(visit: Visit, as_of: date) -> bool:
+    return visit.status == "done" and visit.done_on is not None and visit.done_on <= as_of
+
+
+def due_by(visit: Visit, as_of: date) -> bool:
+    """A visit is due once its window has closed (or once it is done); cancelled visits
+    are not due."""
+    if visit.status == "cancelled":
+        return False
+    return done_by(visit, as_of) or visit.window_end < as_of
+
+
+def _filled(visit: Visit, field: str) -> bool:
+    if field.startswith("answers."):
+        return (visit.answers or {}).get(field.removeprefix("answers.")) is not None
+    value = getattr(visit, field)
+    return value is not None and (not isinstance(value, str) or value.strip() != "")
+
+
+# --- the metrics -----------------------------------------------------------------------
+
+
+def recruitment_rate(data: ds.Dataset, as_of: date) -> Estimate:
+    months = sum(ds.site_months(data.trial, site, as_of) for site in ds.taking_part(data, as_of))
+    return rate(len(metrics.enrolled(data, as_of)), round(months, 6))
+
+
+def screen_to_enrol_ratio(data: ds.Dataset, as_of: date) -> Estimate:
+    assessed = [s for s in screened(data, as_of) if metrics.screening_state(s) != "pending"]
+    ids = {s.id for s in assessed}
+    subjects = [s for s in metrics.enrolled(data, as_of) if s.screening_id in ids]
+    return inverse_proportion(len(assessed), len(subjects))
+
+
+def eligibility_rate(data: ds.Dataset, as_of: date) -> Estimate:
+    states = [metrics.screening_state(s) for s in screened(data, as_of)]
+    assessed = [s for s in states if s != "pending"]
+    return proportion(sum(s in ("eligible", "declined") for s in assessed), len(assessed))
+
+
+def consent_rate(data: ds.Dataset, as_of: date) -> Estimate:
+    asked = [
+        s
+        for s in screened(data, as_of)
+        if metrics.screening_state(s) in ("eligible", "declined") or consented_by(s, as_of)
+    ]
+    return proportion(sum(consented_by(s, as_of) for s in asked), len(asked))
+
+
+def retention(data: ds.Dataset, as_of: date) -> Estimate:
+    due = retained = 0
+    for subject in metrics.enrolled(data, as_of):
+        visit = ds.primary_visit(subject)
+        if visit is None:
+            continue
+        left = visit.status == "cancelled" and visit.cancel_reason in metrics.EXIT_REASONS
+        if done_by(visit, as_of):
+            due, retained = due + 1, retained + 1
+        elif (visit.status != "cancelled" or left) and visit.window_end < as_of:
+            due += 1
+    return proportion(retained, due)
+
+
+def _due_visits(data: ds.Dataset, as_of: date) -> list[Visit]:
+    return [v for s in data.subjects for v in s.visits if due_by(v, as_of)]
+
+
+def visit_adherence(data: ds.Dataset, as_of: date) -> Estimate:
+    due = _due_visits(data, as_of)
+    in_window = [v for v in due if done_by(v, as_of) and v.in_window(v.done_on)]  # type: ignore[arg-type]
+    return proportion(len(in_window), len(due))
+
+
+def data_completeness(data: ds.Dataset, as_of: date) -> Estimate:
+    required = filled = 0
+    for visit in _due_visits(data, as_of):
+        fields = metrics.REQUIRED_FIELDS.get(visit.kind, ("done_on",))
+        required += len(fields)
+        if done_by(visit, as_of):
+            filled += sum(_filled(visit, f) for f in fields)
+    return proportion(filled, required)
+
+
+def sae_timeliness(data: ds.Dataset, as_of: date) -> Estimate:
+    zones = {site.id: site.timezone for site in data.sites}
+    due = on_time = 0
+    for report in data.reports:
+        cutoff = ds.end_of_day(as_of, zones.get(report.site_id))
+        submitted = report.submitted_at is not None and report.submitted_at < cutoff
+        if report.due_at < cutoff or submitted:
+            due += 1
+            if submitted and report.submitted_at <= report.due_at:  # type: ignore[operator]
+                on_time += 1
+    return proportion(on_time, due)
+
+
+COMPUTE: dict[str, Callable[[ds.Dataset, date], Estimate]] = {
+    "recruitment_rate": recruitment_rate,
+    "screen_to_enrol_ratio": screen_to_enrol_ratio,
+    "eligibility_rate": eligibility_rate,
+    "consent_rate": consent_rate,
+    "retention": retention,
+    "visit_adherence": visit_adherence,
+    "data_completeness": data_completeness,
+    "sae_timeliness": sae_timeliness,
+}
+assert tuple(COMPUTE) == METRICS
+
+
+def compute_all(data: ds.Dataset, as_of: date) -> dict[str, Estimate]:
+    """Every metric of the load as of the date, in the contract's order."""
+    return {metric: COMPUTE[metric](data, as_of) for metric in METRICS}

@@ -239,7 +239,8 @@ def _fields(kind: str) -> int:
 
 
 def _filled_fields() -> Any:
-    """The required fields a done visit has filled (SQL, per kind, as `metrics._filled`)."""
+    """The required fields a done visit has filled (SQL, per kind; the record-by-record
+    reference is in tests/feasibility_reference.py)."""
     answers = [flag(Visit.answers[q].as_string().is_not(None)) for q in LTFU_QUESTIONS]
     ltfu = sa.literal_column("1", sa.Integer)
     for each in answers:
@@ -361,7 +362,7 @@ def _count_subjects(read: Reading, day: date, tally: Tally) -> None:
 
 def _count_visits(read: Reading, day: date, tally: Tally) -> None:
     """Visits due, done in their window, and their required fields (every visit of the
-    reading's subjects, enrolled by the date or not, as `metrics._due_visits`)."""
+    reading's subjects, enrolled by the date or not, as that reference's `_due_visits`)."""
     done = sa.and_(Visit.status == "done", Visit.done_on.is_not(None))
     due_from = sa.case(
         (done, _earlier(Visit.done_on, _day_after(Visit.window_end))),
