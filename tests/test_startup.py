@@ -120,3 +120,40 @@ def test_flask_db_upgrade_migrates_from_the_command_line(app_factory):
     with fresh.app_context(), db.engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         assert compare_metadata(context, Base.metadata) == []
+
+
+def _sample_values(rule) -> dict[str, object]:
+    """A value for each of the rule's arguments, of the type its converter takes."""
+    from werkzeug.routing import IntegerConverter
+
+    return {
+        name: 7 if isinstance(rule._converters.get(name), IntegerConverter) else "x y"
+        for name in rule.arguments
+    }
+
+
+def test_every_rule_builds_the_url_werkzeugs_own_rule_builds(app):
+    """The app's rules compile their URL builders on first use (LazyBuildRule): every one
+    builds what werkzeug's Rule builds, with and without query arguments, built twice."""
+    from werkzeug.routing import Map, Rule
+
+    from trialmgr.lifecycle import LazyBuildRule
+
+    rules = list(app.url_map.iter_rules())
+    assert len(rules) > 200 and all(isinstance(r, LazyBuildRule) for r in rules)
+    for lazy in rules:
+        plain = Rule(lazy.rule, endpoint=lazy.endpoint, methods=lazy.methods)
+        Map([plain], converters=app.url_map.converters)
+        values = _sample_values(lazy)
+        for extra in ({}, {"page": 2, "q": "é&"}):
+            expected = plain.build({**values, **extra})
+            assert lazy.build({**values, **extra}) == expected
+            assert lazy.build({**values, **extra}) == expected  # the compiled builder
+
+
+def test_url_for_builds_site_urls_after_the_app_is_built(app):
+    from flask import url_for
+
+    with app.test_request_context():
+        assert url_for("static", filename="app.css") == "/static/app.css"
+        assert url_for("static", filename="app.css", v=3) == "/static/app.css?v=3"

@@ -18,6 +18,7 @@ from typing import Any
 
 from flask import Flask, Response, request
 from flask.typing import ResponseReturnValue
+from werkzeug.routing import Rule
 
 from trialmgr.db import sqlite_begin_immediate
 from trialmgr.extensions import db
@@ -37,8 +38,27 @@ SECURITY_HEADERS = {
 MAX_JSON_DEPTH = 64
 
 
+class LazyBuildRule(Rule):
+    """A URL rule that compiles its URL builders when `url_for` first builds it.
+
+    Werkzeug compiles two builder functions per rule when the rule is added (Python source
+    generated, parsed and compiled: most of the app factory's time for ~250 rules), though a
+    process builds URLs for few of them (a CLI command, an API worker: none). Matching
+    does not use them. The builder compiled is werkzeug's own, unchanged."""
+
+    def _compile_builder(self, append_unknown: bool = True) -> Any:
+        def build_on_first_use(rule: Rule, *args: Any, **kwargs: Any) -> Any:
+            built = Rule._compile_builder(rule, append_unknown).__get__(rule, None)
+            setattr(rule, "_build_unknown" if append_unknown else "_build", built)
+            return built(*args, **kwargs)
+
+        return build_on_first_use
+
+
 class TrialmgrFlask(Flask):
     """Flask, with the request's commit between the view and the response."""
+
+    url_rule_class = LazyBuildRule
 
     def dispatch_request(self) -> ResponseReturnValue:
         response = self.make_response(super().dispatch_request())
