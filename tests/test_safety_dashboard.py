@@ -8,6 +8,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from tests.builders import active_site, at, days_ago, dose, enrol, world
 from tests.test_enrollment_pages import browser, text
@@ -482,3 +483,49 @@ def test_a_filter_too_large_for_the_database_is_refused_before_the_csv_streams(a
             resp = page.get(f"/safety/trials/{tid}/{kind}.csv?{name}={10**30}")
             body = resp.get_data()  # raises if the stream breaks
             assert resp.status_code < 500 and resp.mimetype != "text/csv", (kind, name, body[:200])
+
+
+def test_the_dashboards_clock_and_aesi_rows_are_what_the_listings_show_for_them(app, trial):
+    """The summary reads its clock and AESI rows as columns (no ORM objects); each row holds
+    exactly what the listing pages build from the loaded objects (`clock_view`), and the
+    AESI rows the event's values with its subject's and site's codes."""
+    from trialmgr.clock import utcnow
+    from trialmgr.enrollment.models import Trial
+    from trialmgr.extensions import db
+    from trialmgr.safety.models import AdverseEvent, ExpeditedReport
+    from trialmgr.safety.services import summary
+    from trialmgr.safety.services.scope import Scope
+
+    now = utcnow()
+    with app.app_context():
+        t = db.session.get(Trial, trial["trial"]["id"])
+        scope = Scope(t, None)  # every site, as a safety monitor reads it
+        rows = summary.open_clocks(scope, now)
+        reports = db.session.scalars(
+            sa.select(ExpeditedReport)
+            .where(ExpeditedReport.submitted_at.is_(None), ExpeditedReport.trial_id == t.id)
+            .order_by(ExpeditedReport.due_at, ExpeditedReport.id)
+        ).all()
+        assert len(rows) == 5
+        assert rows == [summary.clock_view(r, now) for r in reports]
+        aesis = summary.recent_aesis(scope)
+        d = db.session.get(AdverseEvent, trial["ids"]["D_hep3"])
+        assert aesis == [
+            {
+                "id": d.id,
+                "subject_code": trial["subjects"]["D"]["code"],
+                "site": trial["site"]["code"],
+                "cohort_id": d.cohort_id,
+                "term": d.term,
+                "soc": d.soc,
+                "grade": 3,
+                "onset_date": days_ago(3),
+                "resolution_date": None,
+                "serious": True,
+                "susar": True,
+                "aesi": True,
+                "aesi_category": "hepatotoxicity",
+                "causality": d.causality,
+                "outcome": d.outcome,
+            }
+        ]

@@ -172,9 +172,16 @@ def open_clocks(ae: AdverseEvent, awareness_at: datetime) -> list[ExpeditedRepor
 def state(report: ExpeditedReport, now: datetime) -> dict[str, Any]:
     """Days left (on the site's calendar), overdue, and the status open/overdue/submitted."""
     zone_name = report.adverse_event.subject.site.timezone
-    days_left = (local_date(report.due_at, zone_name) - local_date(now, zone_name)).days
-    overdue = report.submitted_at is None and now > report.due_at
-    status = "submitted" if report.submitted_at else ("overdue" if overdue else "open")
+    return state_of(report.due_at, report.submitted_at, zone_name, now)
+
+
+def state_of(
+    due_at: datetime, submitted_at: datetime | None, zone_name: str | None, now: datetime
+) -> dict[str, Any]:
+    """`state` of a clock due at `due_at` at a site in `zone_name`."""
+    days_left = (local_date(due_at, zone_name) - local_date(now, zone_name)).days
+    overdue = submitted_at is None and now > due_at
+    status = "submitted" if submitted_at else ("overdue" if overdue else "open")
     return {"days_left": days_left, "overdue": overdue, "status": status}
 
 

@@ -22,7 +22,6 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import joinedload
 
 from trialmgr.enrollment.models import Subject, Trial
 from trialmgr.enrollment.services.oversight import open_pause
@@ -30,7 +29,6 @@ from trialmgr.extensions import db
 from trialmgr.partners.models import Site
 from trialmgr.partners.services import sites as sites_service
 from trialmgr.safety.models import (
-    AdverseEvent,
     ExpeditedReport,
     StoppingRuleFiring,
 )
@@ -300,10 +298,14 @@ def aesi_by_category(scope: Scope) -> list[dict[str, Any]]:
     return sorted(out, key=lambda r: (r["category"] or "", cohorts[r["cohort_id"]].sequence))
 
 
-def recent_aesis(scope: Scope, limit: int = SECTION_ROWS) -> list[AdverseEvent]:
-    """The newest AESIs (by onset), for the dashboard's AESI list. The ids come first from
-    the AESI index alone (a planner could otherwise walk every event by onset date looking
-    for the few AESIs of a coordinator's sites)."""
+def recent_aesis(scope: Scope, limit: int = SECTION_ROWS) -> list[dict[str, Any]]:
+    """The newest AESIs (by onset), for the dashboard's AESI list: id, subject_code, site,
+    cohort_id, term, soc, grade, onset and resolution dates, serious, susar, aesi,
+    aesi_category, causality, outcome. The ids
+    come first from the AESI index alone (a planner could otherwise walk every event by
+    onset date looking for the few AESIs of a coordinator's sites); the rows are read as
+    columns with their subject's and site's codes in one statement (no ORM objects: the
+    list is shown, not changed)."""
     ae = scope.events
     newest = (
         sa.select(ae.id)
@@ -311,14 +313,40 @@ def recent_aesis(scope: Scope, limit: int = SECTION_ROWS) -> list[AdverseEvent]:
         .order_by(ae.onset_date.desc(), ae.id.desc())
         .limit(limit)
     )
-    return list(
-        db.session.execute(
-            sa.select(ae)
-            .where(ae.id.in_(newest.scalar_subquery()))
-            .options(joinedload(ae.subject).joinedload(Subject.site))  # one statement
-            .order_by(ae.onset_date.desc(), ae.id.desc())
-        ).scalars()
-    )
+    rows = db.session.execute(
+        sa.select(*_event_columns(ae))
+        .join(Subject, Subject.id == ae.subject_id)
+        .join(Site, Site.id == Subject.site_id)
+        .where(ae.id.in_(newest.scalar_subquery()))
+        .order_by(ae.onset_date.desc(), ae.id.desc())
+    ).mappings()
+    return [dict(row) for row in rows]
+
+
+def _event_columns(ae: Any) -> list[Any]:
+    """The AESI list's columns, by its keys."""
+    return [
+        ae.id,
+        Subject.code.label("subject_code"),
+        Site.code.label("site"),
+        *(
+            getattr(ae, name)
+            for name in (
+                "cohort_id",
+                "term",
+                "soc",
+                "grade",
+                "onset_date",
+                "resolution_date",
+                "serious",
+                "susar",
+                "aesi",
+                "aesi_category",
+                "causality",
+                "outcome",
+            )
+        ),
+    ]
 
 
 def stopping_status(trial: Trial) -> list[dict[str, Any]]:
@@ -350,21 +378,42 @@ def stopping_status(trial: Trial) -> list[dict[str, Any]]:
 
 
 def open_clocks(scope: Scope, now: datetime, limit: int = SECTION_ROWS) -> list[dict[str, Any]]:
-    """Clocks not yet submitted, soonest due first, with days left and overdue."""
+    """Clocks not yet submitted, soonest due first, with days left and overdue: what
+    `clock_view` gives for each, read as columns with their event's, subject's and site's
+    in one statement (no ORM objects: the list is shown, not changed)."""
     ae = scope.events
-    reports = db.session.execute(
-        sa.select(ExpeditedReport)
-        .join(ae, ae.id == ExpeditedReport.adverse_event_id)
-        .where(ExpeditedReport.submitted_at.is_(None), *ae_conditions(scope))
-        .options(  # the event, its subject and site in the same statement
-            joinedload(ExpeditedReport.adverse_event)
-            .joinedload(AdverseEvent.subject)
-            .joinedload(Subject.site)
+    report = ExpeditedReport
+    rows = db.session.execute(
+        sa.select(
+            report.id,
+            ae.id.label("adverse_event_id"),
+            Subject.code.label("subject_code"),
+            Site.code.label("site"),
+            Site.timezone.label("site_timezone"),
+            ae.term,
+            report.authority,
+            report.kind,
+            report.clock_start,
+            report.due_at,
+            report.submitted_at,
+            report.reference,
+            report.late,
         )
-        .order_by(ExpeditedReport.due_at, ExpeditedReport.id)
+        .select_from(report)
+        .join(ae, ae.id == report.adverse_event_id)
+        .join(Subject, Subject.id == ae.subject_id)
+        .join(Site, Site.id == Subject.site_id)
+        .where(report.submitted_at.is_(None), *ae_conditions(scope))
+        .order_by(report.due_at, report.id)
         .limit(limit)
-    ).scalars()
-    return [clock_view(r, now) for r in reports]
+    ).mappings()
+    return [
+        {
+            **row,
+            **clocks.state_of(row["due_at"], row["submitted_at"], row["site_timezone"], now),
+        }
+        for row in rows
+    ]
 
 
 def clock_view(report: ExpeditedReport, now: datetime) -> dict[str, Any]:
@@ -406,32 +455,11 @@ def safety_summary(actor: Any, trial: Trial, filters: dict[str, Any], now: datet
         "by_soc_grade_cohort": by_soc_grade_cohort(scope),
         "by_grade_cohort": grades,
         "aesi_by_category": aesis,
-        "aesi": [event_row(e) for e in recent_aesis(scope)],
+        "aesi": recent_aesis(scope),
         "lab_shifts": lab_summary.lab_shifts(scope),
         "alt_series": lab_summary.alt_series(scope),
         "stopping_rules": stopping_status(trial),
         "clocks": open_clocks(scope, now),
-    }
-
-
-def event_row(ae: AdverseEvent) -> dict[str, Any]:
-    """An adverse event as the dashboard's listings show it."""
-    return {
-        "id": ae.id,
-        "subject_code": ae.subject.code,
-        "site": ae.subject.site.code,
-        "cohort_id": ae.cohort_id,
-        "term": ae.term,
-        "soc": ae.soc,
-        "grade": ae.grade,
-        "onset_date": ae.onset_date,
-        "resolution_date": ae.resolution_date,
-        "serious": ae.serious,
-        "susar": ae.susar,
-        "aesi": ae.aesi,
-        "aesi_category": ae.aesi_category,
-        "causality": ae.causality,
-        "outcome": ae.outcome,
     }
 
 
