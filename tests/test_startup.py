@@ -157,3 +157,15 @@ def test_url_for_builds_site_urls_after_the_app_is_built(app):
     with app.test_request_context():
         assert url_for("static", filename="app.css") == "/static/app.css"
         assert url_for("static", filename="app.css", v=3) == "/static/app.css?v=3"
+
+
+def test_the_entry_point_builds_the_app_with_collection_paused_and_resumes_it(tmp_path):
+    """wsgi.py (gunicorn's and the flask command's entry): the objects made while the app is
+    built are frozen out of later collections, and collection is on again afterwards."""
+    out, _ = _probe(
+        tmp_path,
+        "import gc, wsgi; print('ENABLED', gc.isenabled()); print('FROZEN', gc.get_freeze_count())",
+    )
+    assert "ENABLED True" in out
+    frozen = int(out.split("FROZEN ")[1].split()[0])
+    assert frozen > 50_000  # the app's modules, classes, mappers, schemas and routes
