@@ -688,3 +688,124 @@ def test_the_stopping_rules_read_the_trials_records_once_for_all_rules(app, dose
     assert sum(" FROM stopping_rule_firing WHERE" in s for s in reads) == 1, reads
     assert sum(" FROM adverse_event WHERE" in s and "grade >=" in s for s in reads) == 1, reads
     assert not [s for s in reads if " FROM lab_result" in s]
+
+
+# --- the write path: the token is read before the write lock (decision 0023) ----------
+
+
+def test_sqlite_a_write_reads_its_token_before_it_takes_the_write_lock(app, dosed):
+    """SQLite: the bearer token (and its user and sites) is read in a read transaction of its
+    own, committed before the request's write transaction begins IMMEDIATE; everything the
+    service reads and writes runs under the write lock. PostgreSQL: one transaction."""
+    from tests.test_query_counts import counted
+
+    coord, subject = dosed["coord"], dosed["subject"]
+    with counted(app) as statements:
+        assert _ae(coord, subject).status_code == 201
+    begins = [i for i, s in enumerate(statements) if s.startswith("BEGIN")]
+    token = next(i for i, s in enumerate(statements) if "FROM api_token" in s)
+    with app.app_context():
+        sqlite = db.engine.dialect.name == "sqlite"
+    if not sqlite:
+        assert not begins
+        return
+    assert [statements[i] for i in begins] == ["BEGIN", "BEGIN IMMEDIATE"]
+    assert begins[0] < token < begins[1]
+    assert all(" api_token" not in s for s in statements[begins[1] :])
+    assert any(s.startswith("INSERT INTO adverse_event ") for s in statements[begins[1] :])
+
+
+def test_two_writers_at_once_leave_an_unbroken_chain_and_no_failed_request(app, dosed):
+    """Two clients record events at the same time (each authenticates while the other may
+    hold the write lock): every request succeeds, every event and its audit rows are
+    written, and the hash chain verifies from its first row."""
+    from trialmgr.audit import services as audit
+    from trialmgr.audit.models import AuditEvent
+    from trialmgr.safety.models import AdverseEvent
+
+    coord, subject = dosed["coord"], dosed["subject"]
+    other = enrol(coord, dosed["trial"], dosed["site"], consented_on=days_ago(200))
+    with app.app_context():
+        events_before = db.session.scalar(sa.select(sa.func.count()).select_from(AdverseEvent))
+    per_writer = 12
+    barrier = threading.Barrier(2)
+    statuses: list[int] = []
+    failures: list[BaseException] = []
+
+    def write(who):
+        try:
+            client = coord.__class__(coord.app, coord.token, coord.user)
+            barrier.wait()
+            for i in range(per_writer):
+                statuses.append(_ae(client, who, term=f"Headache {i}", grade=1).status_code)
+        except BaseException as exc:  # reported by the assertion below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=write, args=(s,)) for s in (subject, other)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures
+    assert statuses == [201] * (2 * per_writer)
+    with app.app_context():
+        events = db.session.scalar(sa.select(sa.func.count()).select_from(AdverseEvent))
+        recorded = db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.action == "adverse_event.record")
+            .where(AuditEvent.entity == "adverse_event")
+        )
+        check = audit.verify(full=True)
+    assert events - events_before == 2 * per_writer
+    assert recorded >= 2 * per_writer
+    assert check.valid, check.as_dict()
+
+
+def test_a_token_revoked_expired_or_of_a_deactivated_user_is_refused_at_the_next_write(
+    app, api, dosed
+):
+    """The token read before the write transaction is read afresh by every request: a
+    revocation, an expiry or a deactivation committed after one write refuses the next
+    (401) and writes nothing."""
+    from datetime import timedelta
+
+    from trialmgr.auth.models import ApiToken
+    from trialmgr.clock import utcnow
+    from trialmgr.safety.models import AdverseEvent
+
+    coord, subject = dosed["coord"], dosed["subject"]
+
+    def count():
+        with app.app_context():
+            return db.session.scalar(sa.select(sa.func.count()).select_from(AdverseEvent))
+
+    def fresh():
+        client = api.as_user(coord.user)
+        assert _ae(client, subject).status_code == 201
+        return client
+
+    revoked = fresh()
+    assert revoked.delete("/auth/tokens/current").status_code == 204
+    before = count()
+    assert _ae(revoked, subject).status_code == 401
+    assert count() == before
+
+    expired = fresh()
+    before = count()
+    with app.app_context():
+        token = db.session.execute(
+            sa.select(ApiToken).order_by(ApiToken.id.desc()).limit(1)
+        ).scalar_one()
+        token.expires_at = utcnow() - timedelta(seconds=1)
+        db.session.commit()
+    assert _ae(expired, subject).status_code == 401
+    assert count() == before
+
+    deactivated = fresh()
+    before = count()
+    admin = api.as_role("admin")
+    resp = admin.patch(f"/users/{coord.user['id']}", json={"active": False, "reason": "left"})
+    assert resp.status_code == 200
+    assert _ae(deactivated, subject).status_code == 401
+    assert count() == before
