@@ -661,7 +661,8 @@ def test_the_answer_to_a_new_event_is_what_reading_it_back_shows(dosed):
 def test_recording_a_mild_event_runs_a_fixed_handful_of_statements(app, dosed):
     """Token, user and the user's sites in one statement, the subject with its site, the
     event, its version and its tasks in one flush, no queries for the clocks and reviews a
-    new event cannot have yet: 8 statements (and BEGIN on SQLite)."""
+    new event cannot have yet: 8 statements (and on SQLite the BEGIN of the token's read
+    transaction and the BEGIN IMMEDIATE of the write)."""
     from tests.test_query_counts import counted
 
     coord, subject = dosed["coord"], dosed["subject"]
@@ -809,3 +810,53 @@ def test_a_token_revoked_expired_or_of_a_deactivated_user_is_refused_at_the_next
     assert resp.status_code == 200
     assert _ae(deactivated, subject).status_code == 401
     assert count() == before
+
+
+def test_an_event_s_audit_rows_hold_every_column_given_in_the_mapper_s_order(app, dosed):
+    """The audit listener's `changes` for a new event: every audited column that has a value
+    (id, created_at and updated_at left out), old None, in the mapper's column order; for a
+    follow-up, the columns that changed, old and new."""
+    from trialmgr.audit.chain import jsonable
+    from trialmgr.audit.models import AuditEvent
+    from trialmgr.safety.models import AdverseEvent
+
+    coord, subject = dosed["coord"], dosed["subject"]
+    created = _ae(coord, subject, narrative="Mild, self-limiting.")
+    assert created.status_code == 201
+    ae_id = created.json["id"]
+
+    def rows(action):
+        return list(
+            db.session.execute(
+                sa.select(AuditEvent)
+                .where(AuditEvent.entity == "adverse_event", AuditEvent.entity_id == str(ae_id))
+                .where(AuditEvent.action == action)
+                .order_by(AuditEvent.id)
+            ).scalars()
+        )
+
+    with app.app_context():
+        ae = db.session.get(AdverseEvent, ae_id)
+        assert ae is not None
+        columns = [
+            attr.key
+            for attr in sa.inspect(AdverseEvent).column_attrs
+            if attr.key not in ("id", "created_at", "updated_at")
+        ]
+        expected = {
+            key: {"old": None, "new": jsonable(getattr(ae, key))}
+            for key in columns
+            if getattr(ae, key) is not None
+        }
+        (recorded,) = rows("adverse_event.record")
+    assert recorded.changes == expected
+    assert list(recorded.changes) == list(expected)
+    update = {"grade": 3, "reason": "Worsened", "awareness_at": at(days_ago(1))}
+    assert coord.patch(f"/adverse-events/{ae_id}", json=update).status_code == 200
+    with app.app_context():
+        updates = [r.changes for r in rows("adverse_event.update")]
+    changed = {k: v for changes in updates for k, v in changes.items()}
+    assert changed["grade"] == {"old": 2, "new": 3}
+    assert changed["version"] == {"old": 1, "new": 2}, updates
+    assert all(v["old"] != v["new"] for v in changed.values())
+    assert set(changed) <= set(columns)
