@@ -661,7 +661,8 @@ def test_the_answer_to_a_new_event_is_what_reading_it_back_shows(dosed):
 def test_recording_a_mild_event_runs_a_fixed_handful_of_statements(app, dosed):
     """Token, user and the user's sites in one statement, the subject with its site, the
     event, its version and its tasks in one flush, no queries for the clocks and reviews a
-    new event cannot have yet: 8 statements (and BEGIN on SQLite)."""
+    new event cannot have yet: 8 statements (and on SQLite the BEGIN of the token's read
+    transaction and the BEGIN IMMEDIATE of the write)."""
     from tests.test_query_counts import counted
 
     coord, subject = dosed["coord"], dosed["subject"]
@@ -688,3 +689,174 @@ def test_the_stopping_rules_read_the_trials_records_once_for_all_rules(app, dose
     assert sum(" FROM stopping_rule_firing WHERE" in s for s in reads) == 1, reads
     assert sum(" FROM adverse_event WHERE" in s and "grade >=" in s for s in reads) == 1, reads
     assert not [s for s in reads if " FROM lab_result" in s]
+
+
+# --- the write path: the token is read before the write lock (decision 0023) ----------
+
+
+def test_sqlite_a_write_reads_its_token_before_it_takes_the_write_lock(app, dosed):
+    """SQLite: the bearer token (and its user and sites) is read in a read transaction of its
+    own, committed before the request's write transaction begins IMMEDIATE; everything the
+    service reads and writes runs under the write lock. PostgreSQL: one transaction."""
+    from tests.test_query_counts import counted
+
+    coord, subject = dosed["coord"], dosed["subject"]
+    with counted(app) as statements:
+        assert _ae(coord, subject).status_code == 201
+    begins = [i for i, s in enumerate(statements) if s.startswith("BEGIN")]
+    token = next(i for i, s in enumerate(statements) if "FROM api_token" in s)
+    with app.app_context():
+        sqlite = db.engine.dialect.name == "sqlite"
+    if not sqlite:
+        assert not begins
+        return
+    assert [statements[i] for i in begins] == ["BEGIN", "BEGIN IMMEDIATE"]
+    assert begins[0] < token < begins[1]
+    assert all(" api_token" not in s for s in statements[begins[1] :])
+    assert any(s.startswith("INSERT INTO adverse_event ") for s in statements[begins[1] :])
+
+
+def test_two_writers_at_once_leave_an_unbroken_chain_and_no_failed_request(app, dosed):
+    """Two clients record events at the same time (each authenticates while the other may
+    hold the write lock): every request succeeds, every event and its audit rows are
+    written, and the hash chain verifies from its first row."""
+    from trialmgr.audit import services as audit
+    from trialmgr.audit.models import AuditEvent
+    from trialmgr.safety.models import AdverseEvent
+
+    coord, subject = dosed["coord"], dosed["subject"]
+    other = enrol(coord, dosed["trial"], dosed["site"], consented_on=days_ago(200))
+    with app.app_context():
+        events_before = db.session.scalar(sa.select(sa.func.count()).select_from(AdverseEvent))
+    per_writer = 12
+    barrier = threading.Barrier(2)
+    statuses: list[int] = []
+    failures: list[BaseException] = []
+
+    def write(who):
+        try:
+            client = coord.__class__(coord.app, coord.token, coord.user)
+            barrier.wait()
+            for i in range(per_writer):
+                statuses.append(_ae(client, who, term=f"Headache {i}", grade=1).status_code)
+        except BaseException as exc:  # reported by the assertion below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=write, args=(s,)) for s in (subject, other)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures
+    assert statuses == [201] * (2 * per_writer)
+    with app.app_context():
+        events = db.session.scalar(sa.select(sa.func.count()).select_from(AdverseEvent))
+        recorded = db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.action == "adverse_event.record")
+            .where(AuditEvent.entity == "adverse_event")
+        )
+        check = audit.verify(full=True)
+    assert events - events_before == 2 * per_writer
+    assert recorded >= 2 * per_writer
+    assert check.valid, check.as_dict()
+
+
+def test_a_token_revoked_expired_or_of_a_deactivated_user_is_refused_at_the_next_write(
+    app, api, dosed
+):
+    """The token read before the write transaction is read afresh by every request: a
+    revocation, an expiry or a deactivation committed after one write refuses the next
+    (401) and writes nothing."""
+    from datetime import timedelta
+
+    from trialmgr.auth.models import ApiToken
+    from trialmgr.clock import utcnow
+    from trialmgr.safety.models import AdverseEvent
+
+    coord, subject = dosed["coord"], dosed["subject"]
+
+    def count():
+        with app.app_context():
+            return db.session.scalar(sa.select(sa.func.count()).select_from(AdverseEvent))
+
+    def fresh():
+        client = api.as_user(coord.user)
+        assert _ae(client, subject).status_code == 201
+        return client
+
+    revoked = fresh()
+    assert revoked.delete("/auth/tokens/current").status_code == 204
+    before = count()
+    assert _ae(revoked, subject).status_code == 401
+    assert count() == before
+
+    expired = fresh()
+    before = count()
+    with app.app_context():
+        token = db.session.execute(
+            sa.select(ApiToken).order_by(ApiToken.id.desc()).limit(1)
+        ).scalar_one()
+        token.expires_at = utcnow() - timedelta(seconds=1)
+        db.session.commit()
+    assert _ae(expired, subject).status_code == 401
+    assert count() == before
+
+    deactivated = fresh()
+    before = count()
+    admin = api.as_role("admin")
+    resp = admin.patch(f"/users/{coord.user['id']}", json={"active": False, "reason": "left"})
+    assert resp.status_code == 200
+    assert _ae(deactivated, subject).status_code == 401
+    assert count() == before
+
+
+def test_an_event_s_audit_rows_hold_every_column_given_in_the_mapper_s_order(app, dosed):
+    """The audit listener's `changes` for a new event: every audited column that has a value
+    (id, created_at and updated_at left out), old None, in the mapper's column order; for a
+    follow-up, the columns that changed, old and new."""
+    from trialmgr.audit.chain import jsonable
+    from trialmgr.audit.models import AuditEvent
+    from trialmgr.safety.models import AdverseEvent
+
+    coord, subject = dosed["coord"], dosed["subject"]
+    created = _ae(coord, subject, narrative="Mild, self-limiting.")
+    assert created.status_code == 201
+    ae_id = created.json["id"]
+
+    def rows(action):
+        return list(
+            db.session.execute(
+                sa.select(AuditEvent)
+                .where(AuditEvent.entity == "adverse_event", AuditEvent.entity_id == str(ae_id))
+                .where(AuditEvent.action == action)
+                .order_by(AuditEvent.id)
+            ).scalars()
+        )
+
+    with app.app_context():
+        ae = db.session.get(AdverseEvent, ae_id)
+        assert ae is not None
+        columns = [
+            attr.key
+            for attr in sa.inspect(AdverseEvent).column_attrs
+            if attr.key not in ("id", "created_at", "updated_at")
+        ]
+        expected = {
+            key: {"old": None, "new": jsonable(getattr(ae, key))}
+            for key in columns
+            if getattr(ae, key) is not None
+        }
+        (recorded,) = rows("adverse_event.record")
+    assert recorded.changes == expected
+    assert list(recorded.changes) == list(expected)
+    update = {"grade": 3, "reason": "Worsened", "awareness_at": at(days_ago(1))}
+    assert coord.patch(f"/adverse-events/{ae_id}", json=update).status_code == 200
+    with app.app_context():
+        updates = [r.changes for r in rows("adverse_event.update")]
+    changed = {k: v for changes in updates for k, v in changes.items()}
+    assert changed["grade"] == {"old": 2, "new": 3}
+    assert changed["version"] == {"old": 1, "new": 2}, updates
+    assert all(v["old"] != v["new"] for v in changed.values())
+    assert set(changed) <= set(columns)

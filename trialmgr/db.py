@@ -99,7 +99,9 @@ class TimestampMixin:
 # pysqlite's own transaction handling is switched off so that we emit BEGIN
 # ourselves. Requests that may write (and CLI commands) begin IMMEDIATE: the
 # write lock is taken before the first read, so a check-then-insert (cohort
-# capacity, audit chain head) can never act on a stale snapshot. Reads begin
+# capacity, audit chain head) can never act on a stale snapshot. (A request's
+# bearer token is read first, in a read transaction of its own that ends before the
+# write transaction begins: lifecycle.reading_before_writing.) Reads begin
 # DEFERRED and run concurrently under WAL. Writers queue for BEGIN IMMEDIATE on a
 # file lock, which hands over at once, rather than in SQLite's sleeping busy handler
 # (trialmgr/writelock.py).

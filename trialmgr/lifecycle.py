@@ -14,6 +14,8 @@ surrogates, JSON nested thousands deep) is refused at the door as 400 problem+js
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask, Response, request
@@ -84,6 +86,44 @@ def begin_writing() -> None:
     never meets a newer commit through a stale read snapshot."""
     db.session.commit()
     sqlite_begin_immediate.set(True)
+
+
+@contextmanager
+def reading_before_writing() -> Iterator[None]:
+    """SQLite, a request that may write: the statements inside (the bearer token's look-up)
+    run in a read transaction of their own (BEGIN DEFERRED, no write lock), committed when
+    the block ends; the request's next statement begins its write transaction (BEGIN
+    IMMEDIATE, under the write lock). So a writer does not hold the database's write lock
+    while it authenticates, and another can write meanwhile.
+
+    What the block loaded stays loaded (it is not expired by that commit): the token and its
+    user are as read at authentication, as on PostgreSQL, where the token's statement reads
+    the newest commit (READ COMMITTED) and a write may commit between it and the request's
+    own. A token revoked or expired by then is refused from the next request on; nothing the
+    block reads is a check that a write of this request depends on (those are read under
+    the write lock: trialmgr/db.py). Elsewhere (PostgreSQL, a read request, a request whose
+    transaction has begun already) the block runs in the request's transaction as before."""
+    session = db.session()
+    if (
+        not sqlite_begin_immediate.get()
+        or session.in_transaction()
+        or session.get_bind().dialect.name != "sqlite"
+    ):
+        yield
+        return
+    reset = sqlite_begin_immediate.set(False)
+    try:
+        yield
+    finally:
+        sqlite_begin_immediate.reset(reset)
+    if session.in_transaction():
+        # The read transaction wrote nothing: its commit only ends it (the audit listener's
+        # before_commit finds no change and no pending row).
+        expire, session.expire_on_commit = session.expire_on_commit, False
+        try:
+            session.commit()
+        finally:
+            session.expire_on_commit = expire
 
 
 class BadInput(ValueError):

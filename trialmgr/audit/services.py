@@ -149,28 +149,43 @@ def _rolled_back(session: Session, previous_transaction: Any) -> None:
         session.info.pop(_MARKS, None)
 
 
-def _column_changes(obj: Audited, op: str) -> dict[str, dict[str, Any]]:
-    state: Any = inspect(obj)
+# Per audited class, its audited columns in the mapper's order with whether each is redacted:
+# worked out once, not for every row of every flush.
+_AUDITED_COLUMNS: dict[type, tuple[tuple[str, bool], ...]] = {}
+
+
+def _audited_columns(cls: type[Audited], state: Any) -> tuple[tuple[str, bool], ...]:
+    columns = _AUDITED_COLUMNS.get(cls)
+    if columns is None:
+        columns = _AUDITED_COLUMNS[cls] = tuple(
+            (attr.key, attr.key in cls.__audit_redact__)
+            for attr in state.mapper.column_attrs
+            if attr.key not in cls.__audit_skip__ and attr.key != "id"
+        )
+    return columns
+
+
+def _column_changes(obj: Audited, op: str, state: Any) -> dict[str, dict[str, Any]]:
     changes: dict[str, dict[str, Any]] = {}
-    for attr in state.mapper.column_attrs:
-        key = attr.key
-        if key in obj.__audit_skip__ or key == "id":
+    columns = _audited_columns(type(obj), state)
+    if op == "create":
+        # A new row: every column given a value (None is no value).
+        values = state.dict
+        for key, redact in columns:
+            new = values.get(key)
+            if new is not None:
+                changes[key] = {"old": None, "new": "[redacted]" if redact else jsonable(new)}
+        return changes
+    attrs = state.attrs
+    for key, redact in columns:
+        hist = attrs[key].history
+        if not hist.has_changes():
             continue
-        if op == "create":
-            if key not in state.dict:
-                continue
-            old, new = None, state.dict[key]
-            if new is None:
-                continue
-        else:
-            hist = state.attrs[key].history
-            if not hist.has_changes():
-                continue
-            old = hist.deleted[0] if hist.deleted else None
-            new = hist.added[0] if hist.added else None
-            if old == new:
-                continue
-        if key in obj.__audit_redact__:
+        old = hist.deleted[0] if hist.deleted else None
+        new = hist.added[0] if hist.added else None
+        if old == new:
+            continue
+        if redact:
             old, new = ("[redacted]" if old is not None else None), "[redacted]"
         changes[key] = {"old": jsonable(old), "new": jsonable(new)}
     return changes
@@ -192,13 +207,13 @@ def _after_flush(session: Session, flush_context: Any) -> None:
     rows = []
     context: _Context | None = session.info.get("audit_context")
     for op, obj in pending:
-        changes = _column_changes(obj, op) if op != "delete" else {}
+        state: Any = inspect(obj)
+        changes = _column_changes(obj, op, state) if op != "delete" else {}
         if op == "update" and not changes:
             continue
         if context is None:
             raise AuditContextMissing(f"{op} of {type(obj).__name__} outside an audited() block")
         actor_id, label = _label(context.actor)
-        state: Any = inspect(obj)
         key = [state.dict.get(prop.key) for prop in state.mapper.primary_key]
         entity_id = key[0] if len(key) == 1 else key
         table_name = type(obj).__table__.name  # type: ignore[attr-defined]

@@ -6,7 +6,9 @@ each read the account before any of them writes, so the count is one UPDATE ... 
 failed_logins = failed_logins + 1 ... RETURNING, and "not locked" is a condition of the
 UPDATE itself: a lock committed by a concurrent request is seen, whatever was read before.
 (PostgreSQL re-checks the condition on the newest row version after waiting for the row
-lock; on SQLite, write requests hold the database lock from their first statement.)
+lock; on SQLite, the UPDATE runs under the database write lock, which a write request holds
+from its first statement after authentication: an API request's user is read with its
+bearer token just before, as on PostgreSQL.)
 """
 
 from __future__ import annotations

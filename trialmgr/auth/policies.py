@@ -49,12 +49,15 @@ def public(fn: F) -> F:
 
 def _bearer_user() -> User | None:
     from trialmgr.auth import services  # local: policies sit below services in import order
+    from trialmgr.lifecycle import reading_before_writing
 
     header = request.headers.get("Authorization", "")
     scheme, _, credential = header.partition(" ")
     if scheme.lower() != "bearer" or not credential.strip():
         return None
-    token = services.resolve_token(credential.strip(), utcnow())
+    # SQLite: the token is read before the request's write transaction takes the write lock.
+    with reading_before_writing():
+        token = services.resolve_token(credential.strip(), utcnow())
     if token is None:
         return None
     g.api_token = token
