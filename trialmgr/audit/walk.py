@@ -1,0 +1,174 @@
+"""The audit walk's row loop, in the verifying process or in a worker process.
+
+Each row's hash depends only on its own columns, and its link only on the stored hash of the
+row before it, so a stretch of the chain (the rows with `after_id < id <= upto_id`) can be
+checked on its own, given the stored hash of the last row before it. The full walk
+(audit/services.py `verify`) checks the first stretch in its own process and hands the
+others to worker processes, each running this file as a script with its own database
+connection (`python -I walk.py`, the job as JSON on stdin, the outcome as JSON on stdout):
+a worker imports neither the application nor its settings, only the driver and orjson, so
+it starts in milliseconds and shares nothing (no connection, no SQLite lock state) with the
+process that started it. This module therefore imports nothing from trialmgr.
+
+A row is read as three byte strings the database assembles: the canonical JSON before
+`changes` (action, actor, actor_id, at), the stored `changes` and the canonical JSON after
+it (entity, entity_id, prev_hash, reason): keys in sorted order, strings escaped as
+json.dumps(ensure_ascii=False) escapes them (SQLite's json_object, PostgreSQL's to_json
+write the same escapes). SQLite writes each piece with one json_object call; both send bytes
+(a BLOB, a bytea in binary format), so Python neither decodes nor re-encodes them: it only
+sorts `changes` (orjson) and hashes. Rows are read in batches through a server-side cursor
+(PostgreSQL) or fetchmany (SQLite): memory stays flat whatever the chain's length.
+
+A row whose fast hash differs from its stored hash is a suspect, not yet a bad row: orjson
+writes some values differently from json.dumps (1e-05 as 0.00001, integers past 64 bits),
+so the verifying process recomputes a suspect the reference way (chain.row_hash over the
+values as the ORM reads them) before calling it bad. The fast path can only accept a row
+whose bytes hash to its stored hash: it cannot pass a row the reference would fail unless
+sha256 collides.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import orjson
+
+BATCH = 10_000
+# Beyond every id: the upper bound of a walk to the end of the chain.
+LAST_ID = 2**63 - 1
+
+LINK_BROKEN = "prev_hash does not match"
+HASH_BROKEN = "hash does not match contents"
+# A worker stops when it has gathered this many suspects, for the verifying process to
+# recompute before it goes on (bounded memory and output, even on a chain of odd rows).
+SUSPECTS_LIMIT = 1_000
+SUSPECTS_FULL = "suspects to recompute"
+
+SQL = {
+    "sqlite": """
+        SELECT id, prev_hash, hash,
+          CAST(rtrim(json_object('action', action, 'actor', actor, 'actor_id', actor_id,
+                                 'at', replace(CAST(at AS TEXT), ' ', 'T') || 'Z'), '}')
+               || ',"changes":' AS BLOB),
+          CAST(changes AS BLOB),
+          CAST(',' || ltrim(json_object('entity', entity, 'entity_id', entity_id,
+                                        'prev_hash', prev_hash, 'reason', reason), '{')
+               AS BLOB)
+        FROM audit_event WHERE id > ? AND id <= ? ORDER BY id""",
+    "postgresql": """
+        SELECT id, prev_hash, hash,
+          convert_to('{"action":' || to_json(action)::text || ',"actor":' || to_json(actor)::text
+          || ',"actor_id":' || coalesce(to_json(actor_id)::text, 'null')
+          || ',"at":"' || to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US')
+          || 'Z","changes":', 'UTF8'),
+          convert_to(changes::text, 'UTF8'),
+          convert_to(',"entity":' || to_json(entity)::text
+          || ',"entity_id":' || coalesce(to_json(entity_id)::text, 'null')
+          || ',"prev_hash":' || to_json(prev_hash)::text
+          || ',"reason":' || coalesce(to_json(reason)::text, 'null') || '}', 'UTF8')
+        FROM audit_event WHERE id > %s AND id <= %s ORDER BY id""",
+}
+
+
+@dataclass
+class Stretch:
+    """The outcome of checking the rows after `after_id`, up to a bound.
+
+    `checked` counts the rows looked at (the stopping row included), `last_id` and `head`
+    are the last row that verified and its hash (the stretch's start when none did).
+    `stopped_id` is the row the walk stopped at, with `problem`: LINK_BROKEN or
+    HASH_BROKEN (a bad row), SUSPECTS_FULL (a worker's list of suspects is full; the row is
+    its last suspect)."""
+
+    checked: int
+    last_id: int
+    head: str
+    stopped_id: int | None = None
+    problem: str | None = None
+
+
+# Called with a suspect (row id, its position in the stretch, the hash before it, its
+# stored hash): the problem to stop at, or None to go on.
+Suspect = Callable[[int, int, str, str], str | None]
+
+
+def batches(raw: Any, dialect: str, after_id: int, upto_id: int) -> Iterator[list[Any]]:
+    """The rows `after_id < id <= upto_id` as the walk reads them, batch by batch, on a
+    DBAPI connection (sqlite3 or psycopg)."""
+    if dialect == "postgresql":
+        # Server-side (rows come batch by batch), binary (the bytea pieces arrive as bytes).
+        cursor = raw.cursor(name="audit_walk", binary=True)
+        cursor.itersize = BATCH
+    else:
+        cursor = raw.cursor()
+    try:
+        cursor.execute(SQL[dialect], (after_id, upto_id))
+        while batch := cursor.fetchmany(BATCH):
+            yield batch
+    finally:
+        cursor.close()
+
+
+def walk_rows(rows: Iterable[list[Any]], prev: str, last_id: int, suspect: Suspect) -> Stretch:
+    """Check each row's link to the stored hash before it, then its hash; `prev` and
+    `last_id` are the stored hash and id of the row before the first one."""
+    checked = 0
+    sha256 = hashlib.sha256
+    dumps, loads, sort = orjson.dumps, orjson.loads, orjson.OPT_SORT_KEYS
+    for batch in rows:
+        for row_id, prev_hash, stored, head, changes, tail in batch:
+            checked += 1
+            if prev_hash != prev:
+                return Stretch(checked, last_id, prev, row_id, LINK_BROKEN)
+            try:
+                fast: str | None = sha256(
+                    head + dumps(loads(changes), option=sort) + tail
+                ).hexdigest()
+            except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+                fast = None  # a value orjson cannot write (an integer past 64 bits)
+            if fast != stored:
+                problem = suspect(row_id, checked, prev, stored)
+                if problem is not None:
+                    return Stretch(checked, last_id, prev, row_id, problem)
+            prev, last_id = stored, row_id
+    return Stretch(checked, last_id, prev)
+
+
+def connect(dialect: str, params: dict[str, Any]) -> Any:
+    """A worker's own read-only connection: `params` are the DBAPI connect arguments."""
+    if dialect == "postgresql":
+        import psycopg
+
+        return psycopg.connect(**params)
+    import sqlite3
+
+    conn = sqlite3.connect(params["database"], isolation_level=None)
+    conn.execute(f"PRAGMA busy_timeout={int(params.get('busy_timeout_ms', 15_000))}")
+    conn.execute("PRAGMA query_only=1")
+    return conn
+
+
+def work(job: dict[str, Any]) -> dict[str, Any]:
+    """A worker's stretch: the job's rows checked, suspects gathered for the caller."""
+    suspects: list[tuple[int, int, str, str]] = []
+
+    def gather(row_id: int, position: int, prev: str, stored: str) -> str | None:
+        suspects.append((row_id, position, prev, stored))
+        return SUSPECTS_FULL if len(suspects) >= SUSPECTS_LIMIT else None
+
+    raw = connect(job["dialect"], job["connect"])
+    try:
+        rows = batches(raw, job["dialect"], job["after_id"], job["upto_id"])
+        stretch = walk_rows(rows, job["prev"], job["last_id"], gather)
+    finally:
+        raw.close()
+    return {"stretch": asdict(stretch), "suspects": suspects}
+
+
+if __name__ == "__main__":
+    sys.stdout.write(json.dumps(work(json.load(sys.stdin))))
