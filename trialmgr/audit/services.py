@@ -320,6 +320,7 @@ def _worker_connect(connection: sa.Connection) -> dict[str, Any] | None:
     if dialect.name != "postgresql" or dialect.driver != "psycopg":
         return None
     _, params = dialect.create_connect_args(url)
+    params.pop("context", None)  # SQLAlchemy's type adapters: the walk reads bytes and text
     options = current_app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {})
     params = {**params, **options.get("connect_args", {})}
     try:
@@ -363,6 +364,7 @@ def _walk_full(prev: str, after_id: int, checked: int) -> tuple[Verification, in
                 "upto_id": upper,
                 "prev": head,
                 "last_id": last_id,
+                "suspects_limit": walk.SUSPECTS_LIMIT,
             }
             workers.append((_start_worker(job), job))
         first = _stretch(prev, after_id, after_id, bounds[1])

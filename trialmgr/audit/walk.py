@@ -38,7 +38,10 @@ from typing import Any
 
 import orjson
 
-BATCH = 10_000
+# Rows per fetch. Small batches keep the rows being hashed in the CPU's caches: on SQLite
+# 256 rows a batch walk about a fifth faster than 10,000 (decision 0024); on PostgreSQL
+# each batch is a round trip to the server, so batches are larger there.
+BATCH = {"sqlite": 256, "postgresql": 2_000}
 # Beyond every id: the upper bound of a walk to the end of the chain.
 LAST_ID = 2**63 - 1
 
@@ -100,15 +103,14 @@ Suspect = Callable[[int, int, str, str], str | None]
 def batches(raw: Any, dialect: str, after_id: int, upto_id: int) -> Iterator[list[Any]]:
     """The rows `after_id < id <= upto_id` as the walk reads them, batch by batch, on a
     DBAPI connection (sqlite3 or psycopg)."""
-    if dialect == "postgresql":
-        # Server-side (rows come batch by batch), binary (the bytea pieces arrive as bytes).
-        cursor = raw.cursor(name="audit_walk", binary=True)
-        cursor.itersize = BATCH
-    else:
-        cursor = raw.cursor()
+    # PostgreSQL: server-side (rows come batch by batch), binary (the bytea pieces arrive as
+    # bytes).
+    postgresql = dialect == "postgresql"
+    cursor = raw.cursor(name="audit_walk", binary=True) if postgresql else raw.cursor()
+    size = BATCH[dialect]
     try:
         cursor.execute(SQL[dialect], (after_id, upto_id))
-        while batch := cursor.fetchmany(BATCH):
+        while batch := cursor.fetchmany(size):
             yield batch
     finally:
         cursor.close()
@@ -156,10 +158,11 @@ def connect(dialect: str, params: dict[str, Any]) -> Any:
 def work(job: dict[str, Any]) -> dict[str, Any]:
     """A worker's stretch: the job's rows checked, suspects gathered for the caller."""
     suspects: list[tuple[int, int, str, str]] = []
+    limit = job["suspects_limit"]
 
     def gather(row_id: int, position: int, prev: str, stored: str) -> str | None:
         suspects.append((row_id, position, prev, stored))
-        return SUSPECTS_FULL if len(suspects) >= SUSPECTS_LIMIT else None
+        return SUSPECTS_FULL if len(suspects) >= limit else None
 
     raw = connect(job["dialect"], job["connect"])
     try:
