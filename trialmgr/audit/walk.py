@@ -10,14 +10,14 @@ a worker imports neither the application nor its settings, only the driver and o
 it starts in milliseconds and shares nothing (no connection, no SQLite lock state) with the
 process that started it. This module therefore imports nothing from trialmgr.
 
-A row is read as three byte strings the database assembles: the canonical JSON before
-`changes` (action, actor, actor_id, at), the stored `changes` and the canonical JSON after
-it (entity, entity_id, prev_hash, reason): keys in sorted order, strings escaped as
-json.dumps(ensure_ascii=False) escapes them (SQLite's json_object, PostgreSQL's to_json
-write the same escapes). SQLite writes each piece with one json_object call; both send bytes
-(a BLOB, a bytea in binary format), so Python neither decodes nor re-encodes them: it only
-sorts `changes` (orjson) and hashes. Rows are read in batches through a server-side cursor
-(PostgreSQL) or fetchmany (SQLite): memory stays flat whatever the chain's length.
+A row is read as two byte strings: the canonical JSON of its other fields, assembled by the
+database with a 0 where `changes` goes (keys in sorted order, strings escaped as
+json.dumps(ensure_ascii=False) escapes them: SQLite's json_object, one call a row, and
+PostgreSQL's to_json write the same escapes), and the stored `changes`. Both come as bytes
+(a BLOB, a bytea in binary format), so Python neither decodes nor re-encodes them: it sorts
+`changes` (orjson), puts it in its place and hashes. Rows are read in small batches through
+a server-side cursor (PostgreSQL) or fetchmany (SQLite): memory stays flat whatever the
+chain's length.
 
 A row whose fast hash differs from its stored hash is a suspect, not yet a bad row: orjson
 writes some values differently from json.dumps (1e-05 as 0.00001, integers past 64 bits),
@@ -52,28 +52,31 @@ HASH_BROKEN = "hash does not match contents"
 SUSPECTS_LIMIT = 1_000
 SUSPECTS_FULL = "suspects to recompute"
 
+# The canonical JSON of every field but `changes`, whose place holds a 0 (keys sorted, so it
+# is where `changes` goes). The first `"changes":0` in these bytes is that place: every
+# quote inside a text value is escaped, so no value can hold that sequence.
+CHANGES_PLACE = b'"changes":0'
+CHANGES_KEY = b'"changes":'
+
 SQL = {
     "sqlite": """
         SELECT id, prev_hash, hash,
-          CAST(rtrim(json_object('action', action, 'actor', actor, 'actor_id', actor_id,
-                                 'at', replace(CAST(at AS TEXT), ' ', 'T') || 'Z'), '}')
-               || ',"changes":' AS BLOB),
-          CAST(changes AS BLOB),
-          CAST(',' || ltrim(json_object('entity', entity, 'entity_id', entity_id,
-                                        'prev_hash', prev_hash, 'reason', reason), '{')
-               AS BLOB)
+          CAST(json_object('action', action, 'actor', actor, 'actor_id', actor_id,
+                           'at', replace(CAST(at AS TEXT), ' ', 'T') || 'Z', 'changes', 0,
+                           'entity', entity, 'entity_id', entity_id, 'prev_hash', prev_hash,
+                           'reason', reason) AS BLOB),
+          CAST(changes AS BLOB)
         FROM audit_event WHERE id > ? AND id <= ? ORDER BY id""",
     "postgresql": """
         SELECT id, prev_hash, hash,
           convert_to('{"action":' || to_json(action)::text || ',"actor":' || to_json(actor)::text
           || ',"actor_id":' || coalesce(to_json(actor_id)::text, 'null')
           || ',"at":"' || to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US')
-          || 'Z","changes":', 'UTF8'),
-          convert_to(changes::text, 'UTF8'),
-          convert_to(',"entity":' || to_json(entity)::text
+          || 'Z","changes":0,"entity":' || to_json(entity)::text
           || ',"entity_id":' || coalesce(to_json(entity_id)::text, 'null')
           || ',"prev_hash":' || to_json(prev_hash)::text
-          || ',"reason":' || coalesce(to_json(reason)::text, 'null') || '}', 'UTF8')
+          || ',"reason":' || coalesce(to_json(reason)::text, 'null') || '}', 'UTF8'),
+          convert_to(changes::text, 'UTF8')
         FROM audit_event WHERE id > %s AND id <= %s ORDER BY id""",
 }
 
@@ -122,15 +125,15 @@ def walk_rows(rows: Iterable[list[Any]], prev: str, last_id: int, suspect: Suspe
     checked = 0
     sha256 = hashlib.sha256
     dumps, loads, sort = orjson.dumps, orjson.loads, orjson.OPT_SORT_KEYS
+    place, key = CHANGES_PLACE, CHANGES_KEY
     for batch in rows:
-        for row_id, prev_hash, stored, head, changes, tail in batch:
+        for row_id, prev_hash, stored, fields, changes in batch:
             checked += 1
             if prev_hash != prev:
                 return Stretch(checked, last_id, prev, row_id, LINK_BROKEN)
             try:
-                fast: str | None = sha256(
-                    head + dumps(loads(changes), option=sort) + tail
-                ).hexdigest()
+                canonical = fields.replace(place, key + dumps(loads(changes), option=sort), 1)
+                fast: str | None = sha256(canonical).hexdigest()
             except (orjson.JSONDecodeError, orjson.JSONEncodeError):
                 fast = None  # a value orjson cannot write (an integer past 64 bits)
             if fast != stored:
