@@ -4,6 +4,7 @@ exactly the walk's in one process, whatever row or column was tampered with."""
 
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -70,9 +71,16 @@ def _ids():
 
 
 def test_a_split_walk_verifies_the_whole_chain_and_moves_the_checkpoint(app, split, monkeypatch):
-    here = []
-    original = audit._stretch
-    monkeypatch.setattr(audit, "_stretch", lambda *a: here.append(a) or original(*a))
+    here, settled = [], []
+    stretch, settle = audit._stretch, audit._settle
+
+    def slowly(*args):  # so that the workers surely take some stretches
+        here.append(args)
+        time.sleep(0.05)
+        return stretch(*args)
+
+    monkeypatch.setattr(audit, "_stretch", slowly)
+    monkeypatch.setattr(audit, "_settle", lambda r, job: settled.append(r) or settle(r, job))
     make_user(app, "admin")
     with app.app_context():
         _chain_of(_rows(30))
@@ -86,8 +94,12 @@ def test_a_split_walk_verifies_the_whole_chain_and_moves_the_checkpoint(app, spl
         assert outcome.valid and outcome.checked == len(ids) and outcome.head == newest
         assert (checkpoint.verified_id, checkpoint.verified_hash) == (ids[-1], newest)
         assert checkpoint.verified_count == len(ids)
-    # the first stretch walked here, the others by workers (none failed and left it here)
-    assert len(split) == WALKERS - 1 and len(here) == 1
+    assert len(split) == WALKERS - 1
+    # every stretch walked once: some here, some by the workers, none left by a worker
+    assert len(settled) == WALKERS * audit._STRETCHES_PER_WALKER
+    assert None not in settled
+    from_workers = [r for r in settled if isinstance(r, dict)]
+    assert from_workers and len(here) + len(from_workers) == len(settled)
 
 
 def test_requests_and_short_walks_stay_in_this_process(app, split, monkeypatch):
@@ -248,8 +260,8 @@ def test_a_failed_worker_leaves_its_stretch_to_the_walk(app, split, monkeypatch)
         _chain_of(_rows(15))
         ids = _ids()
 
-        def broken(job):
-            split.append(job)
+        def broken(setup):
+            split.append(setup)
             return subprocess.Popen(
                 [sys.executable, "-c", "import sys; sys.exit(3)"],
                 stdin=subprocess.PIPE,

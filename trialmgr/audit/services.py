@@ -9,6 +9,7 @@ service can write trial data unaudited. Events that are not row changes
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
 import json
@@ -16,6 +17,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -244,11 +246,14 @@ class Verification:
 
 CHECKPOINT_ID = 1
 
-# A full walk of at least this many rows is split into stretches checked at the same time,
-# one per CPU: the first in this process, the others by worker processes (audit/walk.py).
-# Shorter walks, and every walk from the checkpoint (requests), stay in this process.
+# A full walk of at least this many rows is split into stretches checked at the same time
+# by this process and worker processes (audit/walk.py), one walker per CPU. Shorter walks,
+# and every walk from the checkpoint (requests), stay in this process.
 PARALLEL_MIN_ROWS = 100_000
 _MAX_WALKERS = 8
+# Stretches per walker: enough that a walker slowed by other work leaves its share to the
+# others, few enough that each is a long read.
+_STRETCHES_PER_WALKER = 8
 
 log = logging.getLogger(__name__)
 
@@ -333,12 +338,15 @@ def _worker_connect(connection: sa.Connection) -> dict[str, Any] | None:
 def _walk_full(prev: str, after_id: int, checked: int) -> tuple[Verification, int]:
     """Verify the rows after `after_id`, long walks split across processes.
 
-    The id range is cut into one stretch per CPU; each stretch starts from the stored hash
-    of the last row before it, exactly as the walk in one process reaches it, so each
-    stretch reports what that walk would report for its rows, and the first bad row of the
-    whole walk is the first bad row of the first stretch that has one. Stretches after it
-    are stopped. Rows appended once the walk began are left to the next walk (the range ends
-    at the newest row it saw)."""
+    The id range is cut into stretches (several per CPU); each starts from the stored hash
+    and id of the last row before it, exactly what the walk in one process has in hand
+    there, so each stretch reports what that walk would report for its rows, and the first
+    bad row of the whole walk is the first bad row of the first stretch that has one. This
+    process and the workers take the stretches in order, each the next one when it is
+    free (a walker slowed by other work on the machine takes fewer); once a stretch breaks,
+    the ones after it are not started. Rows appended once the walk began are left to the
+    next walk (the range ends at the newest row it saw); workers read what is committed,
+    as audit rows always are (they are chained at commit)."""
     connection = db.session.connection()
     params = _worker_connect(connection)
     walkers = _walkers()
@@ -346,59 +354,108 @@ def _walk_full(prev: str, after_id: int, checked: int) -> tuple[Verification, in
     top = connection.execute(sa.select(sa.func.max(table.c.id))).scalar_one_or_none()
     if params is None or walkers < 2 or top is None or top - after_id < PARALLEL_MIN_ROWS:
         return _walk(prev, after_id, checked)
-    bounds = [after_id + (top - after_id) * n // walkers for n in range(walkers)] + [top]
-    workers = []
+    count = walkers * _STRETCHES_PER_WALKER
+    bounds = [after_id + (top - after_id) * n // count for n in range(count + 1)]
+    jobs = []
+    for lower, upper in itertools.pairwise(bounds):
+        before = connection.execute(
+            sa.select(table.c.id, table.c.hash)
+            .where(table.c.id > after_id, table.c.id <= lower)
+            .order_by(table.c.id.desc())
+            .limit(1)
+        ).one_or_none()
+        last_id, head = (before.id, before.hash) if before else (after_id, prev)
+        jobs.append({"after_id": lower, "upto_id": upper, "prev": head, "last_id": last_id})
+    setup = {
+        "dialect": connection.dialect.name,
+        "connect": params,
+        "suspects_limit": walk.SUSPECTS_LIMIT,
+    }
+    results: list[walk.Stretch | dict[str, Any] | None] = [None] * count
+    queue = collections.deque(range(count))
+    workers = [_start_worker(setup) for _ in range(walkers - 1)]
+    feeders = [
+        threading.Thread(target=_feed, args=(worker, jobs, queue, results), daemon=True)
+        for worker in workers
+    ]
     try:
-        for lower, upper in itertools.pairwise(bounds[1:]):
-            before = connection.execute(
-                sa.select(table.c.id, table.c.hash)
-                .where(table.c.id > after_id, table.c.id <= lower)
-                .order_by(table.c.id.desc())
-                .limit(1)
-            ).one_or_none()
-            last_id, head = (before.id, before.hash) if before else (after_id, prev)
-            job = {
-                "dialect": connection.dialect.name,
-                "connect": params,
-                "after_id": lower,
-                "upto_id": upper,
-                "prev": head,
-                "last_id": last_id,
-                "suspects_limit": walk.SUSPECTS_LIMIT,
-            }
-            workers.append((_start_worker(job), job))
-        first = _stretch(prev, after_id, after_id, bounds[1])
-        rest = (_settle(worker, job) for worker, job in workers)
-        return _outcome(itertools.chain([first], rest), prev, after_id, checked)
+        for feeder in feeders:
+            feeder.start()
+        while True:
+            try:
+                n = queue.popleft()
+            except IndexError:
+                break
+            job = jobs[n]
+            results[n] = stretch = _stretch(
+                job["prev"], job["last_id"], job["after_id"], job["upto_id"]
+            )
+            if stretch.problem is not None:
+                queue.clear()  # the stretches after a bad row are not needed
+        for feeder in feeders:
+            feeder.join()
     finally:
-        for worker, _ in workers:
+        queue.clear()
+        for worker in workers:
             if worker.poll() is None:
-                worker.kill()  # a stretch after the first bad row
+                worker.kill()  # only after a bad row or an error here
             worker.wait()
+        for feeder in feeders:
+            feeder.join()
+    settled = (_settle(results[n], jobs[n]) for n in range(count))
+    return _outcome(settled, prev, after_id, checked)
 
 
-def _start_worker(job: dict[str, Any]) -> subprocess.Popen[bytes]:
+def _start_worker(setup: dict[str, Any]) -> subprocess.Popen[bytes]:
     worker = subprocess.Popen(
         [sys.executable, "-I", walk.__file__],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
     )
     assert worker.stdin is not None
-    worker.stdin.write(json.dumps(job).encode())  # the password goes by pipe, not argv
-    worker.stdin.close()
+    worker.stdin.write(json.dumps(setup).encode() + b"\n")  # the password by pipe, not argv
+    worker.stdin.flush()
     return worker
 
 
-def _settle(worker: subprocess.Popen[bytes], job: dict[str, Any]) -> walk.Stretch:
-    """A worker's stretch, its suspects recomputed here. A worker that failed leaves its
-    stretch to this process."""
-    assert worker.stdout is not None and worker.stderr is not None
-    out, err = worker.stdout.read(), worker.stderr.read()
-    if worker.wait() != 0:
-        log.warning("audit walk worker failed, walking its rows here: %s", err[-2000:])
+def _feed(
+    worker: subprocess.Popen[bytes],
+    jobs: list[dict[str, Any]],
+    queue: collections.deque[int],
+    results: list[walk.Stretch | dict[str, Any] | None],
+) -> None:
+    """Hand a worker the next stretch each time it answers, until none is left (a thread
+    per worker: it only waits on pipes). A worker that fails leaves its stretch unwalked."""
+    assert worker.stdin is not None and worker.stdout is not None
+    try:
+        while True:
+            try:
+                n = queue.popleft()
+            except IndexError:
+                break
+            worker.stdin.write(json.dumps(jobs[n]).encode() + b"\n")
+            worker.stdin.flush()
+            line = worker.stdout.readline()
+            if not line:
+                break
+            results[n] = result = json.loads(line)
+            if result["stretch"]["problem"] == walk.LINK_BROKEN:
+                queue.clear()
+    except (OSError, ValueError):
+        pass  # a worker gone: its stretch is walked here (_settle)
+    finally:
+        with contextlib.suppress(OSError):
+            worker.stdin.close()
+
+
+def _settle(result: walk.Stretch | dict[str, Any] | None, job: dict[str, Any]) -> walk.Stretch:
+    """A stretch's outcome: a worker's with its suspects recomputed here; a stretch a
+    worker failed to walk is walked here."""
+    if isinstance(result, walk.Stretch):
+        return result
+    if result is None:
+        log.warning("an audit walk worker failed; walking its stretch here")
         return _stretch(job["prev"], job["last_id"], job["after_id"], job["upto_id"])
-    result = json.loads(out)
     stretch = walk.Stretch(**result["stretch"])
     for row_id, position, before, stored in result["suspects"]:
         if _recompute(row_id, position, before, stored) is not None:

@@ -3,9 +3,10 @@
 Each row's hash depends only on its own columns, and its link only on the stored hash of the
 row before it, so a stretch of the chain (the rows with `after_id < id <= upto_id`) can be
 checked on its own, given the stored hash of the last row before it. The full walk
-(audit/services.py `verify`) checks the first stretch in its own process and hands the
-others to worker processes, each running this file as a script with its own database
-connection (`python -I walk.py`, the job as JSON on stdin, the outcome as JSON on stdout):
+(audit/services.py `verify`) cuts the chain into stretches and checks them in its own
+process and in worker processes, whichever is free, each worker running this file as a
+script with its own database connection (`python -I walk.py`, the stretches as JSON lines
+on stdin, the outcomes as JSON lines on stdout):
 a worker imports neither the application nor its settings, only the driver and orjson, so
 it starts in milliseconds and shares nothing (no connection, no SQLite lock state) with the
 process that started it. This module therefore imports nothing from trialmgr.
@@ -158,23 +159,32 @@ def connect(dialect: str, params: dict[str, Any]) -> Any:
     return conn
 
 
-def work(job: dict[str, Any]) -> dict[str, Any]:
-    """A worker's stretch: the job's rows checked, suspects gathered for the caller."""
+def work(raw: Any, setup: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+    """One stretch in a worker: its rows checked, suspects gathered for the caller."""
     suspects: list[tuple[int, int, str, str]] = []
-    limit = job["suspects_limit"]
+    limit = setup["suspects_limit"]
 
     def gather(row_id: int, position: int, prev: str, stored: str) -> str | None:
         suspects.append((row_id, position, prev, stored))
         return SUSPECTS_FULL if len(suspects) >= limit else None
 
-    raw = connect(job["dialect"], job["connect"])
-    try:
-        rows = batches(raw, job["dialect"], job["after_id"], job["upto_id"])
-        stretch = walk_rows(rows, job["prev"], job["last_id"], gather)
-    finally:
-        raw.close()
+    rows = batches(raw, setup["dialect"], job["after_id"], job["upto_id"])
+    stretch = walk_rows(rows, job["prev"], job["last_id"], gather)
     return {"stretch": asdict(stretch), "suspects": suspects}
 
 
+def serve() -> None:
+    """A worker: the database and settings on stdin's first line, then one stretch a line,
+    each answered by one line on stdout, until stdin ends."""
+    setup = json.loads(sys.stdin.readline())
+    raw = connect(setup["dialect"], setup["connect"])
+    try:
+        for line in sys.stdin:
+            sys.stdout.write(json.dumps(work(raw, setup, json.loads(line))) + "\n")
+            sys.stdout.flush()
+    finally:
+        raw.close()
+
+
 if __name__ == "__main__":
-    sys.stdout.write(json.dumps(work(json.load(sys.stdin))))
+    serve()
