@@ -9,18 +9,26 @@ service can write trial data unaudited. Events that are not row changes
 
 from __future__ import annotations
 
+import collections
 import contextlib
-import hashlib
-from collections.abc import Iterator
+import itertools
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-import orjson
 import sqlalchemy as sa
+from flask import current_app
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
+from trialmgr.audit import walk
 from trialmgr.audit.chain import jsonable, row_hash
 from trialmgr.audit.models import GENESIS_HASH, AuditCheckpoint, AuditEvent
 from trialmgr.db import Audited, utcnow
@@ -253,41 +261,16 @@ class Verification:
 
 CHECKPOINT_ID = 1
 
+# A full walk of at least this many rows is split into stretches checked at the same time
+# by this process and worker processes (audit/walk.py), one walker per CPU. Shorter walks,
+# and every walk from the checkpoint (requests), stay in this process.
+PARALLEL_MIN_ROWS = 100_000
+_MAX_WALKERS = 8
+# Stretches per walker: enough that a walker slowed by other work leaves its share to the
+# others, few enough that each is a long read.
+_STRETCHES_PER_WALKER = 8
 
-# The walk reads each row as three byte strings the database assembles: the canonical JSON
-# before `changes` (action, actor, actor_id, at), the stored `changes` and the canonical
-# JSON after it (entity, entity_id, prev_hash, reason): keys in sorted order, strings
-# escaped as json.dumps(ensure_ascii=False) escapes them (SQLite's json_object, PostgreSQL's
-# to_json write the same escapes). SQLite writes each piece with one json_object call
-# (fewer function calls per row than quoting field by field); both send bytes (a BLOB, a
-# bytea in binary format), so Python neither decodes nor re-encodes them: it only sorts
-# `changes` (orjson) and hashes. Rows are read in batches through a server-side cursor
-# (PostgreSQL) or fetchmany (SQLite): memory stays flat whatever the chain's length.
-_WALK_BATCH = 10_000
-_WALK_SQL = {
-    "sqlite": """
-        SELECT id, prev_hash, hash,
-          CAST(rtrim(json_object('action', action, 'actor', actor, 'actor_id', actor_id,
-                                 'at', replace(CAST(at AS TEXT), ' ', 'T') || 'Z'), '}')
-               || ',"changes":' AS BLOB),
-          CAST(changes AS BLOB),
-          CAST(',' || ltrim(json_object('entity', entity, 'entity_id', entity_id,
-                                        'prev_hash', prev_hash, 'reason', reason), '{')
-               AS BLOB)
-        FROM audit_event WHERE id > ? ORDER BY id""",
-    "postgresql": """
-        SELECT id, prev_hash, hash,
-          convert_to('{"action":' || to_json(action)::text || ',"actor":' || to_json(actor)::text
-          || ',"actor_id":' || coalesce(to_json(actor_id)::text, 'null')
-          || ',"at":"' || to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US')
-          || 'Z","changes":', 'UTF8'),
-          convert_to(changes::text, 'UTF8'),
-          convert_to(',"entity":' || to_json(entity)::text
-          || ',"entity_id":' || coalesce(to_json(entity_id)::text, 'null')
-          || ',"prev_hash":' || to_json(prev_hash)::text
-          || ',"reason":' || coalesce(to_json(reason)::text, 'null') || '}', 'UTF8')
-        FROM audit_event WHERE id > %s ORDER BY id""",
-}
+log = logging.getLogger(__name__)
 
 
 def _reference_hash(row_id: int) -> str:
@@ -307,51 +290,199 @@ def _reference_hash(row_id: int) -> str:
     )
 
 
-def _walk_batches(after_id: int) -> Iterator[list[tuple[Any, ...]]]:
+def _recompute(row_id: int, position: int, prev: str, stored: str) -> str | None:
+    """A row whose fast hash does not match (a float orjson writes differently, a text the
+    database escapes differently) is recomputed the reference way before it is called bad."""
+    return walk.HASH_BROKEN if _reference_hash(row_id) != stored else None
+
+
+def _stretch(prev: str, last_id: int, after_id: int, upto_id: int) -> walk.Stretch:
+    """Check the rows `after_id < id <= upto_id` in this process, on the session's
+    connection; `prev` and `last_id` are the stored hash and id of the row before them."""
     connection = db.session.connection()
     raw: Any = connection.connection.dbapi_connection
-    dialect = connection.dialect.name
-    if dialect == "postgresql":
-        # Server-side (rows come batch by batch), binary (the bytea pieces arrive as bytes).
-        cursor = raw.cursor(name="audit_walk", binary=True)
-        cursor.itersize = _WALK_BATCH
-    else:
-        cursor = raw.cursor()
-    try:
-        cursor.execute(_WALK_SQL[dialect], (after_id,))
-        while batch := cursor.fetchmany(_WALK_BATCH):
-            yield batch
-    finally:
-        cursor.close()
+    rows = walk.batches(raw, connection.dialect.name, after_id, upto_id)
+    return walk.walk_rows(rows, prev, last_id, _recompute)
 
 
 def _walk(prev: str, after_id: int, checked: int) -> tuple[Verification, int]:
-    """Verify the rows after `after_id`; the outcome and the last row verified.
+    """Verify the rows after `after_id` in this process; the outcome and the last row
+    verified."""
+    return _outcome([_stretch(prev, after_id, after_id, walk.LAST_ID)], prev, after_id, checked)
 
-    A row whose fast hash does not match (a float orjson writes differently, a text the
-    database escapes differently) is recomputed the reference way before it is called
-    bad."""
-    last_id = after_id
-    sha256 = hashlib.sha256
-    dumps, loads, sort = orjson.dumps, orjson.loads, orjson.OPT_SORT_KEYS
-    for batch in _walk_batches(after_id):
-        for row_id, prev_hash, stored, head, changes, tail in batch:
-            checked += 1
-            if prev_hash != prev:
-                return Verification(
-                    False, checked, prev, row_id, "prev_hash does not match"
-                ), last_id
-            try:
-                fast: str | None = sha256(
-                    head + dumps(loads(changes), option=sort) + tail
-                ).hexdigest()
-            except (orjson.JSONDecodeError, orjson.JSONEncodeError):
-                fast = None  # a value orjson cannot write (an integer past 64 bits)
-            if fast != stored and _reference_hash(row_id) != stored:
-                bad = Verification(False, checked, prev, row_id, "hash does not match contents")
-                return bad, last_id
-            prev, last_id = stored, row_id
+
+def _outcome(
+    stretches: Iterable[walk.Stretch], prev: str, last_id: int, checked: int
+) -> tuple[Verification, int]:
+    """Consecutive stretches, in order, as one walk: the first bad row of the first
+    stretch that has one (the rows before it all verified)."""
+    for stretch in stretches:
+        checked += stretch.checked
+        if stretch.problem is not None:
+            bad = Verification(False, checked, stretch.head, stretch.stopped_id, stretch.problem)
+            return bad, last_id
+        prev, last_id = stretch.head, stretch.last_id
     return Verification(True, checked, prev), last_id
+
+
+def _walkers() -> int:
+    return min(_MAX_WALKERS, len(os.sched_getaffinity(0)))
+
+
+def _worker_connect(connection: sa.Connection) -> dict[str, Any] | None:
+    """How a worker process connects to this database (DBAPI connect arguments), or None
+    when it cannot (an in-memory SQLite database, another driver)."""
+    url, dialect = connection.engine.url, connection.dialect
+    if dialect.name == "sqlite":
+        if not url.database or url.database == ":memory:" or url.query:
+            return None
+        return {"database": url.database}
+    if dialect.name != "postgresql" or dialect.driver != "psycopg":
+        return None
+    _, params = dialect.create_connect_args(url)
+    params.pop("context", None)  # SQLAlchemy's type adapters: the walk reads bytes and text
+    options = current_app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {})
+    params = {**params, **options.get("connect_args", {})}
+    try:
+        json.dumps(params)
+    except TypeError:
+        return None
+    return params
+
+
+def _walk_full(prev: str, after_id: int, checked: int) -> tuple[Verification, int]:
+    """Verify the rows after `after_id`, long walks split across processes.
+
+    The id range is cut into stretches (several per CPU); each starts from the stored hash
+    and id of the last row before it, exactly what the walk in one process has in hand
+    there, so each stretch reports what that walk would report for its rows, and the first
+    bad row of the whole walk is the first bad row of the first stretch that has one. This
+    process and the workers take the stretches in order, each the next one when it is
+    free (a walker slowed by other work on the machine takes fewer); once a stretch breaks,
+    the ones after it are not started. Rows appended once the walk began are left to the
+    next walk (the range ends at the newest row it saw); workers read what is committed,
+    as audit rows always are (they are chained at commit)."""
+    connection = db.session.connection()
+    params = _worker_connect(connection)
+    walkers = _walkers()
+    table = AuditEvent.__table__
+    top = connection.execute(sa.select(sa.func.max(table.c.id))).scalar_one_or_none()
+    if params is None or walkers < 2 or top is None or top - after_id < PARALLEL_MIN_ROWS:
+        return _walk(prev, after_id, checked)
+    count = walkers * _STRETCHES_PER_WALKER
+    bounds = [after_id + (top - after_id) * n // count for n in range(count + 1)]
+    jobs = []
+    for lower, upper in itertools.pairwise(bounds):
+        before = connection.execute(
+            sa.select(table.c.id, table.c.hash)
+            .where(table.c.id > after_id, table.c.id <= lower)
+            .order_by(table.c.id.desc())
+            .limit(1)
+        ).one_or_none()
+        last_id, head = (before.id, before.hash) if before else (after_id, prev)
+        jobs.append({"after_id": lower, "upto_id": upper, "prev": head, "last_id": last_id})
+    setup = {
+        "dialect": connection.dialect.name,
+        "connect": params,
+        "suspects_limit": walk.SUSPECTS_LIMIT,
+    }
+    results: list[walk.Stretch | dict[str, Any] | None] = [None] * count
+    queue = collections.deque(range(count))
+    workers = [_start_worker(setup) for _ in range(walkers - 1)]
+    feeders = [
+        threading.Thread(target=_feed, args=(worker, jobs, queue, results), daemon=True)
+        for worker in workers
+    ]
+    try:
+        for feeder in feeders:
+            feeder.start()
+        while True:
+            try:
+                n = queue.popleft()
+            except IndexError:
+                break
+            job = jobs[n]
+            results[n] = stretch = _stretch(
+                job["prev"], job["last_id"], job["after_id"], job["upto_id"]
+            )
+            if stretch.problem is not None:
+                queue.clear()  # the stretches after a bad row are not needed
+        for feeder in feeders:
+            feeder.join()
+    finally:
+        queue.clear()
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()  # only after a bad row or an error here
+            worker.wait()
+        for feeder in feeders:
+            feeder.join()
+    settled = (_settle(results[n], jobs[n]) for n in range(count))
+    return _outcome(settled, prev, after_id, checked)
+
+
+def _start_worker(setup: dict[str, Any]) -> subprocess.Popen[bytes]:
+    worker = subprocess.Popen(
+        [sys.executable, "-I", walk.__file__],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert worker.stdin is not None
+    worker.stdin.write(json.dumps(setup).encode() + b"\n")  # the password by pipe, not argv
+    worker.stdin.flush()
+    return worker
+
+
+def _feed(
+    worker: subprocess.Popen[bytes],
+    jobs: list[dict[str, Any]],
+    queue: collections.deque[int],
+    results: list[walk.Stretch | dict[str, Any] | None],
+) -> None:
+    """Hand a worker the next stretch each time it answers, until none is left (a thread
+    per worker: it only waits on pipes). A worker that fails leaves its stretch unwalked."""
+    assert worker.stdin is not None and worker.stdout is not None
+    try:
+        while True:
+            try:
+                n = queue.popleft()
+            except IndexError:
+                break
+            worker.stdin.write(json.dumps(jobs[n]).encode() + b"\n")
+            worker.stdin.flush()
+            line = worker.stdout.readline()
+            if not line:
+                break
+            results[n] = result = json.loads(line)
+            if result["stretch"]["problem"] == walk.LINK_BROKEN:
+                queue.clear()
+    except (OSError, ValueError):
+        pass  # a worker gone: its stretch is walked here (_settle)
+    finally:
+        with contextlib.suppress(OSError):
+            worker.stdin.close()
+
+
+def _settle(result: walk.Stretch | dict[str, Any] | None, job: dict[str, Any]) -> walk.Stretch:
+    """A stretch's outcome: a worker's with its suspects recomputed here; a stretch a
+    worker failed to walk is walked here."""
+    if isinstance(result, walk.Stretch):
+        return result
+    if result is None:
+        log.warning("an audit walk worker failed; walking its stretch here")
+        return _stretch(job["prev"], job["last_id"], job["after_id"], job["upto_id"])
+    stretch = walk.Stretch(**result["stretch"])
+    for row_id, position, before, stored in result["suspects"]:
+        if _recompute(row_id, position, before, stored) is not None:
+            return walk.Stretch(position, 0, before, row_id, walk.HASH_BROKEN)
+    if stretch.problem != walk.SUSPECTS_FULL:
+        return stretch
+    assert stretch.stopped_id is not None
+    # The worker stopped at its last suspect, which verified: go on from it here.
+    stored = result["suspects"][-1][3]
+    rest = _stretch(stored, stretch.stopped_id, stretch.stopped_id, job["upto_id"])
+    rest.checked += stretch.checked
+    return rest
 
 
 def verify(full: bool = True, now: datetime | None = None) -> Verification:
@@ -359,8 +490,9 @@ def verify(full: bool = True, now: datetime | None = None) -> Verification:
 
     `full=False` (the API and the page) starts from the checkpoint left by the last full
     walk, after checking that its row still carries the hash it had, and verifies only the
-    rows written since; the full walk (`flask audit verify`, the scheduler) starts from the
-    genesis. A valid walk moves the checkpoint forward."""
+    rows written since, in this process; the full walk (`flask audit verify`, the scheduler,
+    a restore) starts from the genesis and splits a long chain across processes. A valid
+    walk moves the checkpoint forward."""
     start_prev, start_id, start_count, since = GENESIS_HASH, 0, 0, None
     checkpoint = db.session.get(AuditCheckpoint, CHECKPOINT_ID)
     if not full and checkpoint is not None:
@@ -378,7 +510,8 @@ def verify(full: bool = True, now: datetime | None = None) -> Verification:
             )
         start_prev, start_id = checkpoint.verified_hash, checkpoint.verified_id
         start_count, since = checkpoint.verified_count, checkpoint.verified_id
-    outcome, last_id = _walk(start_prev, start_id, start_count)
+    walker = _walk_full if full else _walk
+    outcome, last_id = walker(start_prev, start_id, start_count)
     outcome.since_id = since
     if outcome.valid and last_id and (checkpoint is None or last_id > checkpoint.verified_id):
         if checkpoint is None:
