@@ -24,9 +24,14 @@ Records = dict[str, dict[int, list[Any]]]
 
 
 def _by_subject(query: sa.Select[Any]) -> dict[int, list[Any]]:
+    """The rows grouped by subject. Read on the session's connection (its transaction) as a
+    Core statement: the same rows and values (each column's type converts them), without
+    the ORM's result layer."""
     out: dict[int, list[Any]] = defaultdict(list)
-    for row in db.session.execute(query):
-        out[row.subject_id].append(row)
+    result = db.session.connection().execute(query)
+    at = list(result.keys()).index("subject_id")
+    for row in result:
+        out[row[at]].append(row)
     return out
 
 
