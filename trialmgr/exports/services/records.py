@@ -4,6 +4,7 @@ subject: what the ODM and FHIR exports walk subject by subject."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,11 +36,18 @@ def _by_subject(query: sa.Select[Any]) -> dict[int, list[Any]]:
     return out
 
 
-def records_of(ids: list[int]) -> Records:
-    """Every record of these subjects, grouped by subject (plain rows, one query a kind)."""
+def records_of(ids: list[int], kinds: Collection[str] | None = None) -> Records:
+    """Every record of these subjects, grouped by subject (plain rows, one query a kind);
+    of the given kinds only (subject, consent, dosing, visit, adverse_event, lab_result,
+    efficacy_measurement) if asked."""
+    queries = _queries(ids)
+    return {k: _by_subject(q) for k, q in queries.items() if kinds is None or k in kinds}
+
+
+def _queries(ids: list[int]) -> dict[str, sa.Select[Any]]:
     ae = AdverseEvent.__table__
     return {
-        "subject": _by_subject(
+        "subject": (
             sa.select(
                 Subject.id.label("subject_id"),
                 Subject.screening_id,
@@ -58,7 +66,7 @@ def records_of(ids: list[int]) -> Records:
             .join(Screening, Screening.id == Subject.screening_id)
             .where(Subject.id.in_(ids))
         ),
-        "consent": _by_subject(
+        "consent": (
             sa.select(
                 SubjectConsent.id,
                 SubjectConsent.subject_id,
@@ -69,7 +77,7 @@ def records_of(ids: list[int]) -> Records:
             .where(SubjectConsent.subject_id.in_(ids))
             .order_by(SubjectConsent.consented_on, SubjectConsent.id)
         ),
-        "dosing": _by_subject(
+        "dosing": (
             sa.select(
                 Dosing.id,
                 Dosing.subject_id,
@@ -79,7 +87,7 @@ def records_of(ids: list[int]) -> Records:
                 Dosing.lot_number,
             ).where(Dosing.subject_id.in_(ids))
         ),
-        "visit": _by_subject(
+        "visit": (
             sa.select(
                 Visit.id,
                 Visit.subject_id,
@@ -93,10 +101,8 @@ def records_of(ids: list[int]) -> Records:
             .where(Visit.subject_id.in_(ids))
             .order_by(Visit.day, Visit.id)
         ),
-        "adverse_event": _by_subject(
-            sa.select(*ae.c).where(ae.c.subject_id.in_(ids)).order_by(ae.c.id)
-        ),
-        "lab_result": _by_subject(
+        "adverse_event": sa.select(*ae.c).where(ae.c.subject_id.in_(ids)).order_by(ae.c.id),
+        "lab_result": (
             sa.select(
                 LabResult.id,
                 LabResult.subject_id,
@@ -113,7 +119,7 @@ def records_of(ids: list[int]) -> Records:
             .where(LabResult.subject_id.in_(ids))
             .order_by(LabResult.collected_at, LabResult.id)
         ),
-        "efficacy_measurement": _by_subject(
+        "efficacy_measurement": (
             sa.select(
                 EfficacyMeasurement.id,
                 EfficacyMeasurement.subject_id,
