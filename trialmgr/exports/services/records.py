@@ -101,7 +101,30 @@ def _queries(ids: list[int]) -> dict[str, sa.Select[Any]]:
             .where(Visit.subject_id.in_(ids))
             .order_by(Visit.day, Visit.id)
         ),
-        "adverse_event": sa.select(*ae.c).where(ae.c.subject_id.in_(ids)).order_by(ae.c.id),
+        # what the ODM items and the FHIR AdverseEvent read (not the row's bookkeeping)
+        "adverse_event": sa.select(
+            ae.c.id,
+            ae.c.subject_id,
+            ae.c.term,
+            ae.c.pt_term,
+            ae.c.pt_code,
+            ae.c.soc,
+            ae.c.onset_date,
+            ae.c.resolution_date,
+            ae.c.grade,
+            ae.c.seriousness_criteria,
+            ae.c.serious,
+            ae.c.causality,
+            ae.c.expected,
+            ae.c.aesi,
+            ae.c.aesi_category,
+            ae.c.action_taken,
+            ae.c.outcome,
+            ae.c.site_awareness_at,
+            ae.c.narrative,
+        )
+        .where(ae.c.subject_id.in_(ids))
+        .order_by(ae.c.id),
         "lab_result": (
             sa.select(
                 LabResult.id,
