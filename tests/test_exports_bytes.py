@@ -116,8 +116,12 @@ def test_odm_groups_from_rows_by_position_equal_groups_from_named_values(app):
 )  # fmt: skip
 def test_odm_values_of_rows_are_converted_as_item_text_converts_them(value):
     text = odm._item_text(value)
-    expected = [] if text is None else [("IT.X", text)]
-    assert odm._row_texts(("other", value), (("IT.X", 1),)) == expected
+    expected = [] if text is None else [f'<ItemData ItemOID="IT.X" Value="{text}"/>']
+    assert odm._row_items(("other", value), (("IT.X", 1),)) == expected
+    if text is not None:  # the canonical lab value names its unit
+        unit = [odm._item_xml(odm._CANONICAL, text, "MU.X")]
+        assert odm._row_items((value,), ((odm._CANONICAL, 0),), "MU.X") == unit
+        assert "MU.X" in unit[0]
 
 
 def _odm_bytes(trial_id: int, audit: bool) -> bytes:
