@@ -5,6 +5,7 @@ from named values), on the constructed world and on odd values."""
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 from datetime import UTC, date, datetime
@@ -15,7 +16,7 @@ import sqlalchemy as sa
 
 from tests.exports_world import TRICKY, constructed
 from trialmgr.enrollment.models import Trial
-from trialmgr.exports.services import deid, fhir, odm, odm_metadata
+from trialmgr.exports.services import deid, fhir, files, odm, odm_metadata
 from trialmgr.exports.services import fhir_resources as fr
 from trialmgr.exports.services.analysis_tables import TABLES
 from trialmgr.exports.services.files import HashingSink
@@ -210,3 +211,42 @@ def test_analysis_rows_hold_their_values_in_the_order_of_the_columns(api, app):
                         assert Decimal(v) == Decimal(v).normalize() and "E" not in v
     assert {"labs.csv:collected_day", "adverse_events.csv:serious", "efficacy.csv:value",
             "subjects.csv:dosed_on", "visits.csv:done_day"} <= seen  # fmt: skip
+
+
+def test_a_build_pauses_the_cyclic_collector_and_turns_it_back_on():
+    seen = []
+
+    def write(sink):
+        seen.append(gc.isenabled())
+        sink.write(b"x")
+        return {}
+
+    assert gc.isenabled()
+    export = files.build("odm", "application/xml", "x.xml", write)
+    export.handle.close()
+    assert seen == [False] and gc.isenabled()
+
+    def fail(sink):
+        raise RuntimeError("broken")
+
+    with pytest.raises(RuntimeError):
+        files.build("odm", "application/xml", "x.xml", fail)
+    assert gc.isenabled()
+
+
+def test_overlapping_builds_turn_the_collector_on_when_the_last_ends_and_only_if_it_was_on():
+    assert gc.isenabled()
+    first, second = files.collector_paused(), files.collector_paused()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert not gc.isenabled()  # the second build still runs
+    second.__exit__(None, None, None)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with files.collector_paused():
+            pass
+        assert not gc.isenabled()  # it was off before: it stays off
+    finally:
+        gc.enable()
