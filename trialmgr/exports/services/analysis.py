@@ -19,6 +19,7 @@ import io
 import zipfile
 from collections.abc import Iterable, Iterator
 from datetime import datetime
+from itertools import islice
 from operator import itemgetter
 from typing import Any
 
@@ -102,15 +103,20 @@ AGGREGATES = (
 # --- writing ------------------------------------------------------------------------------
 
 
+_BATCH = 1000
+
+
 def _write_csv(archive: zipfile.ZipFile, name: str, header: list[str], rows: Iterable[Any]) -> int:
     count = 0
+    rows = iter(rows)
     with archive.open(name, "w", force_zip64=True) as raw:
         text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
         writer = csv.writer(text, lineterminator="\r\n")
         writer.writerow(header)
-        for row in rows:
-            writer.writerow(row)  # None as "", dates as ISO (their str())
-            count += 1
+        # a batch of rows a call (None as "", dates as ISO: their str())
+        while batch := list(islice(rows, _BATCH)):
+            writer.writerows(batch)
+            count += len(batch)
         text.flush()
         text.detach()
     return count
@@ -184,9 +190,10 @@ def write(
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:  # type: ignore[call-overload]
         for table in TABLES:
             cols = columns(table, free_text)
-            names = [c.name for c in cols]
-            rows = map(itemgetter(*names), table.rows(trial, subjects, offsets))
-            counts[table.file] = _write_csv(archive, table.file, names, rows)
+            rows: Iterable[Any] = table.rows(trial, subjects, offsets)
+            if len(cols) < len(table.columns):  # free text left out
+                rows = map(itemgetter(*(table.columns.index(c) for c in cols)), rows)
+            counts[table.file] = _write_csv(archive, table.file, [c.name for c in cols], rows)
         for file, _, header, build in AGGREGATES:
             counts[file] = _write_csv(archive, file, header, build(trial))
         header = ["file", "variable", "label", "type", "unit", "codelist"]

@@ -5,12 +5,12 @@ study days computed on the real dates."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
-from decimal import Decimal
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
+from trialmgr.clock import zone
 from trialmgr.efficacy.models import EfficacyEndpoint, EfficacyMeasurement
 from trialmgr.enrollment.models import ConsentVersion, Dosing, Subject, SubjectConsent, Trial, Visit
 from trialmgr.exports.services.roster import SubjectInfo
@@ -18,14 +18,24 @@ from trialmgr.extensions import db
 from trialmgr.safety.models import AdverseEvent, LabResult
 
 _YIELD = 2000
-Rows = Iterator[dict[str, Any]]
+# One row of a table: its values in the order of the table's columns (analysis_tables.py).
+Rows = Iterator[tuple[Any, ...]]
 
 
 def _stream(query: sa.Select[Any], subjects: dict[int, SubjectInfo]) -> Iterator[Any]:
-    """The query's rows in batches, of the subjects in the export only (a subject enrolled
-    while the export runs waits for the next one)."""
-    rows = db.session.execute(query.execution_options(yield_per=_YIELD))
-    return (r for r in rows if r.subject_id in subjects)
+    """The query's rows (plain tuples, subject id first) in batches, of the subjects in the
+    export only (a subject enrolled while the export runs waits for the next one). Read on
+    the session's connection (its transaction) as a Core statement: the values are the same
+    (each column's type converts them), without the ORM's result layer (about half the
+    reading time)."""
+    rows = db.session.connection().execute(query.execution_options(yield_per=_YIELD)).tuples()
+    return (r for r in rows if r[0] in subjects)
+
+
+def _shifts(offsets: dict[int, int]) -> dict[int, timedelta]:
+    """Each subject's offset as the interval added to its dates (made once per table, not
+    once per value)."""
+    return {sid: timedelta(days=days) for sid, days in offsets.items()}
 
 
 _BOOL = {True: "true", False: "false", None: None}
@@ -40,22 +50,17 @@ def text_cell(value: str | None) -> str | None:
     return value
 
 
-def _instant(value: datetime | None, offset: int) -> str | None:
-    return None if value is None else (value + timedelta(days=offset)).isoformat()
-
-
-def _number(value: Decimal | None) -> str | None:
-    """A stored decimal as plain digits (100, not 1E+2)."""
-    return None if value is None else format(value.normalize(), "f")
-
-
-def _shift(value: date | datetime | None, offset: int) -> date | datetime | None:
-    return None if value is None else value + timedelta(days=offset)
+# The rows below spell out per value what `SubjectInfo.study_day` and a shift do
+# (decimals: plain digits, 100 and not 1E+2)
+# (`None if on is None else on + shift`; the study day: None without a date or a dosing,
+# else whole days from the dosing day), so a value costs no function call: each table
+# walks tens of thousands of rows. tests/test_exports_analysis.py holds them to the
+# real dates.
 
 
 def subjects(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict[int, int]) -> Rows:
     query = sa.select(
-        Subject.id.label("subject_id"),
+        Subject.id,
         Subject.enrolled_on,
         Subject.consented_on,
         Subject.withdrawn_on,
@@ -64,28 +69,31 @@ def subjects(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict[int, 
         Subject.ended_on,
         Subject.end_reason,
     ).where(Subject.trial_id == trial.id)
-    for r in _stream(query.order_by(Subject.id), subjects):
-        s, off = subjects[r.subject_id], offsets[r.subject_id]
-        yield {
-            "subject": s.code,
-            "site": s.site_code,
-            "cohort": s.cohort_label,
-            "status": s.status,
-            "sex": s.sex,
-            "birth_year": s.birth_year,
-            "enrolled_on": _shift(r.enrolled_on, off),
-            "enrolled_day": s.study_day(r.enrolled_on),
-            "consented_on": _shift(r.consented_on, off),
-            "consented_day": s.study_day(r.consented_on),
-            "dosed_on": _shift(s.dosed_on, off),
-            "withdrawn_on": _shift(r.withdrawn_on, off),
-            "withdrawn_day": s.study_day(r.withdrawn_on),
-            "withdrawal_kind": r.withdrawal_kind,
-            "withdrawal_reason": text_cell(r.withdrawal_reason),
-            "ended_on": _shift(r.ended_on, off),
-            "ended_day": s.study_day(r.ended_on),
-            "end_reason": text_cell(r.end_reason),
-        }
+    shifts = _shifts(offsets)
+    for sid, enrolled, consented, withdrawn, kind, reason, ended, end_reason in _stream(
+        query.order_by(Subject.id), subjects
+    ):
+        s, off, d0 = subjects[sid], shifts[sid], subjects[sid].dosed_on
+        yield (
+            s.code,
+            s.site_code,
+            s.cohort_label,
+            s.status,
+            s.sex,
+            s.birth_year,
+            None if enrolled is None else enrolled + off,
+            None if enrolled is None or d0 is None else (enrolled - d0).days,
+            None if consented is None else consented + off,
+            None if consented is None or d0 is None else (consented - d0).days,
+            None if d0 is None else d0 + off,
+            None if withdrawn is None else withdrawn + off,
+            None if withdrawn is None or d0 is None else (withdrawn - d0).days,
+            kind,
+            text_cell(reason),
+            None if ended is None else ended + off,
+            None if ended is None or d0 is None else (ended - d0).days,
+            text_cell(end_reason),
+        )
 
 
 def consents(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict[int, int]) -> Rows:
@@ -96,14 +104,15 @@ def consents(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict[int, 
         .where(Subject.trial_id == trial.id)
         .order_by(SubjectConsent.subject_id, SubjectConsent.consented_on)
     )
+    shifts = _shifts(offsets)
     for sid, version, on in _stream(query, subjects):
-        s = subjects[sid]
-        yield {
-            "subject": s.code,
-            "consent_version": version,
-            "consented_on": _shift(on, offsets[sid]),
-            "consented_day": s.study_day(on),
-        }
+        d0 = subjects[sid].dosed_on
+        yield (
+            subjects[sid].code,
+            version,
+            None if on is None else on + shifts[sid],
+            None if on is None or d0 is None else (on - d0).days,
+        )
 
 
 def dosing(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict[int, int]) -> Rows:
@@ -113,15 +122,16 @@ def dosing(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict[int, in
         .where(Subject.trial_id == trial.id)
         .order_by(Dosing.subject_id)
     )
+    shifts = _shifts(offsets)
     for sid, dosed_at, dose, unit in _stream(query, subjects):
         s = subjects[sid]
-        yield {
-            "subject": s.code,
-            "cohort": s.cohort_label,
-            "dosed_at": _instant(dosed_at, offsets[sid]),
-            "dose": dose,
-            "dose_unit": unit,
-        }
+        yield (
+            s.code,
+            s.cohort_label,
+            None if dosed_at is None else (dosed_at + shifts[sid]).isoformat(),
+            dose,
+            unit,
+        )
 
 
 def visits(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict[int, int]) -> Rows:
@@ -145,61 +155,128 @@ def visits(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict[int, in
         .where(Subject.trial_id == trial.id)
         .order_by(Visit.subject_id, Visit.day, Visit.id)
     )
-    for r in _stream(query, subjects):
-        s, off = subjects[r.subject_id], offsets[r.subject_id]
-        yield {
-            "subject": s.code,
-            "visit": text_cell(r.name),
-            "kind": r.kind,
-            "planned_day": r.day,
-            "scheduled_on": _shift(r.scheduled_on, off),
-            "window_start": _shift(r.window_start, off),
-            "window_end": _shift(r.window_end, off),
-            "status": r.status,
-            "done_on": _shift(r.done_on, off),
-            "done_day": s.study_day(r.done_on),
-            "result": r.result,
-            "cancel_reason": r.cancel_reason,
-            "primary_endpoint": _BOOL[r.primary_endpoint],
-            "notes": text_cell(r.notes),
-        }
+    shifts = _shifts(offsets)
+    bools = _BOOL
+    for (
+        sid,
+        name,
+        kind,
+        day,
+        scheduled,
+        opens,
+        closes,
+        status,
+        done,
+        result,
+        cancel_reason,
+        primary,
+        notes,
+    ) in _stream(query, subjects):
+        s, off = subjects[sid], shifts[sid]
+        d0 = s.dosed_on
+        yield (
+            s.code,
+            text_cell(name),
+            kind,
+            day,
+            None if scheduled is None else scheduled + off,
+            None if opens is None else opens + off,
+            None if closes is None else closes + off,
+            status,
+            None if done is None else done + off,
+            None if done is None or d0 is None else (done - d0).days,
+            result,
+            cancel_reason,
+            bools[primary],
+            text_cell(notes),
+        )
 
 
 def adverse_events(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict[int, int]) -> Rows:
-    table = AdverseEvent.__table__
+    c = AdverseEvent.__table__.c
     query = (
-        sa.select(*table.c)
-        .where(table.c.trial_id == trial.id)
-        .order_by(table.c.subject_id, table.c.id)
+        sa.select(
+            c.subject_id,
+            c.id,
+            c.version,
+            c.pt_term,
+            c.pt_code,
+            c.soc,
+            c.onset_date,
+            c.resolution_date,
+            c.grade,
+            c.serious,
+            c.seriousness_criteria,
+            c.causality,
+            c.suspected,
+            c.expected,
+            c.susar,
+            c.aesi,
+            c.aesi_category,
+            c.action_taken,
+            c.outcome,
+            c.term,
+            c.narrative,
+        )
+        .where(c.trial_id == trial.id)
+        .order_by(c.subject_id, c.id)
     )
-    for r in _stream(query, subjects):
-        s, off = subjects[r.subject_id], offsets[r.subject_id]
-        for criterion in r.seriousness_criteria or [""]:
-            yield {
-                "subject": s.code,
-                "event": r.id,
-                "version": r.version,
-                "pt_term": text_cell(r.pt_term),
-                "pt_code": text_cell(r.pt_code),
-                "soc": text_cell(r.soc),
-                "onset_date": _shift(r.onset_date, off),
-                "onset_day": s.study_day(r.onset_date),
-                "resolution_date": _shift(r.resolution_date, off),
-                "resolution_day": s.study_day(r.resolution_date),
-                "grade": r.grade,
-                "serious": _BOOL[r.serious],
-                "seriousness_criterion": criterion or None,
-                "causality": r.causality,
-                "suspected": _BOOL[r.suspected],
-                "expected": _BOOL[r.expected],
-                "susar": _BOOL[r.susar],
-                "aesi": _BOOL[r.aesi],
-                "aesi_category": r.aesi_category,
-                "action_taken": r.action_taken,
-                "outcome": r.outcome,
-                "term": text_cell(r.term),
-                "narrative": text_cell(r.narrative),
-            }
+    shifts = _shifts(offsets)
+    bools = _BOOL
+    for (
+        sid,
+        event,
+        version,
+        pt_term,
+        pt_code,
+        soc,
+        onset,
+        resolved,
+        grade,
+        serious,
+        criteria,
+        causality,
+        suspected,
+        expected,
+        susar,
+        aesi,
+        aesi_category,
+        action_taken,
+        outcome,
+        term,
+        narrative,
+    ) in _stream(query, subjects):
+        s, off = subjects[sid], shifts[sid]
+        d0 = s.dosed_on
+        # every criterion's row repeats the event's values
+        head = (
+            s.code,
+            event,
+            version,
+            text_cell(pt_term),
+            text_cell(pt_code),
+            text_cell(soc),
+            None if onset is None else onset + off,
+            None if onset is None or d0 is None else (onset - d0).days,
+            None if resolved is None else resolved + off,
+            None if resolved is None or d0 is None else (resolved - d0).days,
+            grade,
+            bools[serious],
+        )
+        tail = (
+            causality,
+            bools[suspected],
+            bools[expected],
+            bools[susar],
+            bools[aesi],
+            aesi_category,
+            action_taken,
+            outcome,
+            text_cell(term),
+            text_cell(narrative),
+        )
+        for criterion in criteria or [""]:
+            yield (*head, criterion or None, *tail)
 
 
 def labs(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict[int, int]) -> Rows:
@@ -217,19 +294,26 @@ def labs(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict[int, int]
         .where(LabResult.trial_id == trial.id)
         .order_by(LabResult.subject_id, LabResult.collected_at, LabResult.id)
     )
-    for r in _stream(query, subjects):
-        s, off = subjects[r.subject_id], offsets[r.subject_id]
-        yield {
-            "subject": s.code,
-            "analyte": r.analyte,
-            "value": _number(r.value_canonical),
-            "unit": r.canonical_unit,
-            "uln_multiple": _number(r.uln_multiple),
-            "grade": r.grade,
-            "collected_at": _instant(r.collected_at, off),
-            "collected_day": s.study_day(s.local(r.collected_at)),
-            "hys_law": _BOOL[r.hys_law],
-        }
+    shifts = _shifts(offsets)
+    zones = {name: zone(name) for name in {s.site_zone for s in subjects.values()}}
+    bools = _BOOL
+    for sid, analyte, value, unit, uln_multiple, grade, at, hys_law in _stream(query, subjects):
+        s = subjects[sid]
+        d0 = s.dosed_on
+        # the study day of a draw: its calendar day at the site (SubjectInfo.local)
+        yield (
+            s.code,
+            analyte,
+            None if value is None else format(value.normalize(), "f"),
+            unit,
+            None if uln_multiple is None else format(uln_multiple.normalize(), "f"),
+            grade,
+            None if at is None else (at + shifts[sid]).isoformat(),
+            None
+            if at is None or d0 is None
+            else (at.astimezone(zones[s.site_zone]).date() - d0).days,
+            bools[hys_law],
+        )
 
 
 def efficacy(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict[int, int]) -> Rows:
@@ -248,15 +332,18 @@ def efficacy(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict[int, 
         .where(EfficacyMeasurement.trial_id == trial.id)
         .order_by(EfficacyMeasurement.subject_id, EfficacyMeasurement.measured_on)
     )
+    shifts = _shifts(offsets)
+    bools = _BOOL
     for sid, endpoint, unit, value, on, baseline, visit in _stream(query, subjects):
         s = subjects[sid]
-        yield {
-            "subject": s.code,
-            "endpoint": endpoint,
-            "value": _number(value),
-            "unit": unit,
-            "measured_on": _shift(on, offsets[sid]),
-            "measured_day": s.study_day(on),
-            "baseline": _BOOL[baseline],
-            "visit": text_cell(visit),
-        }
+        d0 = s.dosed_on
+        yield (
+            s.code,
+            endpoint,
+            None if value is None else format(value.normalize(), "f"),
+            unit,
+            None if on is None else on + shifts[sid],
+            None if on is None or d0 is None else (on - d0).days,
+            bools[baseline],
+            text_cell(visit),
+        )

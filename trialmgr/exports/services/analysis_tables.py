@@ -38,7 +38,8 @@ class Table:
     file: str
     label: str
     columns: tuple[Col, ...]
-    rows: Callable[[Trial, dict[int, SubjectInfo], dict[int, int]], Iterator[dict[str, Any]]]
+    # each row: its values in the order of `columns`
+    rows: Callable[[Trial, dict[int, SubjectInfo], dict[int, int]], Iterator[tuple[Any, ...]]]
 
 
 TABLES = (

@@ -22,6 +22,8 @@ from trialmgr.extensions import db
 from trialmgr.partners.models import Partner, Site
 
 CHUNK = 500
+# The records the resources are made of (visits and dosings are not exported as resources).
+_KINDS = ("subject", "consent", "adverse_event", "lab_result", "efficacy_measurement")
 MIMETYPES = {"json": "application/fhir+json", "ndjson": "application/fhir+ndjson"}
 
 
@@ -110,7 +112,7 @@ def write(
         out.add(fr.location(code, name, status, country, pid))
     out.add(fr.product(trial))
     for batch in chunks(roster(trial.id), CHUNK):
-        rows = records_of([s.id for s in batch])
+        rows = records_of([s.id for s in batch], _KINDS)
         for info in batch:
             sid = info.id
             consents = rows["consent"].get(sid, [])

@@ -4,6 +4,7 @@ subject: what the ODM and FHIR exports walk subject by subject."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,17 +25,29 @@ Records = dict[str, dict[int, list[Any]]]
 
 
 def _by_subject(query: sa.Select[Any]) -> dict[int, list[Any]]:
+    """The rows grouped by subject. Read on the session's connection (its transaction) as a
+    Core statement: the same rows and values (each column's type converts them), without
+    the ORM's result layer."""
     out: dict[int, list[Any]] = defaultdict(list)
-    for row in db.session.execute(query):
-        out[row.subject_id].append(row)
+    result = db.session.connection().execute(query)
+    at = list(result.keys()).index("subject_id")
+    for row in result:
+        out[row[at]].append(row)
     return out
 
 
-def records_of(ids: list[int]) -> Records:
-    """Every record of these subjects, grouped by subject (plain rows, one query a kind)."""
+def records_of(ids: list[int], kinds: Collection[str] | None = None) -> Records:
+    """Every record of these subjects, grouped by subject (plain rows, one query a kind);
+    of the given kinds only (subject, consent, dosing, visit, adverse_event, lab_result,
+    efficacy_measurement) if asked."""
+    queries = _queries(ids)
+    return {k: _by_subject(q) for k, q in queries.items() if kinds is None or k in kinds}
+
+
+def _queries(ids: list[int]) -> dict[str, sa.Select[Any]]:
     ae = AdverseEvent.__table__
     return {
-        "subject": _by_subject(
+        "subject": (
             sa.select(
                 Subject.id.label("subject_id"),
                 Subject.screening_id,
@@ -53,7 +66,7 @@ def records_of(ids: list[int]) -> Records:
             .join(Screening, Screening.id == Subject.screening_id)
             .where(Subject.id.in_(ids))
         ),
-        "consent": _by_subject(
+        "consent": (
             sa.select(
                 SubjectConsent.id,
                 SubjectConsent.subject_id,
@@ -64,7 +77,7 @@ def records_of(ids: list[int]) -> Records:
             .where(SubjectConsent.subject_id.in_(ids))
             .order_by(SubjectConsent.consented_on, SubjectConsent.id)
         ),
-        "dosing": _by_subject(
+        "dosing": (
             sa.select(
                 Dosing.id,
                 Dosing.subject_id,
@@ -74,7 +87,7 @@ def records_of(ids: list[int]) -> Records:
                 Dosing.lot_number,
             ).where(Dosing.subject_id.in_(ids))
         ),
-        "visit": _by_subject(
+        "visit": (
             sa.select(
                 Visit.id,
                 Visit.subject_id,
@@ -88,10 +101,31 @@ def records_of(ids: list[int]) -> Records:
             .where(Visit.subject_id.in_(ids))
             .order_by(Visit.day, Visit.id)
         ),
-        "adverse_event": _by_subject(
-            sa.select(*ae.c).where(ae.c.subject_id.in_(ids)).order_by(ae.c.id)
-        ),
-        "lab_result": _by_subject(
+        # what the ODM items and the FHIR AdverseEvent read (not the row's bookkeeping)
+        "adverse_event": sa.select(
+            ae.c.id,
+            ae.c.subject_id,
+            ae.c.term,
+            ae.c.pt_term,
+            ae.c.pt_code,
+            ae.c.soc,
+            ae.c.onset_date,
+            ae.c.resolution_date,
+            ae.c.grade,
+            ae.c.seriousness_criteria,
+            ae.c.serious,
+            ae.c.causality,
+            ae.c.expected,
+            ae.c.aesi,
+            ae.c.aesi_category,
+            ae.c.action_taken,
+            ae.c.outcome,
+            ae.c.site_awareness_at,
+            ae.c.narrative,
+        )
+        .where(ae.c.subject_id.in_(ids))
+        .order_by(ae.c.id),
+        "lab_result": (
             sa.select(
                 LabResult.id,
                 LabResult.subject_id,
@@ -108,7 +142,7 @@ def records_of(ids: list[int]) -> Records:
             .where(LabResult.subject_id.in_(ids))
             .order_by(LabResult.collected_at, LabResult.id)
         ),
-        "efficacy_measurement": _by_subject(
+        "efficacy_measurement": (
             sa.select(
                 EfficacyMeasurement.id,
                 EfficacyMeasurement.subject_id,
