@@ -456,8 +456,10 @@ def _feed(
             results[n] = result = json.loads(line)
             if result["stretch"]["problem"] == walk.LINK_BROKEN:
                 queue.clear()
-    except (OSError, ValueError):
-        pass  # a worker gone: its stretch is walked here (_settle)
+    except (OSError, ValueError) as exc:
+        # The worker is gone or answered garbage: its stretch has no result and is walked
+        # in this process (_settle), and the stretches left go to the other walkers.
+        log.info("an audit walk worker stopped answering (%s)", exc)
     finally:
         with contextlib.suppress(OSError):
             worker.stdin.close()
