@@ -280,9 +280,13 @@ def test_rows_of_a_rolled_back_savepoint_or_transaction_never_reach_the_chain(ap
     assert names == ["Kept"]
 
 
-def _chain_of(rows):
+def _chain_of(rows, legacy=False):
     """Append rows (values without hashes) to the chain the reference way, as data.py and
-    older releases did; returns their ids."""
+    older releases did; returns their ids. `legacy`: `changes` stored as json.dumps writes
+    them by default (keys in the order given, spaces after separators), as every row
+    written before decision 0027 is."""
+    import json
+
     from trialmgr.audit.chain import jsonable, row_hash
     from trialmgr.audit.models import GENESIS_HASH
 
@@ -293,11 +297,25 @@ def _chain_of(rows):
         ).scalar_one_or_none()
         or GENESIS_HASH
     )
+    insert = sa.insert(table)
+    if legacy:
+        text = sa.bindparam("legacy_changes", type_=sa.Text)
+        as_json = sa.cast(text, sa.JSON) if db.engine.dialect.name == "postgresql" else text
+        insert = insert.values(changes=as_json)
     for values in rows:
         values = {**values, "changes": jsonable(values["changes"]), "prev_hash": prev}
         values["hash"] = prev = row_hash(**values)
-        db.session.execute(sa.insert(table), [values])
+        if legacy:
+            values["legacy_changes"] = json.dumps(values.pop("changes"))
+        db.session.execute(insert, [values])
     db.session.commit()
+
+
+def _stored_changes():
+    """Every row's `changes` as the database holds the text, by id."""
+    cast = "changes::text" if db.engine.dialect.name == "postgresql" else "CAST(changes AS TEXT)"
+    found = db.session.execute(sa.text(f"SELECT id, {cast} FROM audit_event ORDER BY id"))
+    return dict(found.all())
 
 
 def _odd_rows():
@@ -315,13 +333,14 @@ def _odd_rows():
     ]  # fmt: skip
 
 
-def test_the_fast_walk_writes_the_reference_bytes_for_what_the_app_stores(app, monkeypatch):
-    """The bytes the database assembles (and orjson sorts) are the reference canonical
-    bytes for rows the app writes, odd text included: no row needs the reference
-    fallback."""
+@pytest.mark.parametrize("legacy", [False, True], ids=["stored canonical", "older rows"])
+def test_the_fast_walk_writes_the_reference_bytes_for_what_the_app_stores(app, monkeypatch, legacy):
+    """The bytes the database assembles (with `changes` as stored, or sorted by orjson for
+    rows written before decision 0027) are the reference canonical bytes for rows the app
+    writes, odd text included: no row needs the reference fallback."""
     make_user(app, "admin")
     with app.app_context():
-        _chain_of(_odd_rows()[1:])
+        _chain_of(_odd_rows()[1:], legacy=legacy)
         total = db.session.execute(sa.select(sa.func.count()).select_from(AuditEvent)).scalar_one()
         fallbacks = []
         original = audit._reference_hash
@@ -339,7 +358,7 @@ def test_rows_orjson_writes_differently_still_verify_and_tampering_is_found(app,
     recomputed the reference way; a tampered row is still caught."""
     make_user(app, "admin")
     with app.app_context():
-        _chain_of(_odd_rows())
+        _chain_of(_odd_rows(), legacy=True)
     result = runner.invoke(args=["audit", "verify"])
     assert result.exit_code == 0, result.output
     assert "audit chain valid: 3 rows" in result.output
@@ -351,8 +370,9 @@ def test_rows_orjson_writes_differently_still_verify_and_tampering_is_found(app,
     assert result.exit_code == 1 and "BROKEN at row 2" in result.output
 
 
+@pytest.mark.parametrize("legacy", [False, True], ids=["stored canonical", "older rows"])
 @pytest.mark.parametrize("column", ["changes", "actor", "at"])
-def test_the_fast_walk_catches_a_tampered_row(app, monkeypatch, column):
+def test_the_fast_walk_catches_a_tampered_row(app, monkeypatch, column, legacy):
     """A row whose changes, actor or timestamp was edited after it was chained is flagged by
     the fast walk itself (its bytes no longer hash to the stored hash), confirmed by the
     reference computation, and named as the first bad row; the rows before it verify."""
@@ -360,7 +380,7 @@ def test_the_fast_walk_catches_a_tampered_row(app, monkeypatch, column):
 
     make_user(app, "admin")
     with app.app_context():
-        _chain_of(_odd_rows()[1:] * 3)
+        _chain_of(_odd_rows()[1:] * 3, legacy=legacy)
         table = AuditEvent.__table__
         ids = db.session.execute(sa.select(table.c.id).order_by(table.c.id)).scalars().all()
         target = ids[-2]
@@ -385,3 +405,95 @@ def test_the_fast_walk_catches_a_tampered_row(app, monkeypatch, column):
     assert outcome.first_bad_id == target
     assert outcome.problem == "hash does not match contents"
     assert outcome.checked == ids.index(target) + 1
+
+
+def test_changes_are_stored_in_the_form_they_are_hashed_in(app, api):
+    """Decision 0027: every audit row the app writes (the listener's row changes and
+    `record`'s events) holds its `changes` as the canonical text the chain hashes (sorted
+    keys, compact, UTF-8), odd values included; the rows read back as the same values."""
+    import json
+
+    from trialmgr.audit.chain import canonical_text
+
+    make_user(app, "admin")
+    admin = api.as_role("admin")
+    assert admin.get("/audit/verify").status_code == 200
+    with app.app_context():
+        _chain_of(_odd_rows())
+        stored = _stored_changes()
+        read = dict(db.session.execute(sa.select(AuditEvent.id, AuditEvent.changes)).all())
+    assert len(stored) >= 4
+    for row_id, text in stored.items():
+        assert text == canonical_text(json.loads(text)), (row_id, text)
+        assert json.loads(text) == read[row_id]
+    odd = list(stored.values())[-2:]
+    assert odd[0] == '{"value":{"new":1180591620717411303424,"old":1e-05}}'
+    # U+2028 as itself (UTF-8), a control character escaped
+    assert odd[1] == '{"z":{"new":{"a":null,"b":[1,2.5]},"old":"é\u2028\\u0001"}}'
+
+
+def test_older_rows_then_newer_rows_verify_without_the_reference_and_tampering_is_found(
+    app, monkeypatch
+):
+    """A chain of rows stored before decision 0027 (json.dumps' default text), rows stored
+    canonically, then older ones again verifies fast (no row recomputed the reference way),
+    in one process; a change to an older or a newer row's `changes` is the first bad row."""
+    make_user(app, "admin")
+    with app.app_context():
+        first = [{**row, "entity_id": str(n)} for n, row in enumerate(_odd_rows()[1:] * 4)]
+        _chain_of(first, legacy=True)
+        _chain_of(first)
+        _chain_of(first, legacy=True)
+        stored = _stored_changes()
+        ids = sorted(stored)
+        assert len({stored[i] for i in ids[-12:]}) == 2  # both forms are there
+        fallbacks = []
+        original = audit._reference_hash
+        monkeypatch.setattr(
+            audit, "_reference_hash", lambda row_id: fallbacks.append(row_id) or original(row_id)
+        )
+        outcome = audit.verify(full=True)
+        db.session.rollback()
+        assert outcome.valid and outcome.checked == len(ids)
+        assert fallbacks == []
+        _drop_triggers()
+        db.session.commit()
+        # a newer row, then an older one before it (each becomes the first bad row)
+        for target, text in ((ids[-6], '{"z":1}'), (ids[-10], '{"z": {"old": "x", "new": 1}}')):
+            column = sa.cast(sa.literal(text), sa.JSON) if _postgres() else sa.literal(text)
+            db.session.execute(
+                sa.update(AuditEvent.__table__)
+                .where(AuditEvent.__table__.c.id == target)
+                .values(changes=column)
+            )
+            db.session.commit()
+            outcome = audit.verify(full=True)
+            db.session.rollback()
+            assert not outcome.valid
+            assert outcome.first_bad_id == target, (target, stored[target])
+            assert outcome.problem == "hash does not match contents"
+
+
+def _postgres():
+    return db.engine.dialect.name == "postgresql"
+
+
+def test_the_audit_page_shows_a_record_s_changes_in_its_columns_order(app):
+    """Changes are stored with sorted keys; the page lists them as the record's columns
+    are ordered (its form's order), keys that are no column after them."""
+    from trialmgr.audit.readable import readable
+
+    with app.app_context():
+        event = AuditEvent(
+            entity="site",
+            entity_id="1",
+            action="update",
+            actor="a@example.org",
+            changes={
+                "country": {"old": "IT", "new": "FR"},
+                "a_note": "x",
+                "name": {"old": "Rome", "new": "Paris"},
+            },
+        )
+        shown = readable([event], str)[0].changes
+    assert [c.new for c in shown] == ["Paris", "FR", "x"]  # name, country, then the rest

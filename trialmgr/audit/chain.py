@@ -41,6 +41,13 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
+def canonical_text(value: Any) -> str:
+    """JSON as the chain hashes it: sorted keys, compact separators, UTF-8 text. Audit rows
+    store their `changes` so (audit/models.py), rows written before decision 0027 as
+    `json.dumps` wrote them by default (keys in the order given, spaces after separators)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def format_at(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 

@@ -6,11 +6,30 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
 
+from trialmgr.audit.chain import canonical_text
 from trialmgr.db import Base
 
 GENESIS_HASH = "0" * 64
+
+
+class CanonicalJSON(sa.TypeDecorator[Any]):
+    """A JSON column whose text is stored in the chain's canonical form (`canonical_text`:
+    sorted keys, compact separators, UTF-8), so the bytes stored are the bytes hashed and
+    the full walk need not re-sort them. Read back as JSON; the column is plain JSON in the
+    database (json on PostgreSQL, which keeps the text as given)."""
+
+    impl = sa.JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        if dialect.name == "postgresql":
+            from psycopg.types.json import Json
+
+            return lambda value: None if value is None else Json(value, dumps=canonical_text)
+        return lambda value: None if value is None else canonical_text(value)
 
 
 class AuditEvent(Base):
@@ -26,7 +45,7 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(sa.String(64))
     entity: Mapped[str] = mapped_column(sa.String(64))
     entity_id: Mapped[str | None] = mapped_column(sa.String(64))
-    changes: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    changes: Mapped[dict[str, Any]] = mapped_column(CanonicalJSON)
     reason: Mapped[str | None] = mapped_column(sa.Text)
     prev_hash: Mapped[str] = mapped_column(sa.String(64))
     hash: Mapped[str] = mapped_column(sa.String(64), unique=True)

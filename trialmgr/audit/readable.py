@@ -14,6 +14,7 @@ from datetime import date, datetime
 from typing import Any
 
 from trialmgr.audit.models import AuditEvent
+from trialmgr.db import Base
 
 # ids (as stored: text) -> {id: name}, read in one query per entity and page.
 Namer = Callable[[list[str]], dict[str, str]]
@@ -53,6 +54,25 @@ def records_of_subject(code: str) -> list[tuple[str, list[str]]]:
     for scope in SUBJECT_SCOPES:
         found += [(entity, ids) for entity, ids in scope(code.strip().upper()) if ids]
     return found
+
+
+# table -> {column: its place in the mapper's order}: the order a record's changes are shown
+# in (they are stored with sorted keys, decision 0027). Worked out once.
+_COLUMN_ORDER: dict[str, dict[str, int]] = {}
+
+
+def _in_column_order(entity: str, changes: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The changes of a record in its columns' order (as its form lists them); keys that
+    are not columns (events that are not row changes) after them, in stored order."""
+    if not _COLUMN_ORDER:
+        for mapper in Base.registry.mappers:
+            table = getattr(mapper.local_table, "name", None)
+            if table is not None:
+                order = {attr.key: n for n, attr in enumerate(mapper.column_attrs)}
+                _COLUMN_ORDER.setdefault(table, order)
+    order = _COLUMN_ORDER.get(entity, {})
+    last = len(order)
+    return sorted(changes.items(), key=lambda item: order.get(item[0], last))
 
 
 def _label(field_name: str) -> str:
@@ -131,7 +151,7 @@ def readable(
         if e.entity_id is not None:
             record += " " + own.get(str(e.entity_id), f"#{e.entity_id}")
         changes = []
-        for name, value in (e.changes or {}).items():
+        for name, value in _in_column_order(e.entity, e.changes or {}):
             old, new, paired = _split(value)
             target = reading.references.get(name)
             lookup = names.get(target, {}) if target else None

@@ -15,17 +15,18 @@ A row is read as two byte strings: the canonical JSON of its other fields, assem
 database with a 0 where `changes` goes (keys in sorted order, strings escaped as
 json.dumps(ensure_ascii=False) escapes them: SQLite's json_object, one call a row, and
 PostgreSQL's to_json write the same escapes), and the stored `changes`. Both come as bytes
-(a BLOB, a bytea in binary format), so Python neither decodes nor re-encodes them: it sorts
-`changes` (orjson), puts it in its place and hashes. Rows are read in small batches through
+(a BLOB, a bytea in binary format), so Python neither decodes nor re-encodes them: it puts
+`changes` in its place and hashes. Rows store `changes` in canonical form since decision 0027;
+older rows' `changes` are sorted first (orjson). Rows are read in small batches through
 a server-side cursor (PostgreSQL) or fetchmany (SQLite): memory stays flat whatever the
 chain's length.
 
-A row whose fast hash differs from its stored hash is a suspect, not yet a bad row: orjson
-writes some values differently from json.dumps (1e-05 as 0.00001, integers past 64 bits),
-so the verifying process recomputes a suspect the reference way (chain.row_hash over the
-values as the ORM reads them) before calling it bad. The fast path can only accept a row
-whose bytes hash to its stored hash: it cannot pass a row the reference would fail unless
-sha256 collides.
+A row whose fast hash differs from its stored hash is a suspect, not yet a bad row: the
+database may escape a text differently from json.dumps, and for older rows orjson writes some
+values differently (1e-05 as 0.00001, integers past 64 bits), so the verifying process
+recomputes a suspect the reference way (chain.row_hash over the values as the ORM reads
+them) before calling it bad. The fast path can only accept a row whose bytes hash to its
+stored hash: it cannot pass a row the reference would fail unless sha256 collides.
 """
 
 from __future__ import annotations
@@ -120,23 +121,50 @@ def batches(raw: Any, dialect: str, after_id: int, upto_id: int) -> Iterator[lis
         cursor.close()
 
 
+def _resorted(sha256: Any, fields: bytes, changes: bytes) -> str | None:
+    """The fast hash of a row whose `changes` are not stored in canonical form (rows written
+    before decision 0027): sorted by orjson and put in their place; None when orjson cannot
+    write a value (an integer past 64 bits)."""
+    try:
+        sorted_changes = orjson.dumps(orjson.loads(changes), option=orjson.OPT_SORT_KEYS)
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+        return None
+    return str(sha256(fields.replace(CHANGES_PLACE, CHANGES_KEY + sorted_changes, 1)).hexdigest())
+
+
 def walk_rows(rows: Iterable[list[Any]], prev: str, last_id: int, suspect: Suspect) -> Stretch:
     """Check each row's link to the stored hash before it, then its hash; `prev` and
-    `last_id` are the stored hash and id of the row before the first one."""
+    `last_id` are the stored hash and id of the row before the first one.
+
+    Rows store `changes` in canonical form (decision 0027), so the stored bytes go into their
+    place as they are; rows written before that store them as json.dumps wrote them by
+    default and are re-sorted. The walk tries first whichever form the row before matched,
+    the other when it does not match (a chain has one stretch of older rows, then newer)."""
     checked = 0
     sha256 = hashlib.sha256
-    dumps, loads, sort = orjson.dumps, orjson.loads, orjson.OPT_SORT_KEYS
     place, key = CHANGES_PLACE, CHANGES_KEY
+    dumps, loads, sort = orjson.dumps, orjson.loads, orjson.OPT_SORT_KEYS
+    as_stored = True
+    fast: str | None
     for batch in rows:
         for row_id, prev_hash, stored, fields, changes in batch:
             checked += 1
             if prev_hash != prev:
                 return Stretch(checked, last_id, prev, row_id, LINK_BROKEN)
-            try:
-                canonical = fields.replace(place, key + dumps(loads(changes), option=sort), 1)
-                fast: str | None = sha256(canonical).hexdigest()
-            except (orjson.JSONDecodeError, orjson.JSONEncodeError):
-                fast = None  # a value orjson cannot write (an integer past 64 bits)
+            if as_stored:
+                fast = sha256(fields.replace(place, key + changes, 1)).hexdigest()
+                if fast != stored:
+                    fast = _resorted(sha256, fields, changes)
+                    as_stored = fast != stored
+            else:  # inline: the common case of a chain of older rows
+                try:
+                    canonical = fields.replace(place, key + dumps(loads(changes), option=sort), 1)
+                    fast = sha256(canonical).hexdigest()
+                except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+                    fast = None
+                if fast != stored:
+                    fast = sha256(fields.replace(place, key + changes, 1)).hexdigest()
+                    as_stored = fast == stored
             if fast != stored:
                 problem = suspect(row_id, checked, prev, stored)
                 if problem is not None:
