@@ -497,3 +497,49 @@ def test_the_audit_page_shows_a_record_s_changes_in_its_columns_order(app):
         )
         shown = readable([event], str)[0].changes
     assert [c.new for c in shown] == ["Paris", "FR", "x"]  # name, country, then the rest
+
+
+def test_quotes_and_backslashes_in_short_fields_cannot_pass_for_other_values(app, monkeypatch):
+    """The walk writes the short text fields (action, actor, entity, entity_id) with their
+    quotes and backslashes escaped as JSON escapes them: rows holding them verify without
+    the reference, a control character is recomputed the reference way on PostgreSQL, and a value
+    changed to what an unescaped writer would have produced from the original (a quote
+    turned into a backslash and a quote) is the first bad row."""
+    from datetime import UTC, datetime
+
+    make_user(app, "admin")
+    base = {"at": datetime(2026, 3, 1, 8, 0, tzinfo=UTC), "actor_id": None, "reason": None,
+            "changes": {"n": {"old": 1, "new": 2}}}  # fmt: skip
+    rows = [
+        {**base, "action": 'up"date', "actor": 'a"b\\c@example.org', "entity": "lab\\x",
+         "entity_id": '7"'},
+        {**base, "action": "update", "actor": "tab\there@example.org", "entity": "lab",
+         "entity_id": "8"},
+        {**base, "action": "update", "actor": 'x"y@example.org', "entity": "lab",
+         "entity_id": "9"},
+    ]  # fmt: skip
+    with app.app_context():
+        _chain_of(rows)
+        table = AuditEvent.__table__
+        ids = db.session.execute(sa.select(table.c.id).order_by(table.c.id)).scalars().all()
+        fallbacks = []
+        original = audit._reference_hash
+        monkeypatch.setattr(
+            audit, "_reference_hash", lambda row_id: fallbacks.append(row_id) or original(row_id)
+        )
+        outcome = audit.verify(full=True)
+        db.session.rollback()
+        assert outcome.valid and outcome.checked == len(ids)
+        # PostgreSQL's walk leaves the tab unescaped: recomputed, and it verified; SQLite's
+        # json_object escapes it as json.dumps does
+        assert fallbacks == ([ids[-2]] if _postgres() else [])
+        fallbacks.clear()
+        _drop_triggers()
+        db.session.execute(
+            sa.update(table).where(table.c.id == ids[-1]).values(actor='x\\"y@example.org')
+        )
+        db.session.commit()
+        outcome = audit.verify(full=True)
+        db.session.rollback()
+    assert not outcome.valid and outcome.first_bad_id == ids[-1]
+    assert outcome.problem == "hash does not match contents"

@@ -60,6 +60,17 @@ SUSPECTS_FULL = "suspects to recompute"
 CHANGES_PLACE = b'"changes":0'
 CHANGES_KEY = b'"changes":'
 
+
+def _json_text(column: str) -> str:
+    """PostgreSQL: a text column's JSON string body, backslashes and double quotes escaped
+    as JSON escapes them, for the short fields (cheaper for the server than to_json,
+    decision 0027). A value with a control character comes out unescaped,
+    which no canonical JSON contains, so its row cannot hash right and is recomputed the
+    reference way; every other value comes out exactly as json.dumps writes it, so the
+    bytes stay unambiguous (a field cannot pass for another)."""
+    return f"""replace(replace({column}, '\\', '\\\\'), '"', '\\"')"""
+
+
 SQL = {
     "sqlite": """
         SELECT id, prev_hash, hash,
@@ -69,15 +80,16 @@ SQL = {
                            'reason', reason) AS BLOB),
           CAST(changes AS BLOB)
         FROM audit_event WHERE id > ? AND id <= ? ORDER BY id""",
-    "postgresql": """
+    "postgresql": f"""
         SELECT id, prev_hash, hash,
-          convert_to('{"action":' || to_json(action)::text || ',"actor":' || to_json(actor)::text
-          || ',"actor_id":' || coalesce(to_json(actor_id)::text, 'null')
+          convert_to('{{"action":"' || {_json_text("action")}
+          || '","actor":"' || {_json_text("actor")}
+          || '","actor_id":' || coalesce(actor_id::text, 'null')
           || ',"at":"' || to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US')
-          || 'Z","changes":0,"entity":' || to_json(entity)::text
-          || ',"entity_id":' || coalesce(to_json(entity_id)::text, 'null')
-          || ',"prev_hash":' || to_json(prev_hash)::text
-          || ',"reason":' || coalesce(to_json(reason)::text, 'null') || '}', 'UTF8'),
+          || 'Z","changes":0,"entity":"' || {_json_text("entity")}
+          || '","entity_id":' || coalesce('"' || {_json_text("entity_id")} || '"', 'null')
+          || ',"prev_hash":"' || prev_hash
+          || '","reason":' || coalesce(to_json(reason)::text, 'null') || '}}', 'UTF8'),
           convert_to(changes::text, 'UTF8')
         FROM audit_event WHERE id > %s AND id <= %s ORDER BY id""",
 }
