@@ -91,3 +91,46 @@ def test_the_pages_csv_reads_like_the_page(app, api):
         days_ago(23).isoformat(),
         days_ago(22).isoformat(),
     )
+
+
+def test_safety_records_read_by_their_subject_and_term_and_belong_to_the_subject(app, api):
+    """An adverse event in the audit trail is named by its subject's code and term, its first
+    version and its tasks by the same subject, its fields by their labels (SOC, SUSAR) and
+    its subject and site by their codes; the subject-code filter shows them, and another
+    subject's event only under that subject."""
+    w = world(api)
+    subject = enrol(w["coord"], w["trial"], w["site"])
+    other = enrol(w["coord"], w["trial"], w["site"])
+    for who, term, dosed in ((subject, "Headache", 100), (other, "Nausea", 86)):
+        assert dose(w["coord"], who, days_ago(dosed)).status_code == 201  # the stagger apart
+        body = {
+            "subject_code": who["code"],
+            "term": term,
+            "soc": "Nervous system disorders",
+            "onset_date": days_ago(3).isoformat(),
+            "grade": 1,
+            "causality": "unlikely",
+            "expected": True,
+        }
+        created = w["coord"].post("/adverse-events", json=body)
+        assert created.status_code == 201, created.json
+    ae_id = created.json["id"] - 1  # the subject's event, recorded before the other's
+    client = signed_in(app, api.as_role("admin").user)
+    html = client.get(f"/audit?subject={subject['code']}&page_size=200").get_data(as_text=True)
+    records = re.findall(r'data-testid="audit-record">([^<]*)</td>', html)
+    assert f"adverse event {subject['code']} Headache (#{ae_id})" in records
+    assert f"version of {subject['code']} Headache v1" in records
+    assert any(r.startswith(f"task for {subject['code']} ") for r in records)
+    assert not any(other["code"] in r for r in records)
+    rows = re.split(r'(?=<tr data-testid="audit-row")', html)
+    (event,) = [r for r in rows if f"adverse event {subject['code']} Headache" in r]
+    label = r'<th scope="row" class="fw-semibold">{}</th><td class="audit-old">—</td>'
+    assert re.search(
+        label.format("Subject") + rf'<td class="audit-new">{subject["code"]}</td>', event
+    )
+    assert re.search(label.format("Site") + r'<td class="audit-new">S01</td>', event)
+    assert re.search(label.format("SOC") + r'<td class="audit-new">Nervous system disorders', event)
+    assert label.format("SUSAR") in event
+    assert "subject #" not in html and "adverse event #" not in html
+    everything = client.get("/audit?entity=adverse_event&page_size=200").get_data(as_text=True)
+    assert f"adverse event {other['code']} Nausea" in everything

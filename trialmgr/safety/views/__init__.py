@@ -7,6 +7,7 @@ Every write goes through the service the API calls, by way of `trialmgr.forms.su
 refused form is re-rendered with the refusal's status and its errors at the fields.
 """
 
+from trialmgr.safety import audit_reading  # noqa: F401  (registers the audit labels)
 from trialmgr.safety.views import adverse_events, event, inbox, labs, reports
 from trialmgr.safety.views.common import bp
 
