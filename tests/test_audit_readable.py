@@ -131,6 +131,9 @@ def test_safety_records_read_by_their_subject_and_term_and_belong_to_the_subject
     assert re.search(label.format("Site") + r'<td class="audit-new">S01</td>', event)
     assert re.search(label.format("SOC") + r'<td class="audit-new">Nervous system disorders', event)
     assert label.format("SUSAR") in event
+    # an instant in the reader's format and zone, not as stored ("...T...Z")
+    aware = re.search(label.format("Site aware at") + r'<td class="audit-new">([^<]*)</td>', event)
+    assert aware and re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC", aware[1]), aware
     assert "subject #" not in html and "adverse event #" not in html
     everything = client.get("/audit?entity=adverse_event&page_size=200").get_data(as_text=True)
     assert f"adverse event {other['code']} Nausea" in everything

@@ -8,6 +8,7 @@ which of its records belong to a subject (`subject_records`), when it is importe
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -93,7 +94,12 @@ class ReadableEvent:
     changes: list[Change]
 
 
-def _text(value: Any, names: dict[str, str] | None, format_date: Callable[[Any], str]) -> str:
+def _text(
+    value: Any,
+    names: dict[str, str] | None,
+    format_date: Callable[[Any], str],
+    format_instant: Callable[[datetime], str] | None = None,
+) -> str:
     if value is None or value == "":
         return "—"
     if names is not None and not isinstance(value, (list, dict)):
@@ -107,11 +113,19 @@ def _text(value: Any, names: dict[str, str] | None, format_date: Callable[[Any],
             return format_date(date.fromisoformat(value))
         except ValueError:
             return value
+    if format_instant is not None and isinstance(value, str) and _INSTANT.fullmatch(value):
+        # an instant as the audit stores it (UTC, "2026-12-01T18:21:09.480082Z")
+        return format_instant(datetime.fromisoformat(value))
     if isinstance(value, list):
-        return ", ".join(_text(v, names, format_date) for v in value) or "—"
+        return ", ".join(_text(v, names, format_date, format_instant) for v in value) or "—"
     if isinstance(value, dict):
-        return "; ".join(f"{_label(k)}: {_text(v, None, format_date)}" for k, v in value.items())
+        return "; ".join(
+            f"{_label(k)}: {_text(v, None, format_date, format_instant)}" for k, v in value.items()
+        )
     return str(value)
+
+
+_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})")
 
 
 def _split(value: Any) -> tuple[Any, Any, bool]:
@@ -121,9 +135,13 @@ def _split(value: Any) -> tuple[Any, Any, bool]:
 
 
 def readable(
-    events: Iterable[AuditEvent], format_date: Callable[[Any], str]
+    events: Iterable[AuditEvent],
+    format_date: Callable[[Any], str],
+    format_instant: Callable[[datetime], str] | None = None,
 ) -> list[ReadableEvent]:
-    """The events with their records named and their changes labelled, old beside new."""
+    """The events with their records named and their changes labelled, old beside new;
+    dates in the reader's format, and instants too when `format_instant` is given (the page;
+    the CSV keeps them as stored, in UTC)."""
     events = list(events)
     wanted: dict[str, set[str]] = {}
     for e in events:
@@ -159,8 +177,8 @@ def readable(
             changes.append(
                 Change(
                     label,
-                    _text(old, lookup, format_date) if paired else "",
-                    _text(new, lookup, format_date),
+                    _text(old, lookup, format_date, format_instant) if paired else "",
+                    _text(new, lookup, format_date, format_instant),
                 )
             )
         out.append(ReadableEvent(e, record, changes))

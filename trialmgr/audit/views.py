@@ -15,7 +15,7 @@ from trialmgr.auth.models import ADMIN, CONSORTIUM_LEAD
 from trialmgr.auth.policies import current_actor, roles
 from trialmgr.clock import actor_today, utcnow
 from trialmgr.forms import listing, load_form, plain_messages
-from trialmgr.templating import format_date
+from trialmgr.templating import format_date, format_datetime
 
 bp = Blueprint("audit", __name__)
 
@@ -64,7 +64,7 @@ def audit_list() -> Any:
         rows.items, rows.total, rows.has_next = [], 0, False
     return render_template(
         "audit/list.html",
-        events=readable.readable(rows.items, format_date),
+        events=readable.readable(rows.items, format_date, format_datetime),
         listing=rows,
         has_next=rows.has_next,
         page=rows.page,
