@@ -6,6 +6,7 @@ import csv
 import io
 import re
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -196,6 +197,33 @@ def test_clocks_are_listed_by_due_date_with_the_overdue_ones_flagged(trial):
     ]
     assert sorted(c["authority"] for c in clocks[2:]) == ["EU", "FDA", "IBC"]
     assert not any(c["overdue"] for c in clocks[2:])
+    # each due time also on the site's clock, with the site's zone
+    for c in clocks:
+        zone = ZoneInfo(c["site_timezone"])
+        due = datetime.fromisoformat(c["due_at"]).astimezone(zone)
+        assert c["due_at_local"] == f"{due:%Y-%m-%d %H:%M} {due.tzname()} ({zone.key})"
+
+
+def test_a_clocks_due_time_is_also_given_on_its_sites_clock(app, trial):
+    """The summary's clock rows carry the site's zone and the due time on the site's clock
+    (what the clock pages show), not only the UTC instant."""
+    from trialmgr.extensions import db
+    from trialmgr.partners.models import Site
+
+    with app.app_context():
+        db.session.execute(
+            sa.update(Site)
+            .where(Site.id == trial["site"]["id"])
+            .values(timezone="America/New_York")
+        )
+        db.session.commit()
+    clocks = _summary(trial["monitor"], trial)["clocks"]
+    ny = [c for c in clocks if c["site"] == trial["site"]["code"]]
+    assert ny and all(c["site_timezone"] == "America/New_York" for c in ny)
+    for c in ny:
+        due = datetime.fromisoformat(c["due_at"]).astimezone(ZoneInfo("America/New_York"))
+        assert c["due_at_local"] == f"{due:%Y-%m-%d %H:%M} {due.tzname()} (America/New_York)"
+        assert due.tzname() in ("EST", "EDT")
 
 
 def test_lab_shifts_compare_the_last_draw_before_dosing_with_the_worst_after(trial):

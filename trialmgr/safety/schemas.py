@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from trialmgr.clock import utcnow
+from trialmgr.clock import format_local, utcnow
 from trialmgr.db import IdFilter
 from trialmgr.enrollment.schemas import reason_field
 from trialmgr.safety.models import (
@@ -491,11 +491,19 @@ class ClockOut(Schema):
     adverse_event_id = fields.Integer()
     subject_code = fields.String()
     site = fields.String()
+    site_timezone = fields.String(metadata={"description": "The site's IANA time zone."})
     term = fields.String()
     authority = fields.String()
     kind = fields.String()
     clock_start = fields.DateTime()
     due_at = fields.DateTime()
+    due_at_local = fields.Function(
+        lambda c: format_local(c["due_at"], c["site_timezone"]),
+        metadata={
+            "description": "The due time on the site's clock, e.g. 2026-12-06 23:59 CET "
+            "(Europe/Paris); days left count the site's days."
+        },
+    )
     submitted_at = fields.DateTime(allow_none=True)
     reference = fields.String(allow_none=True)
     late = fields.Boolean(allow_none=True)
