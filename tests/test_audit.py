@@ -280,6 +280,17 @@ def test_rows_of_a_rolled_back_savepoint_or_transaction_never_reach_the_chain(ap
     assert names == ["Kept"]
 
 
+@pytest.fixture
+def fallbacks(monkeypatch):
+    """The rows the walk recomputes the reference way (suspects), in order."""
+    seen = []
+    original = audit._reference_hash
+    monkeypatch.setattr(
+        audit, "_reference_hash", lambda row_id: seen.append(row_id) or original(row_id)
+    )
+    return seen
+
+
 def _chain_of(rows, legacy=False):
     """Append rows (values without hashes) to the chain the reference way, as data.py and
     older releases did; returns their ids. `legacy`: `changes` stored as json.dumps writes
@@ -334,7 +345,9 @@ def _odd_rows():
 
 
 @pytest.mark.parametrize("legacy", [False, True], ids=["stored canonical", "older rows"])
-def test_the_fast_walk_writes_the_reference_bytes_for_what_the_app_stores(app, monkeypatch, legacy):
+def test_the_fast_walk_writes_the_reference_bytes_for_what_the_app_stores(
+    app, monkeypatch, legacy, fallbacks
+):
     """The bytes the database assembles (with `changes` as stored, or sorted by orjson for
     rows written before decision 0027) are the reference canonical bytes for rows the app
     writes, odd text included: no row needs the reference fallback."""
@@ -342,11 +355,6 @@ def test_the_fast_walk_writes_the_reference_bytes_for_what_the_app_stores(app, m
     with app.app_context():
         _chain_of(_odd_rows()[1:], legacy=legacy)
         total = db.session.execute(sa.select(sa.func.count()).select_from(AuditEvent)).scalar_one()
-        fallbacks = []
-        original = audit._reference_hash
-        monkeypatch.setattr(
-            audit, "_reference_hash", lambda row_id: fallbacks.append(row_id) or original(row_id)
-        )
         outcome = audit.verify(full=True)
         db.session.rollback()
     assert outcome.valid and outcome.checked == total
@@ -372,7 +380,7 @@ def test_rows_orjson_writes_differently_still_verify_and_tampering_is_found(app,
 
 @pytest.mark.parametrize("legacy", [False, True], ids=["stored canonical", "older rows"])
 @pytest.mark.parametrize("column", ["changes", "actor", "at"])
-def test_the_fast_walk_catches_a_tampered_row(app, monkeypatch, column, legacy):
+def test_the_fast_walk_catches_a_tampered_row(app, monkeypatch, column, legacy, fallbacks):
     """A row whose changes, actor or timestamp was edited after it was chained is flagged by
     the fast walk itself (its bytes no longer hash to the stored hash), confirmed by the
     reference computation, and named as the first bad row; the rows before it verify."""
@@ -393,11 +401,6 @@ def test_the_fast_walk_catches_a_tampered_row(app, monkeypatch, column, legacy):
         _drop_triggers()
         db.session.execute(sa.update(table).where(table.c.id == target).values({column: edited}))
         db.session.commit()
-        fallbacks = []
-        original = audit._reference_hash
-        monkeypatch.setattr(
-            audit, "_reference_hash", lambda row_id: fallbacks.append(row_id) or original(row_id)
-        )
         outcome = audit.verify(full=True)
         db.session.rollback()
     assert fallbacks == [target]  # the fast path found the mismatch, nothing before it
@@ -433,7 +436,7 @@ def test_changes_are_stored_in_the_form_they_are_hashed_in(app, api):
 
 
 def test_older_rows_then_newer_rows_verify_without_the_reference_and_tampering_is_found(
-    app, monkeypatch
+    app, monkeypatch, fallbacks
 ):
     """A chain of rows stored before decision 0027 (json.dumps' default text), rows stored
     canonically, then older ones again verifies fast (no row recomputed the reference way),
@@ -447,11 +450,6 @@ def test_older_rows_then_newer_rows_verify_without_the_reference_and_tampering_i
         stored = _stored_changes()
         ids = sorted(stored)
         assert len({stored[i] for i in ids[-12:]}) == 2  # both forms are there
-        fallbacks = []
-        original = audit._reference_hash
-        monkeypatch.setattr(
-            audit, "_reference_hash", lambda row_id: fallbacks.append(row_id) or original(row_id)
-        )
         outcome = audit.verify(full=True)
         db.session.rollback()
         assert outcome.valid and outcome.checked == len(ids)
@@ -499,7 +497,9 @@ def test_the_audit_page_shows_a_record_s_changes_in_its_columns_order(app):
     assert [c.new for c in shown] == ["Paris", "FR", "x"]  # name, country, then the rest
 
 
-def test_quotes_and_backslashes_in_short_fields_cannot_pass_for_other_values(app, monkeypatch):
+def test_quotes_and_backslashes_in_short_fields_cannot_pass_for_other_values(
+    app, monkeypatch, fallbacks
+):
     """The walk writes the short text fields (action, actor, entity, entity_id) with their
     quotes and backslashes escaped as JSON escapes them: rows holding them verify without
     the reference, a control character is recomputed the reference way on PostgreSQL, and a value
@@ -522,11 +522,6 @@ def test_quotes_and_backslashes_in_short_fields_cannot_pass_for_other_values(app
         _chain_of(rows)
         table = AuditEvent.__table__
         ids = db.session.execute(sa.select(table.c.id).order_by(table.c.id)).scalars().all()
-        fallbacks = []
-        original = audit._reference_hash
-        monkeypatch.setattr(
-            audit, "_reference_hash", lambda row_id: fallbacks.append(row_id) or original(row_id)
-        )
         outcome = audit.verify(full=True)
         db.session.rollback()
         assert outcome.valid and outcome.checked == len(ids)

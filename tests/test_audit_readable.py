@@ -7,6 +7,7 @@ import re
 
 from tests.builders import days_ago, dose, enrol, world
 from tests.factories import login_page
+from tests.test_backup import _ae
 
 
 def signed_in(app, user):
@@ -101,20 +102,11 @@ def test_safety_records_read_by_their_subject_and_term_and_belong_to_the_subject
     w = world(api)
     subject = enrol(w["coord"], w["trial"], w["site"])
     other = enrol(w["coord"], w["trial"], w["site"])
+    ids = {}
     for who, term, dosed in ((subject, "Headache", 100), (other, "Nausea", 86)):
         assert dose(w["coord"], who, days_ago(dosed)).status_code == 201  # the stagger apart
-        body = {
-            "subject_code": who["code"],
-            "term": term,
-            "soc": "Nervous system disorders",
-            "onset_date": days_ago(3).isoformat(),
-            "grade": 1,
-            "causality": "unlikely",
-            "expected": True,
-        }
-        created = w["coord"].post("/adverse-events", json=body)
-        assert created.status_code == 201, created.json
-    ae_id = created.json["id"] - 1  # the subject's event, recorded before the other's
+        ids[who["code"]] = _ae(w["coord"], who, term)["id"]
+    ae_id = ids[subject["code"]]
     client = signed_in(app, api.as_role("admin").user)
     html = client.get(f"/audit?subject={subject['code']}&page_size=200").get_data(as_text=True)
     records = re.findall(r'data-testid="audit-record">([^<]*)</td>', html)

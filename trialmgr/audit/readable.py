@@ -35,6 +35,11 @@ READINGS: dict[str, Reading] = {}
 SUBJECT_SCOPES: list[Callable[[str], list[tuple[str, list[str]]]]] = []
 
 
+def int_ids(ids: list[str]) -> list[int]:
+    """The ids (as stored: text) that are integers, for a namer's query."""
+    return [int(i) for i in ids if i.isdigit()]
+
+
 def register(
     entity: str,
     noun: str,

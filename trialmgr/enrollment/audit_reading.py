@@ -3,6 +3,8 @@ belong to a subject (the audit trail's subject-code filter). Registered on impor
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 from trialmgr.audit import readable
@@ -21,34 +23,30 @@ from trialmgr.extensions import db
 from trialmgr.partners.models import Site
 
 
-def _ints(ids: list[str]) -> list[int]:
-    return [int(i) for i in ids if i.isdigit()]
-
-
 def _names(query: sa.Select[tuple[int, str]]) -> dict[str, str]:
     return {str(k): v for k, v in db.session.execute(query)}
 
 
 def _subjects(ids: list[str]) -> dict[str, str]:
-    return _names(sa.select(Subject.id, Subject.code).where(Subject.id.in_(_ints(ids))))
+    return _names(sa.select(Subject.id, Subject.code).where(Subject.id.in_(readable.int_ids(ids))))
 
 
 def _trials(ids: list[str]) -> dict[str, str]:
-    return _names(sa.select(Trial.id, Trial.code).where(Trial.id.in_(_ints(ids))))
+    return _names(sa.select(Trial.id, Trial.code).where(Trial.id.in_(readable.int_ids(ids))))
 
 
 def _cohorts(ids: list[str]) -> dict[str, str]:
     query = (
         sa.select(Cohort.id, Trial.code + " " + Cohort.label)
         .join(Trial, Trial.id == Cohort.trial_id)
-        .where(Cohort.id.in_(_ints(ids)))
+        .where(Cohort.id.in_(readable.int_ids(ids)))
     )
     return _names(query)
 
 
 def _versions(ids: list[str]) -> dict[str, str]:
     query = sa.select(ConsentVersion.id, ConsentVersion.version).where(
-        ConsentVersion.id.in_(_ints(ids))
+        ConsentVersion.id.in_(readable.int_ids(ids))
     )
     return {k: f"version {v}" for k, v in _names(query).items()}
 
@@ -57,22 +55,20 @@ def _screenings(ids: list[str]) -> dict[str, str]:
     query = (
         sa.select(Screening.id, Site.code, Screening.number)
         .join(Site, Site.id == Screening.site_id)
-        .where(Screening.id.in_(_ints(ids)))
+        .where(Screening.id.in_(readable.int_ids(ids)))
     )
     return {str(i): f"{code} #{n}" for i, code, n in db.session.execute(query)}
 
 
-def _owned_by_subject(model: type) -> readable.Namer:
-    """Records of one subject: named by the subject's code (and the visit's name)."""
+def named_by_subject(model: Any, *extra: Any) -> readable.Namer:
+    """Records of one subject: named by the subject's code and the `extra` columns (a
+    visit's name, a lab's analyte)."""
 
     def name(ids: list[str]) -> dict[str, str]:
-        columns = [model.id, Subject.code]  # type: ignore[attr-defined]
-        if model is Visit:
-            columns.append(Visit.name)
         query = (
-            sa.select(*columns)
-            .join(Subject, Subject.id == model.subject_id)  # type: ignore[attr-defined]
-            .where(model.id.in_(_ints(ids)))  # type: ignore[attr-defined]
+            sa.select(model.id, Subject.code, *extra)
+            .join(Subject, Subject.id == model.subject_id)
+            .where(model.id.in_(readable.int_ids(ids)))
         )
         return {str(row[0]): " ".join(str(v) for v in row[1:]) for row in db.session.execute(query)}
 
@@ -115,11 +111,11 @@ readable.register("trial", "trial", _trials, LABELS, REFERENCES)
 readable.register("cohort", "cohort", _cohorts, LABELS, REFERENCES)
 readable.register("consent_version", "consent", _versions, LABELS, REFERENCES)
 readable.register("screening", "screening", _screenings, LABELS, REFERENCES)
-readable.register("visit", "visit", _owned_by_subject(Visit), LABELS, REFERENCES)
-readable.register("dosing", "dosing of", _owned_by_subject(Dosing), LABELS, REFERENCES)
-readable.register("deviation", "deviation of", _owned_by_subject(Deviation), LABELS, REFERENCES)
+readable.register("visit", "visit", named_by_subject(Visit, Visit.name), LABELS, REFERENCES)
+readable.register("dosing", "dosing of", named_by_subject(Dosing), LABELS, REFERENCES)
+readable.register("deviation", "deviation of", named_by_subject(Deviation), LABELS, REFERENCES)
 readable.register(
-    "subject_consent", "consent of", _owned_by_subject(SubjectConsent), LABELS, REFERENCES
+    "subject_consent", "consent of", named_by_subject(SubjectConsent), LABELS, REFERENCES
 )
 
 

@@ -11,17 +11,13 @@ from trialmgr.extensions import db
 from trialmgr.partners.models import Partner, Site, SiteApproval, SiteStatusChange
 
 
-def _ints(ids: list[str]) -> list[int]:
-    return [int(i) for i in ids if i.isdigit()]
-
-
 def _sites(ids: list[str]) -> dict[str, str]:
-    query = sa.select(Site.id, Site.code).where(Site.id.in_(_ints(ids)))
+    query = sa.select(Site.id, Site.code).where(Site.id.in_(readable.int_ids(ids)))
     return {str(k): v for k, v in db.session.execute(query)}
 
 
 def _partners(ids: list[str]) -> dict[str, str]:
-    query = sa.select(Partner.id, Partner.short_name).where(Partner.id.in_(_ints(ids)))
+    query = sa.select(Partner.id, Partner.short_name).where(Partner.id.in_(readable.int_ids(ids)))
     return {str(k): v for k, v in db.session.execute(query)}
 
 
@@ -30,7 +26,7 @@ def _of_site(model: type, what: Any) -> readable.Namer:
         query = (
             sa.select(model.id, Site.code, what)  # type: ignore[attr-defined]
             .join(Site, Site.id == model.site_id)  # type: ignore[attr-defined]
-            .where(model.id.in_(_ints(ids)))  # type: ignore[attr-defined]
+            .where(model.id.in_(readable.int_ids(ids)))  # type: ignore[attr-defined]
         )
         return {str(i): f"{code} {w}" for i, code, w in db.session.execute(query)}
 

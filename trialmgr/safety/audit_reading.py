@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from trialmgr.audit import readable
+from trialmgr.enrollment.audit_reading import named_by_subject
 from trialmgr.enrollment.models import Subject
 from trialmgr.extensions import db
 from trialmgr.safety.models import (
@@ -22,15 +23,11 @@ from trialmgr.safety.models import (
 )
 
 
-def _ints(ids: list[str]) -> list[int]:
-    return [int(i) for i in ids if i.isdigit()]
-
-
 def _events(ids: list[str]) -> dict[str, str]:
     query = (
         sa.select(AdverseEvent.id, Subject.code, AdverseEvent.term)
         .join(Subject, Subject.id == AdverseEvent.subject_id)
-        .where(AdverseEvent.id.in_(_ints(ids)))
+        .where(AdverseEvent.id.in_(readable.int_ids(ids)))
     )
     return {str(i): f"{code} {term} (#{i})" for i, code, term in db.session.execute(query)}
 
@@ -43,21 +40,9 @@ def _of_event(model: Any, what: Any) -> readable.Namer:
             sa.select(model.id, Subject.code, AdverseEvent.term, what)
             .join(AdverseEvent, AdverseEvent.id == model.adverse_event_id)
             .join(Subject, Subject.id == AdverseEvent.subject_id)
-            .where(model.id.in_(_ints(ids)))
+            .where(model.id.in_(readable.int_ids(ids)))
         )
         return {str(i): f"{code} {term} {w}" for i, code, term, w in db.session.execute(query)}
-
-    return name
-
-
-def _of_subject(model: Any, what: Any) -> readable.Namer:
-    def name(ids: list[str]) -> dict[str, str]:
-        query = (
-            sa.select(model.id, Subject.code, what)
-            .join(Subject, Subject.id == model.subject_id)
-            .where(model.id.in_(_ints(ids)))
-        )
-        return {str(i): f"{code} {w}" for i, code, w in db.session.execute(query)}
 
     return name
 
@@ -128,9 +113,11 @@ readable.register(
     REFERENCES,
 )
 readable.register(
-    "lab_result", "lab of", _of_subject(LabResult, LabResult.analyte), LABELS, REFERENCES
+    "lab_result", "lab of", named_by_subject(LabResult, LabResult.analyte), LABELS, REFERENCES
 )
-readable.register("work_item", "task for", _of_subject(WorkItem, WorkItem.kind), LABELS, REFERENCES)
+readable.register(
+    "work_item", "task for", named_by_subject(WorkItem, WorkItem.kind), LABELS, REFERENCES
+)
 
 
 def _subject_scope(code: str) -> list[tuple[str, list[str]]]:
