@@ -153,6 +153,34 @@ def test_long_listings_are_split_into_tables_with_their_headers(app):
     assert all(t._cellvalues[0] == ["Subject", "Term"] for t in tables)
 
 
+def test_listing_cells_are_styled_as_the_report_sets_them_with_one_style_per_kind(app):
+    """Every cell of a listing: the report's font at 8 pt on 10 pt leading, ink colour, top
+    aligned, 4 pt side and 2.5 pt top and bottom padding; the header bold; numeric columns
+    right-aligned, header included; shared styles (one per kind of cell, not per cell), and
+    a table split across pages keeps them."""
+    from reportlab.platypus import Table
+
+    from trialmgr.reports.builders.layout import FONT, FONT_BOLD, INK, Column, data_table
+
+    columns = [Column("Subject", 0.3), Column("Events", 0.2, right=True)]
+    rows = ((f"S01-{i:05d}", i) for i in range(120))
+    (table,) = list(data_table(columns, rows))
+    assert isinstance(table, Table)
+    styles = table._cellStyles
+    assert len(styles) == 121
+    for row_number, row in enumerate(styles):
+        for column, style in zip(columns, row, strict=True):
+            assert style.fontname == (FONT_BOLD if row_number == 0 else FONT)
+            assert (style.fontsize, style.leading, style.color) == (8, 10, INK)
+            assert (style.valign, style.alignment) == ("TOP", "RIGHT" if column.right else "LEFT")
+            assert (style.leftPadding, style.rightPadding) == (4, 4)
+            assert (style.topPadding, style.bottomPadding) == (2.5, 2.5)
+    assert len({id(style) for row in styles for style in row}) == 4
+    first, rest = table.split(500, 300)
+    assert rest._cellStyles[0] == styles[0]  # the repeated header keeps the header's style
+    assert first._cellStyles[1] == styles[1]
+
+
 def test_dsmb_report_sections_match_the_records(app, api):
     scene = constructed_trial(api)
     lead, coord = scene["lead"], scene["coord"]
