@@ -127,5 +127,8 @@ def test_safety_records_read_by_their_subject_and_term_and_belong_to_the_subject
     aware = re.search(label.format("Site aware at") + r'<td class="audit-new">([^<]*)</td>', event)
     assert aware and re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC", aware[1]), aware
     assert "subject #" not in html and "adverse event #" not in html
+    # a task's empty prefill reads as nothing given, not as a blank
+    task = next(r for r in rows if f"task for {subject['code']} " in r)
+    assert re.search(label.format("Prefill") + r'<td class="audit-new">—</td>', task)
     everything = client.get("/audit?entity=adverse_event&page_size=200").get_data(as_text=True)
     assert f"adverse event {other['code']} Nausea" in everything

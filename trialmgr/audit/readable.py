@@ -124,8 +124,12 @@ def _text(
     if isinstance(value, list):
         return ", ".join(_text(v, names, format_date, format_instant) for v in value) or "—"
     if isinstance(value, dict):
-        return "; ".join(
-            f"{_label(k)}: {_text(v, None, format_date, format_instant)}" for k, v in value.items()
+        return (
+            "; ".join(
+                f"{_label(k)}: {_text(v, None, format_date, format_instant)}"
+                for k, v in value.items()
+            )
+            or "—"
         )
     return str(value)
 
