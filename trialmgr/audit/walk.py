@@ -133,7 +133,7 @@ def batches(raw: Any, dialect: str, after_id: int, upto_id: int) -> Iterator[lis
         cursor.close()
 
 
-def _resorted(sha256: Any, fields: bytes, changes: bytes) -> str | None:
+def _resorted(fields: bytes, changes: bytes) -> str | None:
     """The fast hash of a row whose `changes` are not stored in canonical form (rows written
     before decision 0027): sorted by orjson and put in their place; None when orjson cannot
     write a value (an integer past 64 bits)."""
@@ -141,7 +141,9 @@ def _resorted(sha256: Any, fields: bytes, changes: bytes) -> str | None:
         sorted_changes = orjson.dumps(orjson.loads(changes), option=orjson.OPT_SORT_KEYS)
     except (orjson.JSONDecodeError, orjson.JSONEncodeError):
         return None
-    return str(sha256(fields.replace(CHANGES_PLACE, CHANGES_KEY + sorted_changes, 1)).hexdigest())
+    return hashlib.sha256(
+        fields.replace(CHANGES_PLACE, CHANGES_KEY + sorted_changes, 1)
+    ).hexdigest()
 
 
 def walk_rows(rows: Iterable[list[Any]], prev: str, last_id: int, suspect: Suspect) -> Stretch:
@@ -155,7 +157,6 @@ def walk_rows(rows: Iterable[list[Any]], prev: str, last_id: int, suspect: Suspe
     checked = 0
     sha256 = hashlib.sha256
     place, key = CHANGES_PLACE, CHANGES_KEY
-    dumps, loads, sort = orjson.dumps, orjson.loads, orjson.OPT_SORT_KEYS
     as_stored = True
     fast: str | None
     for batch in rows:
@@ -166,14 +167,10 @@ def walk_rows(rows: Iterable[list[Any]], prev: str, last_id: int, suspect: Suspe
             if as_stored:
                 fast = sha256(fields.replace(place, key + changes, 1)).hexdigest()
                 if fast != stored:
-                    fast = _resorted(sha256, fields, changes)
+                    fast = _resorted(fields, changes)
                     as_stored = fast != stored
-            else:  # inline: the common case of a chain of older rows
-                try:
-                    canonical = fields.replace(place, key + dumps(loads(changes), option=sort), 1)
-                    fast = sha256(canonical).hexdigest()
-                except (orjson.JSONDecodeError, orjson.JSONEncodeError):
-                    fast = None
+            else:
+                fast = _resorted(fields, changes)
                 if fast != stored:
                     fast = sha256(fields.replace(place, key + changes, 1)).hexdigest()
                     as_stored = fast == stored
