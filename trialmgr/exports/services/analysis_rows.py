@@ -50,12 +50,12 @@ def text_cell(value: str | None) -> str | None:
     return value
 
 
-# The rows below spell out per value what `SubjectInfo.study_day` and a shift do
-# (decimals: plain digits, 100 and not 1E+2)
-# (`None if on is None else on + shift`; the study day: None without a date or a dosing,
-# else whole days from the dosing day), so a value costs no function call: each table
-# walks tens of thousands of rows. tests/test_exports_analysis.py holds them to the
-# real dates.
+# The rows below spell out per value what a helper would do, so that a value costs no
+# function call (each table walks tens of thousands of rows, decision 0025): a shifted
+# date is `None if on is None else on + shift`; a study day is None without a date or a
+# dosing, else whole days from the dosing day (`SubjectInfo.study_day`); a decimal is
+# written as plain digits (100, not 1E+2). tests/test_exports_analysis.py holds them to
+# the real dates.
 
 
 def subjects(trial: Trial, subjects: dict[int, SubjectInfo], offsets: dict[int, int]) -> Rows:

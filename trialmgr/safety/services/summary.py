@@ -299,10 +299,8 @@ def aesi_by_category(scope: Scope) -> list[dict[str, Any]]:
 
 
 def recent_aesis(scope: Scope, limit: int = SECTION_ROWS) -> list[dict[str, Any]]:
-    """The newest AESIs (by onset), for the dashboard's AESI list: id, subject_code, site,
-    cohort_id, term, soc, grade, onset and resolution dates, serious, susar, aesi,
-    aesi_category, causality, outcome. The ids
-    come first from the AESI index alone (a planner could otherwise walk every event by
+    """The newest AESIs (by onset), for the dashboard's AESI list. The ids come first from
+    the AESI index alone (a planner could otherwise walk every event by
     onset date looking for the few AESIs of a coordinator's sites); the rows are read as
     columns with their subject's and site's codes in one statement (no ORM objects: the
     list is shown, not changed)."""
@@ -314,39 +312,29 @@ def recent_aesis(scope: Scope, limit: int = SECTION_ROWS) -> list[dict[str, Any]
         .limit(limit)
     )
     rows = db.session.execute(
-        sa.select(*_event_columns(ae))
+        sa.select(
+            ae.id,
+            Subject.code.label("subject_code"),
+            Site.code.label("site"),
+            ae.cohort_id,
+            ae.term,
+            ae.soc,
+            ae.grade,
+            ae.onset_date,
+            ae.resolution_date,
+            ae.serious,
+            ae.susar,
+            ae.aesi,
+            ae.aesi_category,
+            ae.causality,
+            ae.outcome,
+        )
         .join(Subject, Subject.id == ae.subject_id)
         .join(Site, Site.id == Subject.site_id)
         .where(ae.id.in_(newest.scalar_subquery()))
         .order_by(ae.onset_date.desc(), ae.id.desc())
     ).mappings()
     return [dict(row) for row in rows]
-
-
-def _event_columns(ae: Any) -> list[Any]:
-    """The AESI list's columns, by its keys."""
-    return [
-        ae.id,
-        Subject.code.label("subject_code"),
-        Site.code.label("site"),
-        *(
-            getattr(ae, name)
-            for name in (
-                "cohort_id",
-                "term",
-                "soc",
-                "grade",
-                "onset_date",
-                "resolution_date",
-                "serious",
-                "susar",
-                "aesi",
-                "aesi_category",
-                "causality",
-                "outcome",
-            )
-        ),
-    ]
 
 
 def stopping_status(trial: Trial) -> list[dict[str, Any]]:
