@@ -514,14 +514,15 @@ def test_a_filter_too_large_for_the_database_is_refused_before_the_csv_streams(a
 
 
 def test_the_dashboards_clock_and_aesi_rows_are_what_the_listings_show_for_them(app, trial):
-    """The summary reads its clock and AESI rows as columns (no ORM objects); each row holds
-    exactly what the listing pages build from the loaded objects (`clock_view`), and the
-    AESI rows the event's values with its subject's and site's codes."""
+    """The summary reads its clock and AESI rows as columns (no ORM objects); each clock row
+    holds the clock's values with its event's, subject's and site's as the ORM reads them and
+    the clock's state on the site's calendar, and the AESI rows the event's values with its
+    subject's and site's codes."""
     from trialmgr.clock import utcnow
     from trialmgr.enrollment.models import Trial
     from trialmgr.extensions import db
     from trialmgr.safety.models import AdverseEvent, ExpeditedReport
-    from trialmgr.safety.services import summary
+    from trialmgr.safety.services import clocks, summary
     from trialmgr.safety.services.scope import Scope
 
     now = utcnow()
@@ -535,7 +536,25 @@ def test_the_dashboards_clock_and_aesi_rows_are_what_the_listings_show_for_them(
             .order_by(ExpeditedReport.due_at, ExpeditedReport.id)
         ).all()
         assert len(rows) == 5
-        assert rows == [summary.clock_view(r, now) for r in reports]
+        assert rows == [
+            {
+                "id": r.id,
+                "adverse_event_id": r.adverse_event.id,
+                "subject_code": r.adverse_event.subject.code,
+                "site": r.adverse_event.subject.site.code,
+                "site_timezone": r.adverse_event.subject.site.timezone,
+                "term": r.adverse_event.term,
+                "authority": r.authority,
+                "kind": r.kind,
+                "clock_start": r.clock_start,
+                "due_at": r.due_at,
+                "submitted_at": r.submitted_at,
+                "reference": r.reference,
+                "late": r.late,
+                **clocks.state(r, now),
+            }
+            for r in reports
+        ]
         aesis = summary.recent_aesis(scope)
         d = db.session.get(AdverseEvent, trial["ids"]["D_hep3"])
         assert aesis == [
@@ -557,3 +576,58 @@ def test_the_dashboards_clock_and_aesi_rows_are_what_the_listings_show_for_them(
                 "outcome": d.outcome,
             }
         ]
+
+
+def test_the_clock_listing_shows_and_exports_each_clock_with_its_state(app, trial):
+    """The reporting-clocks page and its CSV read the clocks as rows (the summary's select):
+    each status tab lists exactly its clocks, soonest due first, with days left on the site's
+    calendar and the clock's state; a coordinator sees only their own sites' clocks."""
+    from trialmgr.clock import utcnow
+    from trialmgr.extensions import db
+    from trialmgr.safety.models import ExpeditedReport
+    from trialmgr.safety.services import clocks
+
+    tid = trial["trial"]["id"]
+    now = utcnow()
+    with app.app_context():
+        reports = db.session.scalars(
+            sa.select(ExpeditedReport)
+            .where(ExpeditedReport.trial_id == tid)
+            .order_by(ExpeditedReport.due_at, ExpeditedReport.id)
+        ).all()
+        states = {r.id: clocks.state(r, now) for r in reports}
+        sites = {r.id: r.adverse_event.subject.site.code for r in reports}
+    expected = {
+        "open": [i for i, s in states.items() if s["status"] != "submitted"],
+        "overdue": [i for i, s in states.items() if s["status"] == "overdue"],
+        "submitted": [i for i, s in states.items() if s["status"] == "submitted"],
+        "all": list(states),
+    }
+    assert all(expected.values()), expected  # the fixture has clocks of every state
+    page = browser(app, trial["monitor"])
+    for status, ids in expected.items():
+        html = page.get(f"/safety/trials/{tid}/clocks?status={status}").get_data(as_text=True)
+        assert_clean(html)
+        assert [int(i) for i in re.findall(r'<tr id="clock-(\d+)"', html)] == ids, status
+        assert f"<strong>{len(ids)}</strong> clock" in html
+        rows = list(
+            csv.DictReader(
+                io.StringIO(
+                    page.get(f"/safety/trials/{tid}/clocks.csv?status={status}")
+                    .get_data()
+                    .decode("utf-8-sig")
+                )
+            )
+        )
+        assert [int(r["id"]) for r in rows] == ids, status
+        for r in rows:
+            state = states[int(r["id"])]
+            assert (r["status"], int(r["days_left"]), r["site"]) == (
+                state["status"],
+                state["days_left"],
+                sites[int(r["id"])],
+            )
+    theirs = browser(app, trial["coord2"])
+    html = theirs.get(f"/safety/trials/{tid}/clocks?status=all").get_data(as_text=True)
+    shown = [int(i) for i in re.findall(r'<tr id="clock-(\d+)"', html)]
+    assert shown and shown == [i for i in expected["all"] if sites[i] == "S02"]

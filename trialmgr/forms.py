@@ -272,9 +272,12 @@ def page_size_arg(default: int = PAGE_SIZE) -> int:
     return size if size in PAGE_SIZES else default
 
 
-def page_of(query: Any, page_size: int | None = None) -> tuple[list[Any], int, bool]:
-    """The `?page=` of a list: its rows, the page number, whether another page follows.
-    The page size is the `?page_size=` chosen on the page (one of PAGE_SIZES)."""
+def page_of(
+    query: Any, page_size: int | None = None, *, mappings: bool = False
+) -> tuple[list[Any], int, bool]:
+    """The `?page=` of a list: its rows (the entity each selects; with `mappings`, each row's
+    columns by name), the page number, whether another page follows. The page size is the
+    `?page_size=` chosen on the page (one of PAGE_SIZES)."""
     from flask import request
 
     from trialmgr.extensions import db
@@ -282,7 +285,7 @@ def page_of(query: Any, page_size: int | None = None) -> tuple[list[Any], int, b
     page_size = page_size or page_size_arg()
     page = min(max(request.args.get("page", 1, type=int) or 1, 1), MAX_PAGE)
     rows = db.session.execute(query.limit(page_size + 1).offset((page - 1) * page_size))
-    items = list(rows.scalars())
+    items = list(rows.mappings() if mappings else rows.scalars())
     return items[:page_size], page, len(items) > page_size
 
 

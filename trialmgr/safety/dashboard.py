@@ -239,10 +239,10 @@ def clocks(trial_id: int) -> tuple[str, int]:
     now = utcnow()
     status = _clock_status(filters)
     query = listings.clock_query(scope, status, now)
-    reports, page, has_next = page_of(query)
+    rows, page, has_next = page_of(query, mappings=True)
     return render_template(
         "safety_dashboard/clocks.html",
-        clocks=listings.clock_rows(reports, now),
+        clocks=list(summary_service.clock_rows(rows, now)),
         status=status,
         statuses=listings.CLOCK_STATUSES,
         total=_totals(query, "id")[0],
@@ -276,8 +276,12 @@ def clocks_export(trial_id: int) -> Response:
     trial, scope, filters = _read_for_export(trial_id)
     now = utcnow()
     query = listings.clock_query(scope, _clock_status(filters), now)
-    views = listings.clock_rows(list(db.session.execute(query).scalars()), now)
-    rows = ([v[k] for k in CLOCK_HEADER] for v in views)
+
+    def rows() -> Any:
+        streamed = db.session.execute(query.execution_options(yield_per=listings.LISTING_BATCH))
+        views = summary_service.clock_rows(streamed.mappings(), now)
+        return ([view[k] for k in CLOCK_HEADER] for view in views)
+
     return csv_response(f"{trial.code}-expedited-reports.csv", CLOCK_HEADER, rows)
 
 

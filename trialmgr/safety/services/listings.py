@@ -24,7 +24,7 @@ from trialmgr.partners.models import Site
 from trialmgr.safety.models import AdverseEvent, ExpeditedReport, LabResult, WorkItem
 from trialmgr.safety.services.lab_summary import shift_subjects
 from trialmgr.safety.services.scope import Scope, ae_conditions, lab_conditions, soc_key
-from trialmgr.safety.services.summary import clock_view
+from trialmgr.safety.services.summary import clock_select
 
 CLOCK_STATUSES = ("open", "overdue", "submitted", "all")
 # Rows fetched from the database at a time by the streamed listings.
@@ -131,30 +131,17 @@ def lab_listing(scope: Scope, min_grade: int) -> Iterator[Any]:
     yield from db.session.execute(q.execution_options(yield_per=LISTING_BATCH))
 
 
-def clock_query(scope: Scope, status: str, now: datetime) -> sa.Select[tuple[ExpeditedReport]]:
-    """Clocks of the scope's events, soonest due first: open (not submitted, overdue
-    included), overdue, submitted, or all."""
-    ae = scope.events
-    q = (
-        sa.select(ExpeditedReport)
-        .join(ae, ae.id == ExpeditedReport.adverse_event_id)
-        .where(*ae_conditions(scope))
-    )
+def clock_query(scope: Scope, status: str, now: datetime) -> sa.Select[Any]:
+    """Clocks of the scope's events as rows (`summary.clock_select`), soonest due first:
+    open (not submitted, overdue included), overdue, submitted, or all."""
+    q = clock_select(scope)
     if status == "open":
         q = q.where(ExpeditedReport.submitted_at.is_(None))
     elif status == "overdue":
         q = q.where(ExpeditedReport.submitted_at.is_(None), ExpeditedReport.due_at < now)
     elif status == "submitted":
         q = q.where(ExpeditedReport.submitted_at.is_not(None))
-    return q.options(
-        selectinload(ExpeditedReport.adverse_event)
-        .selectinload(ae.subject)
-        .selectinload(Subject.site)
-    ).order_by(ExpeditedReport.due_at, ExpeditedReport.id)
-
-
-def clock_rows(reports: list[ExpeditedReport], now: datetime) -> list[dict[str, Any]]:
-    return [clock_view(r, now) for r in reports]
+    return q
 
 
 def lab_query(scope: Scope, filters: dict[str, Any]) -> sa.Select[tuple[LabResult]]:

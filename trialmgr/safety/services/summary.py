@@ -18,6 +18,7 @@ and the ALT chart in `lab_summary`, the per-cohort incidences in `signals`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -365,13 +366,13 @@ def stopping_status(trial: Trial) -> list[dict[str, Any]]:
     ]
 
 
-def open_clocks(scope: Scope, now: datetime, limit: int = SECTION_ROWS) -> list[dict[str, Any]]:
-    """Clocks not yet submitted, soonest due first, with days left and overdue: what
-    `clock_view` gives for each, read as columns with their event's, subject's and site's
-    in one statement (no ORM objects: the list is shown, not changed)."""
+def clock_select(scope: Scope) -> sa.Select[Any]:
+    """The scope's clocks as the dashboard and the clock listing show them, soonest due
+    first: each clock's columns with its event's term and its subject's and site's codes and
+    the site's zone, in one statement (no ORM objects: the rows are shown, not changed)."""
     ae = scope.events
     report = ExpeditedReport
-    rows = db.session.execute(
+    return (
         sa.select(
             report.id,
             ae.id.label("adverse_event_id"),
@@ -391,37 +392,24 @@ def open_clocks(scope: Scope, now: datetime, limit: int = SECTION_ROWS) -> list[
         .join(ae, ae.id == report.adverse_event_id)
         .join(Subject, Subject.id == ae.subject_id)
         .join(Site, Site.id == Subject.site_id)
-        .where(report.submitted_at.is_(None), *ae_conditions(scope))
+        .where(*ae_conditions(scope))
         .order_by(report.due_at, report.id)
-        .limit(limit)
-    ).mappings()
-    return [
-        {
+    )
+
+
+def clock_rows(rows: Iterable[sa.RowMapping], now: datetime) -> Iterator[dict[str, Any]]:
+    """Rows of `clock_select` with days left on the site's calendar, overdue and status."""
+    for row in rows:
+        yield {
             **row,
             **clocks.state_of(row["due_at"], row["submitted_at"], row["site_timezone"], now),
         }
-        for row in rows
-    ]
 
 
-def clock_view(report: ExpeditedReport, now: datetime) -> dict[str, Any]:
-    ae = report.adverse_event
-    return {
-        "id": report.id,
-        "adverse_event_id": ae.id,
-        "subject_code": ae.subject.code,
-        "site": ae.subject.site.code,
-        "site_timezone": ae.subject.site.timezone,
-        "term": ae.term,
-        "authority": report.authority,
-        "kind": report.kind,
-        "clock_start": report.clock_start,
-        "due_at": report.due_at,
-        "submitted_at": report.submitted_at,
-        "reference": report.reference,
-        "late": report.late,
-        **clocks.state(report, now),
-    }
+def open_clocks(scope: Scope, now: datetime, limit: int = SECTION_ROWS) -> list[dict[str, Any]]:
+    """Clocks not yet submitted, soonest due first, with days left and overdue."""
+    query = clock_select(scope).where(ExpeditedReport.submitted_at.is_(None)).limit(limit)
+    return list(clock_rows(db.session.execute(query).mappings(), now))
 
 
 def site_choices(actor: Any) -> list[Site]:
