@@ -132,3 +132,25 @@ def test_safety_records_read_by_their_subject_and_term_and_belong_to_the_subject
     assert re.search(label.format("Prefill") + r'<td class="audit-new">—</td>', task)
     everything = client.get("/audit?entity=adverse_event&page_size=200").get_data(as_text=True)
     assert f"adverse event {other['code']} Nausea" in everything
+
+
+def test_a_sites_approvals_and_status_changes_are_named_by_the_sites_code(app, api):
+    from trialmgr.extensions import db
+    from trialmgr.partners.models import Site, SiteApproval, SiteStatusChange
+
+    w = world(api)
+    code = w["site"]["code"]
+    with app.app_context():
+        site_id = db.session.query(Site.id).filter(Site.code == code).scalar()
+        kinds = {k for (k,) in db.session.query(SiteApproval.kind).filter_by(site_id=site_id)}
+        changes = {
+            c for (c,) in db.session.query(SiteStatusChange.change).filter_by(site_id=site_id)
+        }
+    assert kinds and changes
+    admin = api.as_role("admin")
+    html = signed_in(app, admin.user).get("/audit?page_size=200").get_data(as_text=True)
+    records = set(re.findall(r'data-testid="audit-record">([^<]*)</td>', html))
+    for kind in kinds:
+        assert f"approval {code} {kind}" in records, (kind, records)
+    for change in changes:
+        assert f"status change of {code} {change}" in records, (change, records)

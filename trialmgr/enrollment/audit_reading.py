@@ -63,16 +63,9 @@ def _screenings(ids: list[str]) -> dict[str, str]:
 def named_by_subject(model: Any, *extra: Any) -> readable.Namer:
     """Records of one subject: named by the subject's code and the `extra` columns (a
     visit's name, a lab's analyte)."""
-
-    def name(ids: list[str]) -> dict[str, str]:
-        query = (
-            sa.select(model.id, Subject.code, *extra)
-            .join(Subject, Subject.id == model.subject_id)
-            .where(model.id.in_(readable.int_ids(ids)))
-        )
-        return {str(row[0]): " ".join(str(v) for v in row[1:]) for row in db.session.execute(query)}
-
-    return name
+    return readable.named_by(
+        model, Subject.code, *extra, joins=[(Subject, Subject.id == model.subject_id)]
+    )
 
 
 REFERENCES = {

@@ -21,16 +21,9 @@ def _partners(ids: list[str]) -> dict[str, str]:
     return {str(k): v for k, v in db.session.execute(query)}
 
 
-def _of_site(model: type, what: Any) -> readable.Namer:
-    def name(ids: list[str]) -> dict[str, str]:
-        query = (
-            sa.select(model.id, Site.code, what)  # type: ignore[attr-defined]
-            .join(Site, Site.id == model.site_id)  # type: ignore[attr-defined]
-            .where(model.id.in_(readable.int_ids(ids)))  # type: ignore[attr-defined]
-        )
-        return {str(i): f"{code} {w}" for i, code, w in db.session.execute(query)}
-
-    return name
+def _of_site(model: Any, what: Any) -> readable.Namer:
+    """Records of one site: named by the site's code and `what`."""
+    return readable.named_by(model, Site.code, what, joins=[(Site, Site.id == model.site_id)])
 
 
 REFERENCES = {"site_id": "site", "partner_id": "partner"}

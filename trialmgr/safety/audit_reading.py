@@ -34,17 +34,16 @@ def _events(ids: list[str]) -> dict[str, str]:
 
 def _of_event(model: Any, what: Any) -> readable.Namer:
     """Records of one adverse event: named by the event's subject code and term, and `what`."""
-
-    def name(ids: list[str]) -> dict[str, str]:
-        query = (
-            sa.select(model.id, Subject.code, AdverseEvent.term, what)
-            .join(AdverseEvent, AdverseEvent.id == model.adverse_event_id)
-            .join(Subject, Subject.id == AdverseEvent.subject_id)
-            .where(model.id.in_(readable.int_ids(ids)))
-        )
-        return {str(i): f"{code} {term} {w}" for i, code, term, w in db.session.execute(query)}
-
-    return name
+    return readable.named_by(
+        model,
+        Subject.code,
+        AdverseEvent.term,
+        what,
+        joins=[
+            (AdverseEvent, AdverseEvent.id == model.adverse_event_id),
+            (Subject, Subject.id == AdverseEvent.subject_id),
+        ],
+    )
 
 
 REFERENCES = {
