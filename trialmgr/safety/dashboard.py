@@ -280,7 +280,11 @@ def clocks_export(trial_id: int) -> Response:
     def rows() -> Any:
         streamed = db.session.execute(query.execution_options(yield_per=listings.LISTING_BATCH))
         views = summary_service.clock_rows(streamed.mappings(), now)
-        return ([view[k] for k in CLOCK_HEADER] for view in views)
+        # Days left mean nothing once a clock is submitted: blank, as on the page.
+        return (
+            [None if k == "days_left" and view["submitted_at"] else view[k] for k in CLOCK_HEADER]
+            for view in views
+        )
 
     return csv_response(f"{trial.code}-expedited-reports.csv", CLOCK_HEADER, rows)
 
