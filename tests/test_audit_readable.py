@@ -128,6 +128,15 @@ def test_safety_records_read_by_their_subject_and_term_and_belong_to_the_subject
     assert aware and re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC", aware[1]), aware
     assert "subject #" not in html and "adverse event #" not in html
     # a task's empty prefill reads as nothing given, not as a blank
+    # the version's recorded fields by the event's labels, in the event form's order (they
+    # are stored with sorted keys: "action_taken" first, "term" last)
+    (version,) = [r for r in rows if f"version of {subject['code']} Headache v1" in r]
+    data = re.search(label.format("Data") + r'<td class="audit-new">([^<]*)</td>', version)
+    assert data, version
+    fields = [part.split(": ", 1)[0] for part in data[1].split("; ")]
+    assert fields[:4] == ["Reported term", "Preferred term", "PT code", "SOC"], fields
+    assert fields.index("Onset") < fields.index("Grade") < fields.index("Action taken")
+    assert "Reported term: Headache" in data[1] and "Aesi" not in data[1]
     task = next(r for r in rows if f"task for {subject['code']} " in r)
     assert re.search(label.format("Prefill") + r'<td class="audit-new">—</td>', task)
     everything = client.get("/audit?entity=adverse_event&page_size=200").get_data(as_text=True)

@@ -31,6 +31,9 @@ class Reading:
     labels: dict[str, str] = field(default_factory=dict)
     # field -> the entity its value points at ("site_id" -> "site")
     references: dict[str, str] = field(default_factory=dict)
+    # a JSON field holding another record's fields -> that record's entity, whose labels
+    # and column order its keys are shown with (a version's "data" -> "adverse_event")
+    nested: dict[str, str] = field(default_factory=dict)
 
 
 READINGS: dict[str, Reading] = {}
@@ -63,8 +66,9 @@ def register(
     namer: Namer | None = None,
     labels: dict[str, str] | None = None,
     references: dict[str, str] | None = None,
+    nested: dict[str, str] | None = None,
 ) -> None:
-    READINGS[entity] = Reading(noun, namer, labels or {}, references or {})
+    READINGS[entity] = Reading(noun, namer, labels or {}, references or {}, nested or {})
 
 
 def subject_records(fn: Callable[[str], list[tuple[str, list[str]]]]) -> None:
@@ -116,11 +120,21 @@ class ReadableEvent:
     changes: list[Change]
 
 
+def _fields(value: dict[str, Any], entity: str | None) -> list[tuple[str, Any]]:
+    """A nested record's fields: labelled and in the column order of `entity`, the record
+    its keys describe; otherwise by generic labels, as stored."""
+    if entity is None:
+        return [(_label(k), v) for k, v in value.items()]
+    labels = READINGS[entity].labels if entity in READINGS else {}
+    return [(labels.get(k) or _label(k), v) for k, v in _in_column_order(entity, value)]
+
+
 def _text(
     value: Any,
     names: dict[str, str] | None,
     format_date: Callable[[Any], str],
     format_instant: Callable[[datetime], str] | None = None,
+    nested: str | None = None,
 ) -> str:
     if value is None or value == "":
         return "—"
@@ -143,8 +157,8 @@ def _text(
     if isinstance(value, dict):
         return (
             "; ".join(
-                f"{_label(k)}: {_text(v, None, format_date, format_instant)}"
-                for k, v in value.items()
+                f"{label}: {_text(v, None, format_date, format_instant)}"
+                for label, v in _fields(value, nested)
             )
             or "—"
         )
@@ -200,11 +214,12 @@ def readable(
             target = reading.references.get(name)
             lookup = names.get(target, {}) if target else None
             label = reading.labels.get(name) or _label(name)
+            nested = reading.nested.get(name)
             changes.append(
                 Change(
                     label,
-                    _text(old, lookup, format_date, format_instant) if paired else "",
-                    _text(new, lookup, format_date, format_instant),
+                    _text(old, lookup, format_date, format_instant, nested) if paired else "",
+                    _text(new, lookup, format_date, format_instant, nested),
                 )
             )
         out.append(ReadableEvent(e, record, changes))

@@ -96,6 +96,7 @@ readable.register(
     _of_event(AdverseEventVersion, sa.literal("v") + sa.cast(AdverseEventVersion.version, sa.Text)),
     LABELS,
     REFERENCES,
+    nested={"data": "adverse_event"},  # the event's fields as this version recorded them
 )
 readable.register(
     "adverse_event_review",
@@ -115,7 +116,12 @@ readable.register(
     "lab_result", "lab of", named_by_subject(LabResult, LabResult.analyte), LABELS, REFERENCES
 )
 readable.register(
-    "work_item", "task for", named_by_subject(WorkItem, WorkItem.kind), LABELS, REFERENCES
+    "work_item",
+    "task for",
+    named_by_subject(WorkItem, WorkItem.kind),
+    LABELS,
+    REFERENCES,
+    nested={"prefill": "adverse_event"},  # the event form's first values
 )
 
 
