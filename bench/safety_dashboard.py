@@ -10,7 +10,8 @@ site) and as a coordinator of two sites:
 - the summary service (`safety.services.summary.safety_summary`);
 - `GET /api/v1/trials/1/safety-summary` (token check, service, JSON).
 
-The target is under 1.5x the hand-written SQL. Not part of the test suite.
+Each is run 20 times (`--repeat`), the three taking turns run by run; the p95 is the 19th
+of 20. The target is under 1.5x the hand-written SQL. Not part of the test suite.
 
     python -m bench.safety_dashboard                      # SQLite file in a temp directory
     python -m bench.safety_dashboard --postgres           # database trialmgr_bench on
@@ -24,6 +25,7 @@ The target is under 1.5x the hand-written SQL. Not part of the test suite.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import random
 import statistics
@@ -364,18 +366,24 @@ def add_missing_indexes() -> None:
                 print(f"created {index.name} in {time.perf_counter() - start:.0f} s")
 
 
-def _timed(fn: Callable[[], Any], repeat: int) -> tuple[float, float]:
-    """(median, p95) of `repeat` runs after one warm-up run."""
-    fn()
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
+def _timed(fns: list[Callable[[], Any]], repeat: int) -> list[tuple[float, float]]:
+    """(median, p95) of each function over `repeat` runs, after one warm-up run each. The
+    functions take turns, run by run, so that a change in the shared machine's load lands
+    on all of them alike rather than on whichever ran during it."""
+    for fn in fns:
         fn()
-        samples.append(time.perf_counter() - start)
-    samples.sort()
-    return statistics.median(samples), samples[
-        min(len(samples) - 1, round(0.95 * len(samples)) - 1)
-    ]
+    samples: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeat):
+        for fn, times in zip(fns, samples, strict=True):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+    out = []
+    for times in samples:
+        times.sort()
+        p95 = times[min(len(times) - 1, math.ceil(0.95 * len(times)) - 1)]
+        out.append((statistics.median(times), p95))
+    return out
 
 
 def main() -> None:
@@ -384,7 +392,7 @@ def main() -> None:
     parser.add_argument("--sites", type=int, default=20)
     parser.add_argument("--subjects", type=int, default=10_000)
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--detail", action="store_true", help="time each statement")
     parser.add_argument("--keep", help="keep the SQLite database in this directory")
     parser.add_argument(
@@ -495,15 +503,10 @@ def compare(app: Any, opts: argparse.Namespace) -> None:
         ("monitor", monitor, None),
         ("coordinator", coordinator, [1, 2]),
     ):
-        base, base95 = _timed(sql(site_ids), opts.repeat)
-        rows = [
-            (f"hand-written SQL ({who})", (base, base95)),
-            (f"summary service ({who})", _timed(service(user), opts.repeat)),
-            (
-                f"GET /api/v1/trials/1/safety-summary ({who})",
-                _timed(request(who), opts.repeat),
-            ),
-        ]
+        timed = _timed([sql(site_ids), service(user), request(who)], opts.repeat)
+        base, base95 = timed[0]
+        names = ("hand-written SQL", "summary service", "GET /api/v1/trials/1/safety-summary")
+        rows = [(f"{name} ({who})", t) for name, t in zip(names, timed, strict=True)]
         for name, (median, p95) in rows:
             print(
                 f"{name:<52} {median * 1000:>10.1f} {p95 * 1000:>8.1f} "
