@@ -2,6 +2,7 @@
 
 import csv
 import io
+import json
 
 import pytest
 import sqlalchemy as sa
@@ -537,4 +538,49 @@ def test_quotes_and_backslashes_in_short_fields_cannot_pass_for_other_values(
         outcome = audit.verify(full=True)
         db.session.rollback()
     assert not outcome.valid and outcome.first_bad_id == ids[-1]
+    assert outcome.problem == "hash does not match contents"
+
+
+@pytest.mark.parametrize(
+    ("original", "tampered"),
+    [
+        # a backslash and "b", changed to a backspace: the database writes the backspace as
+        # the JSON escape \b, which COPY (PostgreSQL's walk) would read as \\b, the canonical
+        # JSON of the original
+        ("a\\b", '{"k":{"new":"a\\b","old":null}}'),
+        # a backslash and "n", changed to a line feed (\n in JSON)
+        ("x\\ny", '{"k":{"new":"x\\ny","old":null}}'),
+    ],
+    ids=["backslash-b to backspace", "backslash-n to line feed"],
+)
+def test_a_value_changed_to_what_its_escapes_would_read_as_is_found(
+    app, fallbacks, original, tampered
+):
+    """A text holding a backslash verifies; changed to the control character its escaped
+    form would name (read through an escaping layer, the two could look alike), the row is
+    the first bad row."""
+    from datetime import UTC, datetime
+
+    make_user(app, "admin")
+    row = {"at": datetime(2026, 3, 1, 8, 0, tzinfo=UTC), "actor_id": None, "reason": None,
+           "action": "update", "actor": "a@example.org", "entity": "lab", "entity_id": "1",
+           "changes": {"k": {"old": None, "new": original}}}  # fmt: skip
+    with app.app_context():
+        _chain_of([row])
+        table = AuditEvent.__table__
+        target = db.session.execute(sa.select(sa.func.max(table.c.id))).scalar_one()
+        outcome = audit.verify(full=True)
+        db.session.rollback()
+        assert outcome.valid and fallbacks == []
+        _drop_triggers()
+        column = sa.cast(sa.literal(tampered), sa.JSON) if _postgres() else sa.literal(tampered)
+        db.session.execute(sa.update(table).where(table.c.id == target).values(changes=column))
+        db.session.commit()
+        stored = db.session.execute(
+            sa.select(sa.cast(table.c.changes, sa.Text)).where(table.c.id == target)
+        ).scalar_one()
+        assert json.loads(stored)["k"]["new"] == original.replace("\\b", "\b").replace("\\n", "\n")
+        outcome = audit.verify(full=True)
+        db.session.rollback()
+    assert not outcome.valid and outcome.first_bad_id == target
     assert outcome.problem == "hash does not match contents"
