@@ -1,8 +1,9 @@
 """Visit schedules from the dosing date, long-term follow-up, recording, deviations, due lists."""
 
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from tests.builders import active_site, days_ago, dose, enrol, open_trial, world
 from trialmgr.enrollment.models import Trial, VisitDefinition
@@ -487,3 +488,51 @@ def test_procedures_withdrawal_can_become_full(dosed):
     visits = coord.get(f"/subjects/{code}/visits").json
     assert {v["status"] for v in visits if v["kind"] == "ltfu"} == {"cancelled"}
     assert {v["status"] for v in visits if v["kind"] == "protocol"} == {"scheduled"}  # before
+
+
+def test_the_dsmb_report_lists_deviations_as_they_stood_at_its_cut_off(app, dosed):
+    """A report's deviations are those recorded by the end of its cut-off day at the site and
+    not voided by then, as every other record of the report: none before they were
+    recorded, one voided after the cut-off is listed (it stood then), one voided on the
+    cut-off day is left out."""
+    from trialmgr.audit import services as audit
+    from trialmgr.auth.models import SystemActor
+    from trialmgr.clock import zone
+    from trialmgr.enrollment.models import Deviation
+    from trialmgr.extensions import db
+    from trialmgr.partners.models import Site
+    from trialmgr.reports.services import oversight
+
+    coord = dosed["coord"]
+    for name, days_late in (("Day 7", 1), ("Week 4", 2), ("Week 12", 3)):
+        visit = dosed["visits"][name]
+        late = date.fromisoformat(visit["window_end"]) + timedelta(days=days_late)
+        assert late <= days_ago(5)
+        resp = coord.patch(
+            f"/visits/{visit['id']}",
+            json={"status": "done", "done_on": late.isoformat(), "reason": "visit performed"},
+        )
+        assert resp.status_code == 200, resp.json
+    with app.app_context():
+        trial = db.session.get(Trial, dosed["trial"]["id"])
+        site = db.session.get(Site, dosed["site"]["id"])
+        rows = db.session.execute(sa.select(Deviation).order_by(Deviation.occurred_on)).scalars()
+        kept, voided_later, voided_then = rows.all()
+        noon = datetime.combine(days_ago(5), time(12), tzinfo=zone(site.timezone))
+        with audit.audited(SystemActor(), reason="test setup: when each was recorded"):
+            for deviation in (kept, voided_later, voided_then):
+                deviation.recorded_at = noon
+            voided_later.voided_at = noon + timedelta(days=3)
+            voided_then.voided_at = noon + timedelta(hours=1)
+        db.session.commit()
+
+        def listed(cut_off):
+            return [d.id for d, _, _ in oversight.deviations(trial, cut_off)]
+
+        assert listed(days_ago(6)) == []  # none recorded yet
+        assert listed(days_ago(5)) == [kept.id, voided_later.id]
+        assert listed(days_ago(1)) == [kept.id]
+        shown = list(oversight.deviations(trial, days_ago(5)))
+        assert {(code, site_code) for _, code, site_code in shown} == {
+            (dosed["subject"]["code"], site.code)
+        }

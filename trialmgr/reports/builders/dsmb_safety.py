@@ -284,9 +284,9 @@ def expedited(ctx: ReportContext) -> Iterator[Flowable]:
 @section(KIND, "deviations", "Protocol deviations", order=90)
 def deviations(ctx: ReportContext) -> Iterator[Flowable]:
     yield para(
-        "Deviations dated on or before the cut-off that stand (those voided by a correction "
-        "are left out): visits out of window or missed, procedures while re-consent was "
-        "due, dosing errors."
+        "Deviations dated on or before the cut-off and recorded by then, as they stood then "
+        "(those voided by a correction by the cut-off are left out): visits out of window or "
+        "missed, procedures while re-consent was due, dosing errors."
     )
     columns = [
         Column("Date", 0.11),

@@ -303,18 +303,18 @@ def expedited_clocks(trial: Trial, cut_off: date) -> Iterator[ClockLine]:
 
 
 def deviations(trial: Trial, cut_off: date) -> Iterator[tuple[Deviation, str, str]]:
-    """Protocol deviations dated by the cut-off that stand (voided ones were corrected),
-    with the subject's code and site."""
+    """Protocol deviations as they stood at the cut-off, with the subject's code and site:
+    dated by the cut-off and recorded by the end of that day at the site, and not voided
+    (corrected) by then, as every other record of the report."""
     rows = db.session.execute(
-        sa.select(Deviation, Subject.code, Site.code)
+        sa.select(Deviation, Subject.code, Site)
         .join(Subject, Subject.id == Deviation.subject_id)
         .join(Site, Site.id == Subject.site_id)
-        .where(
-            Subject.trial_id == trial.id,
-            Deviation.occurred_on <= cut_off,
-            Deviation.voided_at.is_(None),
-        )
+        .where(Subject.trial_id == trial.id, Deviation.occurred_on <= cut_off)
         .order_by(Deviation.occurred_on, Deviation.id)
         .execution_options(yield_per=500)
     ).tuples()
-    yield from rows
+    for deviation, code, site in rows:
+        voided = deviation.voided_at is not None and entered(deviation.voided_at, cut_off, site)
+        if entered(deviation.recorded_at, cut_off, site) and not voided:
+            yield deviation, code, site.code
