@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from bench import data
 from bench.dsmb_bare import peak_rss_mb
 from bench.server import ROOT, Database
@@ -102,7 +104,8 @@ def dsmb_report(ctx: Any) -> dict[str, Any]:
 
 
 def _ours(url: str, trial_id: int, out: str) -> None:
-    """One DSMB report build, cut off today (the bench data were entered just now)."""
+    """One DSMB report build, cut off today at the sites (the bench data were entered just
+    now)."""
     from trialmgr import create_app
 
     with tempfile.TemporaryDirectory() as instance:
@@ -110,16 +113,22 @@ def _ours(url: str, trial_id: int, out: str) -> None:
         app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "b" * 48})
         with app.app_context():
             from trialmgr.audit import services as audit
-            from trialmgr.clock import utcnow
+            from trialmgr.clock import local_date, utcnow
             from trialmgr.enrollment.models import Trial
             from trialmgr.extensions import db
+            from trialmgr.partners.models import Site
             from trialmgr.reports import builders
             from trialmgr.reports.models import REPORT_TITLES
 
             started, cpu = time.perf_counter(), time.process_time()
             trial = db.session.get(Trial, trial_id)
             assert trial is not None
-            cut_off = utcnow().date()
+            # Today on the sites' calendar: the data were entered just now, and a report counts
+            # what was entered by the end of its cut-off day at each site (after 23:00 UTC
+            # it is already tomorrow in Rome, and a cut-off of the UTC date holds nothing).
+            now = utcnow()
+            zones = db.session.execute(sa.select(Site.timezone).distinct()).scalars()
+            cut_off = max(local_date(now, zone_name) for zone_name in zones)
             ctx = builders.ReportContext(
                 kind="dsmb_safety",
                 title=REPORT_TITLES["dsmb_safety"],
