@@ -34,9 +34,9 @@ TARGET_RATIO, TARGET_RSS_MB, TARGET_GROWTH = 2.0, 500, 12.0
 
 
 def _child(args: list[str]) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-m", *args], cwd=ROOT, check=True, capture_output=True, text=True
-    )
+    done = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args[:2])} failed:\n{done.stderr[-3000:]}")
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 

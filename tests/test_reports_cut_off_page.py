@@ -136,3 +136,38 @@ def test_the_confirmation_restates_the_cut_off_in_the_readers_date_format(app, a
     assert f"of {w['trial']['code']}, data cut-off {TODAY:%d/%m/%Y}." in html
     assert f"Period {TODAY.replace(day=1):%d/%m/%Y} to {TODAY:%d/%m/%Y}" in html
     assert f'name="cut_off" value="{TODAY.isoformat()}"' in html  # the form value stays ISO
+
+
+def test_a_lead_ahead_of_utc_gets_a_report_cut_off_on_their_today(app, api, monkeypatch):
+    """At 23:30 UTC it is already tomorrow in Rome: a lead whose calendar is Rome's may cut
+    a report off on their today, and the report is built (its builder judged the cut-off on
+    UTC's calendar, found it in the future, and the report failed)."""
+    import sys
+    from datetime import UTC, datetime, time
+
+    import trialmgr.clock
+
+    late = datetime.combine(TODAY, time(23, 30), tzinfo=UTC)
+    original = trialmgr.clock.utcnow
+    for module in list(sys.modules.values()):
+        if module.__name__.startswith("trialmgr") and getattr(module, "utcnow", None) is original:
+            monkeypatch.setattr(module, "utcnow", lambda: late)
+    w = world(api)
+    _event_entered_today(w)
+    admin = api.as_role("admin")
+    lead = w["lead"]
+    resp = admin.patch(
+        f"/users/{lead.user['id']}", json={"timezone": "Europe/Rome", "reason": "works in Rome"}
+    )
+    assert resp.status_code == 200, resp.json
+    rome_today = TODAY + timedelta(days=1)
+    for kind in ("dsmb_safety", "feasibility"):
+        resp = lead.post(
+            "/reports",
+            json={"kind": kind, "trial_id": w["trial"]["id"], "cut_off": str(rome_today)},
+        )
+        assert resp.status_code in (200, 201), (kind, resp.json)
+        assert resp.json["status"] == "done" and resp.json["cut_off"] == str(rome_today)
+    # a day after Rome's today is still the future
+    resp = lead.post("/reports", json=_dsmb(w["trial"], str(rome_today + timedelta(days=1))))
+    assert resp.status_code == 422 and "cut_off" in resp.json["errors"]

@@ -143,3 +143,5 @@ class SystemActor:
     email: str = "system"
     role: str = "system"
     id: None = None
+    # Whose calendar "today" is for the dates it is given (None: UTC).
+    timezone: str | None = None
