@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from trialmgr.audit.models import AuditEvent
-from trialmgr.db import today
+from trialmgr.clock import local_date, utcnow
 from trialmgr.extensions import db
 from trialmgr.partners.models import Partner, Site, SiteApproval
 
@@ -15,6 +15,12 @@ PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
 def iso(d):
     return d.isoformat()
+
+
+def today():
+    """Today at the sites these tests make (Europe/Rome): approvals, activation and status
+    changes are judged on the site's calendar (after 23:00 UTC it is already tomorrow)."""
+    return local_date(utcnow(), "Europe/Rome")
 
 
 @pytest.fixture()

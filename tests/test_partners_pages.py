@@ -10,13 +10,19 @@ import sqlalchemy as sa
 
 from tests.factories import login_page, make_user
 from trialmgr.auth.models import SystemActor
-from trialmgr.db import today
+from trialmgr.clock import local_date, utcnow
 from trialmgr.extensions import db
 from trialmgr.partners.models import Partner, Site, SiteApproval
 from trialmgr.partners.services import directory as directory_service
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 KINDS = ("irb", "ibc", "contract", "siv")
+
+
+def today():
+    """Today at the sites these tests make (Europe/Rome), whose calendar approvals are
+    judged on (after 23:00 UTC it is already tomorrow)."""
+    return local_date(utcnow(), "Europe/Rome")
 
 
 def days(n):
