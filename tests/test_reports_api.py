@@ -43,7 +43,9 @@ def test_generate_now_is_idempotent_per_period(app, api):
     again = w["lead"].post("/reports", json=body)
     assert again.status_code == 200
     assert again.json["id"] == first.json["id"] and again.json["sha256"] == first.json["sha256"]
-    other_period = w["lead"].post("/reports", json={**body, "period_start": CUT_OFF.isoformat()})
+    # a period other than the default (the 1st of the cut-off's month), whatever the day
+    other_start = CUT_OFF.replace(day=1) - timedelta(days=1)
+    other_period = w["lead"].post("/reports", json={**body, "period_start": str(other_start)})
     assert other_period.status_code == 201 and other_period.json["id"] != first.json["id"]
     assert len(w["lead"].get("/reports").json) == 2
     actions = _audit_actions(app, first.json["id"])

@@ -149,8 +149,8 @@ def test_a_lead_ahead_of_utc_gets_a_report_cut_off_on_their_today(app, api, monk
 
     late = datetime.combine(TODAY, time(23, 30), tzinfo=UTC)
     original = trialmgr.clock.utcnow
-    for module in list(sys.modules.values()):
-        if module.__name__.startswith("trialmgr") and getattr(module, "utcnow", None) is original:
+    for module in list(sys.modules.values()):  # the application's clock and the tests' own
+        if getattr(module, "utcnow", None) is original:
             monkeypatch.setattr(module, "utcnow", lambda: late)
     w = world(api)
     _event_entered_today(w)
@@ -160,7 +160,7 @@ def test_a_lead_ahead_of_utc_gets_a_report_cut_off_on_their_today(app, api, monk
         f"/users/{lead.user['id']}", json={"timezone": "Europe/Rome", "reason": "works in Rome"}
     )
     assert resp.status_code == 200, resp.json
-    rome_today = TODAY + timedelta(days=1)
+    rome_today = TODAY + timedelta(days=1)  # 00:30 on Rome's calendar
     for kind in ("dsmb_safety", "feasibility"):
         resp = lead.post(
             "/reports",
