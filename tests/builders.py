@@ -16,7 +16,7 @@ from typing import Any
 
 from tests.factories import ApiClient
 from trialmgr.auth.models import User
-from trialmgr.clock import utcnow
+from trialmgr.clock import local_date, utcnow
 from trialmgr.db import today
 from trialmgr.enrollment.schemas import ScreeningOut, SubjectOut, TrialOut
 from trialmgr.enrollment.services import consent as consent_service
@@ -44,6 +44,13 @@ VISITS = (  # name, study day, window before, window after, primary endpoint
     ("Week 4", 28, 3, 3, False),
     ("Week 12", 84, 7, 7, True),
 )
+
+
+def site_today(zone_name: str = "Europe/Rome") -> date:
+    """Today on a site's calendar (Rome by default, the zone of the tests' own sites): the
+    rules on approvals, activation and a site's status are judged on it, and after 23:00 UTC
+    it is a day ahead of TODAY."""
+    return local_date(utcnow(), zone_name)
 
 
 def days_ago(n: int) -> date:

@@ -5,8 +5,8 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from tests.builders import site_today
 from trialmgr.audit.models import AuditEvent
-from trialmgr.clock import local_date, utcnow
 from trialmgr.extensions import db
 from trialmgr.partners.models import Partner, Site, SiteApproval
 
@@ -15,12 +15,6 @@ PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
 def iso(d):
     return d.isoformat()
-
-
-def today():
-    """Today at the sites these tests make (Europe/Rome): approvals, activation and status
-    changes are judged on the site's calendar (after 23:00 UTC it is already tomorrow)."""
-    return local_date(utcnow(), "Europe/Rome")
 
 
 @pytest.fixture()
@@ -64,7 +58,7 @@ def grant(lead, site, kind, granted=None, expires=None):
     body = {
         "kind": kind,
         "reference": f"{kind.upper()}-1",
-        "granted_on": iso(granted or today() - timedelta(days=30)),
+        "granted_on": iso(granted or site_today() - timedelta(days=30)),
     }
     if expires is not None:
         body["expires_on"] = iso(expires)
@@ -276,18 +270,18 @@ def test_activation_without_ibc_is_409_naming_ibc(app, lead, partner):
 
 def test_activation_with_all_four_current(lead, partner):
     site = new_site(lead, partner)
-    grant_all(lead, site, expires=today() + timedelta(days=365))
+    grant_all(lead, site, expires=site_today() + timedelta(days=365))
     resp = lead.post(f"/sites/{site['id']}/activate", json={})
     assert resp.status_code == 200
     assert resp.json["status"] == "active"
-    assert resp.json["activated_on"] == iso(today())
+    assert resp.json["activated_on"] == iso(site_today())
     assert resp.json["open_for_screening"] is True
 
 
 def test_approval_expired_yesterday_blocks_activation(lead, partner):
     site = new_site(lead, partner)
     grant_all(lead, site, except_=("irb",))
-    grant(lead, site, "irb", expires=today() - timedelta(days=1))
+    grant(lead, site, "irb", expires=site_today() - timedelta(days=1))
     resp = lead.post(f"/sites/{site['id']}/activate", json={})
     assert resp.status_code == 409
     assert resp.json["errors"]["missing"] == ["irb"]
@@ -296,7 +290,7 @@ def test_approval_expired_yesterday_blocks_activation(lead, partner):
 def test_approval_expiring_today_is_still_current(lead, partner):
     site = new_site(lead, partner)
     grant_all(lead, site, except_=("irb",))
-    grant(lead, site, "irb", expires=today())
+    grant(lead, site, "irb", expires=site_today())
     resp = lead.post(f"/sites/{site['id']}/activate", json={})
     assert resp.status_code == 200
     irb = next(a for a in resp.json["approvals"] if a["kind"] == "irb")
@@ -305,26 +299,29 @@ def test_approval_expiring_today_is_still_current(lead, partner):
 
 def test_activation_date_in_the_past_is_accepted_after_all_grants(lead, partner):
     site = new_site(lead, partner)
-    grant_all(lead, site, granted=today() - timedelta(days=60))
+    grant_all(lead, site, granted=site_today() - timedelta(days=60))
     resp = lead.post(
-        f"/sites/{site['id']}/activate", json={"activated_on": iso(today() - timedelta(days=45))}
+        f"/sites/{site['id']}/activate",
+        json={"activated_on": iso(site_today() - timedelta(days=45))},
     )
     assert resp.status_code == 200
-    assert resp.json["activated_on"] == iso(today() - timedelta(days=45))
+    assert resp.json["activated_on"] == iso(site_today() - timedelta(days=45))
     assert resp.json["months_open"] == pytest.approx(45 / (365.25 / 12), abs=0.01)
 
 
 def test_activation_before_an_approval_was_granted_is_409(lead, partner):
     site = new_site(lead, partner)
-    grant_all(lead, site, except_=("siv",), granted=today() - timedelta(days=60))
-    grant(lead, site, "siv", granted=today() - timedelta(days=10))
+    grant_all(lead, site, except_=("siv",), granted=site_today() - timedelta(days=60))
+    grant(lead, site, "siv", granted=site_today() - timedelta(days=10))
     resp = lead.post(
-        f"/sites/{site['id']}/activate", json={"activated_on": iso(today() - timedelta(days=20))}
+        f"/sites/{site['id']}/activate",
+        json={"activated_on": iso(site_today() - timedelta(days=20))},
     )
     assert resp.status_code == 409
     assert resp.json["errors"]["missing"] == ["siv"]
     on_grant_day = lead.post(
-        f"/sites/{site['id']}/activate", json={"activated_on": iso(today() - timedelta(days=10))}
+        f"/sites/{site['id']}/activate",
+        json={"activated_on": iso(site_today() - timedelta(days=10))},
     )
     assert on_grant_day.status_code == 200
 
@@ -333,7 +330,8 @@ def test_activation_in_the_future_is_422(lead, partner):
     site = new_site(lead, partner)
     grant_all(lead, site)
     resp = lead.post(
-        f"/sites/{site['id']}/activate", json={"activated_on": iso(today() + timedelta(days=1))}
+        f"/sites/{site['id']}/activate",
+        json={"activated_on": iso(site_today() + timedelta(days=1))},
     )
     assert resp.status_code == 422 and "activated_on" in resp.json["errors"]
 
@@ -342,7 +340,7 @@ def test_future_grant_date_is_422(lead, partner):
     site = new_site(lead, partner)
     resp = lead.post(
         f"/sites/{site['id']}/approvals",
-        json={"kind": "irb", "reference": "R", "granted_on": iso(today() + timedelta(days=1))},
+        json={"kind": "irb", "reference": "R", "granted_on": iso(site_today() + timedelta(days=1))},
     )
     assert resp.status_code == 422
 
@@ -354,8 +352,8 @@ def test_expiry_before_grant_is_422(lead, partner):
         json={
             "kind": "irb",
             "reference": "R",
-            "granted_on": iso(today()),
-            "expires_on": iso(today() - timedelta(days=1)),
+            "granted_on": iso(site_today()),
+            "expires_on": iso(site_today() - timedelta(days=1)),
         },
     )
     assert resp.status_code == 422 and "expires_on" in resp.json["errors"]
@@ -379,7 +377,7 @@ def test_expired_approval_closes_an_active_site_to_screening(app, lead, partner)
         db.session.execute(
             sa.update(SiteApproval)
             .where(SiteApproval.kind == "ibc")
-            .values(expires_on=today() - timedelta(days=1))
+            .values(expires_on=site_today() - timedelta(days=1))
         )
         db.session.commit()
     body = lead.get(f"/sites/{site['id']}").json
@@ -394,12 +392,12 @@ def test_withdrawn_approval_closes_site_to_screening(lead, partner):
     lead.post(f"/sites/{site['id']}/activate", json={})
     irb = next(a for a in lead.get(f"/sites/{site['id']}/approvals").json if a["kind"] == "irb")
     assert (
-        lead.patch(f"/approvals/{irb['id']}", json={"withdrawn_on": iso(today())}).status_code
+        lead.patch(f"/approvals/{irb['id']}", json={"withdrawn_on": iso(site_today())}).status_code
         == 422
     )
     resp = lead.patch(
         f"/approvals/{irb['id']}",
-        json={"withdrawn_on": iso(today()), "reason": "EC suspended the study"},
+        json={"withdrawn_on": iso(site_today()), "reason": "EC suspended the study"},
     )
     assert resp.status_code == 200 and resp.json["state"] == "withdrawn"
     body = lead.get(f"/sites/{site['id']}").json
@@ -416,15 +414,15 @@ def test_suspend_and_close_need_reasons(lead, partner):
     again = lead.post(f"/sites/{site['id']}/activate", json={})
     assert again.status_code == 200 and again.json["status"] == "active"
     closed = lead.post(f"/sites/{site['id']}/close", json={"reason": "recruitment ended"})
-    assert closed.json["status"] == "closed" and closed.json["closed_on"] == iso(today())
+    assert closed.json["status"] == "closed" and closed.json["closed_on"] == iso(site_today())
     assert lead.post(f"/sites/{site['id']}/activate", json={}).status_code == 409
 
 
 def test_approval_states_for_the_site_page(lead, partner):
     site = new_site(lead, partner)
-    grant(lead, site, "irb", expires=today() + timedelta(days=31))
-    grant(lead, site, "ibc", expires=today() + timedelta(days=30))
-    grant(lead, site, "contract", expires=today() - timedelta(days=1))
+    grant(lead, site, "irb", expires=site_today() + timedelta(days=31))
+    grant(lead, site, "ibc", expires=site_today() + timedelta(days=30))
+    grant(lead, site, "contract", expires=site_today() - timedelta(days=1))
     states = {
         a["kind"]: (a["state"], a["days_to_expiry"])
         for a in lead.get(f"/sites/{site['id']}/approvals").json
@@ -562,9 +560,9 @@ def test_csv_export_lists_only_the_coordinators_site_codes(api, lead, partner):
 def test_withdrawn_approval_cannot_be_withdrawn_again(lead, partner):
     site = new_site(lead, partner)
     irb = grant(lead, site, "irb")
-    body = {"withdrawn_on": iso(today() - timedelta(days=2)), "reason": "EC suspended"}
+    body = {"withdrawn_on": iso(site_today() - timedelta(days=2)), "reason": "EC suspended"}
     assert lead.patch(f"/approvals/{irb['id']}", json=body).status_code == 200
-    again = lead.patch(f"/approvals/{irb['id']}", json={**body, "withdrawn_on": iso(today())})
+    again = lead.patch(f"/approvals/{irb['id']}", json={**body, "withdrawn_on": iso(site_today())})
     assert again.status_code == 409
     assert (
         lead.get(f"/sites/{site['id']}/approvals").json[0]["withdrawn_on"] == body["withdrawn_on"]

@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from tests.builders import site_today
 from tests.factories import login_page, make_user
 from trialmgr.auth.models import SystemActor
-from trialmgr.clock import local_date, utcnow
 from trialmgr.extensions import db
 from trialmgr.partners.models import Partner, Site, SiteApproval
 from trialmgr.partners.services import directory as directory_service
@@ -19,14 +19,8 @@ PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 KINDS = ("irb", "ibc", "contract", "siv")
 
 
-def today():
-    """Today at the sites these tests make (Europe/Rome), whose calendar approvals are
-    judged on (after 23:00 UTC it is already tomorrow)."""
-    return local_date(utcnow(), "Europe/Rome")
-
-
 def days(n):
-    return (today() + timedelta(days=n)).isoformat()
+    return (site_today() + timedelta(days=n)).isoformat()
 
 
 @pytest.fixture()
